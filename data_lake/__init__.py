@@ -1,0 +1,18 @@
+"""data_lake: canonical schemas, the point-in-time Parquet+DuckDB store, calendars and the
+synthetic market. The bottom layer: it imports nothing from the other eventvol packages."""
+
+from data_lake.errors import (
+    EventvolError,
+    LakeLockedError,
+    LakeNotFoundError,
+    NoDataError,
+    SchemaError,
+    ValidationError,
+)
+from data_lake.schemas import TABLES, TableSpec, spec
+from data_lake.store import Lake, WriteResult
+
+__all__ = [
+    "EventvolError", "LakeLockedError", "LakeNotFoundError", "NoDataError", "SchemaError",
+    "ValidationError", "TABLES", "TableSpec", "spec", "Lake", "WriteResult",
+]

@@ -1,0 +1,369 @@
+"""The lake: hive-partitioned Parquet files read through DuckDB, written atomically.
+
+Write path (one writer at a time, under `locks/writer.lock`):
+  conform -> validate -> for every partition touched, merge with the existing file by key
+  and write a new content-addressed file into `staging/<txn>/` -> commit a journal
+  (atomic rename) -> move the new files into place and delete the files they replace.
+A crash before the journal commit leaves the old partitions (staging is discarded on the
+next open); a crash after it is rolled forward on the next open. Readers never open
+`catalog.duckdb`: they use an in-memory DuckDB with views over the Parquet globs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from data_lake.errors import LakeNotFoundError, NoDataError
+from data_lake.lock import WriterLock
+from data_lake.schemas import TABLES, TableSpec, duckdb_type, spec
+from data_lake.validate import conform, validate
+
+MARKER = "lake.json"
+FORMAT_VERSION = 1
+ROW_GROUP_ROWS = 128 * 1024
+
+
+@dataclass
+class WriteResult:
+    """What one `Lake.write` did. Partitions are 'year=YYYY/month=MM' (or '' if unpartitioned)."""
+
+    table: str
+    rows: int
+    partitions_written: list[str] = field(default_factory=list)
+    partitions_unchanged: list[str] = field(default_factory=list)
+
+
+def default_lake_path() -> Path:
+    return Path(os.environ.get("EVENTVOL_LAKE", "lake"))
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:24]
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Lake:
+    """A lake directory. Use `Lake.open(path)`; `create=True` makes an empty lake."""
+
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+        self.lock = WriterLock(self.root / "locks" / "writer.lock", self.root)
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, path: str | os.PathLike | None = None, *, create: bool = False) -> "Lake":
+        root = Path(path) if path is not None else default_lake_path()
+        if not (root / MARKER).exists():
+            if not create:
+                raise LakeNotFoundError(f"no lake at {root}; create one with `eventvol demo --lake {root}` or `eventvol ingest`")
+            if root.exists() and any(root.iterdir()):
+                raise LakeNotFoundError(f"{root} exists and is not an eventvol lake; choose an empty or new folder")
+            for sub in ("tables", "locks", "staging", "quarantine"):
+                (root / sub).mkdir(parents=True, exist_ok=True)
+            (root / MARKER).write_text(json.dumps({"format_version": FORMAT_VERSION}) + "\n")
+        lake = cls(root)
+        lake._recover_if_idle()
+        return lake
+
+    # ------------------------------------------------------------------ layout
+    def table_dir(self, table: str) -> Path:
+        return self.root / "tables" / spec(table).name
+
+    def files(self, table: str) -> list[Path]:
+        """The visible data files of a table, sorted."""
+        s = spec(table)
+        pattern = "year=*/month=*/part-*.parquet" if s.partition_col else "part-*.parquet"
+        return sorted(self.table_dir(table).glob(pattern))
+
+    def _glob(self, s: TableSpec) -> str:
+        sub = "year=*/month=*/part-*.parquet" if s.partition_col else "part-*.parquet"
+        return str(self.root / "tables" / s.name / sub)
+
+    def is_empty(self) -> bool:
+        return not any(self.files(t) for t in TABLES)
+
+    # ------------------------------------------------------------------ reading
+    def _view_sql(self, s: TableSpec) -> str:
+        if self.files(s.name):
+            return f"SELECT * FROM read_parquet({_sql_str(self._glob(s))}, hive_partitioning = false)"
+        cols = ", ".join(f'NULL::{duckdb_type(f.type)} AS "{f.name}"' for f in s.schema)
+        return f"SELECT {cols} WHERE false"
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A fresh in-memory DuckDB connection with one view per canonical table."""
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        for s in TABLES.values():
+            con.execute(f'CREATE OR REPLACE VIEW "{s.name}" AS {self._view_sql(s)}')
+        return con
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = self.connect()
+        return self._con
+
+    def query(self, sql: str, params: list | dict | None = None) -> pa.Table:
+        """Run parameterized SQL over the lake's views and return an Arrow table."""
+        cur = self.con.cursor()
+        try:
+            return cur.sql(sql, params=params or None).to_arrow_table()
+        finally:
+            cur.close()
+
+    def df(self, sql: str, params: list | dict | None = None) -> pd.DataFrame:
+        return self.query(sql, params).to_pandas()
+
+    def read(
+        self,
+        table: str,
+        *,
+        columns: list[str] | None = None,
+        where: str | None = None,
+        params: list | None = None,
+        as_of: datetime | pd.Timestamp | None = None,
+    ) -> pd.DataFrame:
+        """Rows of `table` (filters pushed into the Parquet scan). With `as_of`, only rows whose
+        knowledge column (`available_ts`, `known_at`, `publish_date`) is <= as_of."""
+        s = spec(table)
+        cols = ", ".join(f'"{c}"' for c in (columns or s.columns))
+        if columns:
+            unknown = [c for c in columns if c not in s.columns]
+            if unknown:
+                raise NoDataError(f"table {table!r} has no column {unknown[0]!r}")
+        clauses, args = [], list(params or [])
+        if where:
+            clauses.append(f"({where})")
+        if as_of is not None:
+            if s.known_col is None:
+                raise NoDataError(f"table {table!r} has no point-in-time column for as_of reads")
+            clauses.append(f'"{s.known_col}" <= ?')
+            ts = pd.Timestamp(as_of)
+            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+            args.append(ts.date() if s.known_col == "publish_date" else ts.to_pydatetime())
+        sql = f'SELECT {cols} FROM "{s.name}"'
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        order = ", ".join(f'"{c}"' for c in s.order if c in (columns or s.columns))
+        if order:
+            sql += f" ORDER BY {order}"
+        return self.df(sql, args)
+
+    # ------------------------------------------------------------------ writing
+    @contextmanager
+    def writer(self) -> Iterator["Lake"]:
+        """Hold the single-writer lock for several writes (re-entrant)."""
+        self.lock.acquire()
+        try:
+            self._recover()
+            yield self
+        finally:
+            self.lock.release()
+
+    def write(self, table: str, data: pd.DataFrame | pa.Table, *, mode: str = "upsert") -> WriteResult:
+        """Validate `data` and write it atomically.
+
+        mode='upsert' merges into each touched partition by key (new rows win);
+        mode='replace' replaces each touched partition with the new rows only.
+        """
+        if mode not in ("upsert", "replace"):
+            raise ValueError(f"unknown write mode {mode!r}")
+        s = spec(table)
+        with self.writer():
+            con = duckdb.connect()
+            con.execute("SET TimeZone = 'UTC'")
+            try:
+                tbl = validate(s, conform(s, data), con)
+                result = self._write_partitions(s, tbl, mode, con)
+            finally:
+                con.close()
+            if result.partitions_written:
+                self._con = None  # views of now non-empty tables must be recreated
+                self.rebuild_catalog()
+            return result
+
+    def _partitions(self, s: TableSpec, tbl: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+        if s.partition_col is None:
+            yield "", tbl
+            return
+        col = tbl.column(s.partition_col)
+        ym = pc.add(pc.multiply(pc.year(col), 100), pc.month(col))
+        for value in sorted(pc.unique(ym).to_pylist()):
+            name = f"year={value // 100:04d}/month={value % 100:02d}"
+            yield name, tbl.filter(pc.equal(ym, value))
+
+    def _merge(self, s: TableSpec, old: pa.Table | None, new: pa.Table, con) -> pa.Table:
+        order = ", ".join(f'"{c}"' for c in s.order)
+        con.register("__new", new)
+        try:
+            if old is None or old.num_rows == 0:
+                sql = f"SELECT * FROM __new ORDER BY {order}"
+            else:
+                con.register("__old", old)
+                keys = ", ".join(f'"{k}"' for k in s.key)
+                sql = (
+                    f"SELECT * FROM (SELECT * FROM __old ANTI JOIN __new USING ({keys}) "
+                    f"UNION ALL SELECT * FROM __new) ORDER BY {order}"
+                )
+            return con.sql(sql).to_arrow_table().cast(s.schema)
+        finally:
+            con.unregister("__new")
+            if old is not None:
+                con.unregister("__old")
+
+    def _write_partitions(self, s: TableSpec, tbl: pa.Table, mode: str, con) -> WriteResult:
+        result = WriteResult(table=s.name, rows=tbl.num_rows)
+        txn = self.root / "staging" / f"txn-{uuid.uuid4().hex}"
+        txn.mkdir(parents=True)
+        moves: list[tuple[str, str]] = []
+        deletes: list[str] = []
+        try:
+            for part, rows in self._partitions(s, tbl):
+                part_dir = self.table_dir(s.name) / part if part else self.table_dir(s.name)
+                existing = sorted(part_dir.glob("part-*.parquet")) if part_dir.exists() else []
+                old = pq.read_table(existing, schema=s.schema) if (existing and mode == "upsert") else None
+                merged = self._merge(s, old, rows, con)
+                staged = txn / f"{len(moves)}.parquet"
+                pq.write_table(merged, staged, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+                final = part_dir / f"part-{_file_hash(staged)}.parquet"
+                if existing == [final]:
+                    staged.unlink()
+                    result.partitions_unchanged.append(part)
+                    continue
+                _fsync(staged)
+                moves.append((str(staged.relative_to(self.root)), str(final.relative_to(self.root))))
+                deletes += [str(p.relative_to(self.root)) for p in existing if p != final]
+                result.partitions_written.append(part)
+        except BaseException:
+            shutil.rmtree(txn, ignore_errors=True)
+            raise
+        if not moves:
+            shutil.rmtree(txn, ignore_errors=True)
+            return result
+        self._commit(txn, moves, deletes)
+        return result
+
+    def _commit(self, txn: Path, moves: list[tuple[str, str]], deletes: list[str]) -> None:
+        journal = txn / "journal.json"
+        tmp = txn / "journal.json.tmp"
+        tmp.write_text(json.dumps({"moves": moves, "deletes": deletes}))
+        _fsync(tmp)
+        os.replace(tmp, journal)  # the commit point
+        self._apply(txn)
+
+    def _apply(self, txn: Path) -> None:
+        """Roll a committed transaction forward; safe to repeat after a crash."""
+        plan = json.loads((txn / "journal.json").read_text())
+        finals = {final for _, final in plan["moves"]}
+        for staged, final in plan["moves"]:
+            src, dst = self.root / staged, self.root / final
+            if src.exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+        for rel in plan["deletes"]:
+            if rel not in finals:
+                (self.root / rel).unlink(missing_ok=True)
+        shutil.rmtree(txn, ignore_errors=True)
+
+    def _recover(self) -> None:
+        """Under the lock: roll committed transactions forward, discard uncommitted ones."""
+        staging = self.root / "staging"
+        if not staging.exists():
+            return
+        for txn in sorted(staging.iterdir()):
+            if (txn / "journal.json").exists():
+                self._apply(txn)
+            else:
+                shutil.rmtree(txn, ignore_errors=True)
+        self._con = None
+
+    def _recover_if_idle(self) -> None:
+        staging = self.root / "staging"
+        if not staging.exists() or not any(staging.iterdir()):
+            return
+        try:
+            with self.writer():
+                self.rebuild_catalog()
+        except Exception:
+            pass  # a live writer owns the staging area; it will finish its own transaction
+
+    # ------------------------------------------------------------------ catalog and runs
+    def rebuild_catalog(self) -> Path:
+        """Write `catalog.duckdb` (views over every table) via a temporary file and a rename,
+        so the catalog is never half-written; it holds nothing the Parquet files don't."""
+        final = self.root / "catalog.duckdb"
+        tmp = self.root / "catalog.duckdb.tmp"
+        tmp.unlink(missing_ok=True)
+        con = duckdb.connect(str(tmp))
+        try:
+            for s in TABLES.values():
+                con.execute(f'CREATE OR REPLACE VIEW "{s.name}" AS {self._view_sql(s)}')
+        finally:
+            con.close()
+        os.replace(tmp, final)
+        return final
+
+    def record_run(
+        self,
+        command: str,
+        *,
+        status: str,
+        started_at: datetime,
+        params: dict | None = None,
+        rows_written: int = 0,
+        message: str = "",
+        input_fingerprint: str | None = None,
+        run_id: str | None = None,
+    ) -> str:
+        """Append one row to the run log and return its run_id."""
+        run_id = run_id or new_run_id()
+        row = pd.DataFrame(
+            {
+                "run_id": [run_id],
+                "command": [command],
+                "started_at": [pd.Timestamp(started_at)],
+                "finished_at": [pd.Timestamp(datetime.now(timezone.utc))],
+                "status": [status],
+                "params": [json.dumps(params or {}, sort_keys=True, default=str)],
+                "input_fingerprint": [input_fingerprint],
+                "rows_written": [rows_written],
+                "message": [message],
+            }
+        )
+        self.write("runs", row)
+        return run_id
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]

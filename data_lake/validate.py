@@ -1,0 +1,136 @@
+"""Schema conformance and row invariants of the canonical tables.
+
+`conform` maps a DataFrame or Arrow table onto a table's exact schema. `ROW_CHECKS` are SQL
+predicates that are TRUE for a bad row; the lake refuses a write holding any, and the ingest
+layer evaluates the same predicates first to quarantine bad rows with their reason.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from data_lake.errors import SchemaError, ValidationError
+from data_lake.schemas import TableSpec
+
+# (column blamed, SQL predicate true for a bad row, reason)
+ROW_CHECKS: dict[str, list[tuple[str, str, str]]] = {
+    "option_quotes": [
+        ("bid", "bid > ask", "crossed quote: bid > ask"),
+        ("bid", "bid < 0", "negative bid"),
+        ("ask", "ask < 0", "negative ask"),
+        ("strike", "strike <= 0", "strike must be positive"),
+        ("open_interest", "open_interest < 0", "negative open interest"),
+        ("volume", "volume < 0", "negative volume"),
+        ("iv", "iv <= 0 OR iv > 10", "iv outside (0, 10]"),
+        ("expiration", "expiration < trade_date", "expiration before trade date"),
+        ("underlying_price", "underlying_price <= 0", "underlying price must be positive"),
+        ("multiplier", "multiplier <= 0", "multiplier must be positive"),
+        ("available_ts", "available_ts < quote_ts", "available_ts before quote_ts"),
+    ],
+    "bars": [
+        ("close", "close <= 0", "close must be positive"),
+        ("open", "open <= 0", "open must be positive"),
+        ("high", "high < low", "high below low"),
+        ("volume", "volume < 0", "negative volume"),
+    ],
+    "index_members": [("end_date", "end_date < start_date", "end_date before start_date")],
+    "index_weights": [("weight", "weight < 0 OR weight > 1", "weight outside [0, 1]")],
+    "letf_funds": [("aum", "aum < 0", "negative aum")],
+    "short_interest": [
+        ("shares_short", "shares_short < 0", "negative shares short"),
+        ("publish_date", "publish_date < settlement_date", "published before settlement"),
+    ],
+    "rates": [("tenor_days", "tenor_days <= 0", "tenor must be positive")],
+}
+
+
+def _to_arrow_column(values, field: pa.Field, table: str) -> pa.Array:
+    try:
+        if isinstance(values, pd.Series):
+            if pa.types.is_date32(field.type) and values.dtype.kind == "M":
+                values = values.dt.date
+            arr = pa.array(values, from_pandas=True)
+        else:
+            arr = values
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if arr.type == field.type:
+            return arr
+        if pa.types.is_timestamp(field.type) and pa.types.is_timestamp(arr.type) and arr.type.tz is None:
+            # naive timestamps are taken as UTC, the lake's storage convention.
+            arr = pc.assume_timezone(arr, "UTC")
+        return arr.cast(field.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError, TypeError) as exc:
+        raise SchemaError(
+            f"column {field.name!r} of table {table!r} cannot be read as {field.type}: {exc}"
+        ) from None
+
+
+def conform(spec: TableSpec, data: pd.DataFrame | pa.Table) -> pa.Table:
+    """Return `data` with exactly the table's columns and types, refusing unknown or missing
+    required columns with a one-sentence error."""
+    names = list(data.columns) if isinstance(data, pd.DataFrame) else data.column_names
+    unknown = [c for c in names if c not in spec.schema.names]
+    if unknown:
+        raise SchemaError(f"table {spec.name!r} has no column {unknown[0]!r}")
+    n = len(data)
+    arrays = []
+    for field in spec.schema:
+        if field.name in names:
+            values = data[field.name] if isinstance(data, pd.DataFrame) else data.column(field.name)
+            arrays.append(_to_arrow_column(values, field, spec.name))
+        elif field.name in spec.required:
+            raise SchemaError(f"table {spec.name!r} requires column {field.name!r}, which is missing")
+        else:
+            arrays.append(pa.nulls(n, type=field.type))
+    return pa.Table.from_arrays(arrays, schema=spec.schema)
+
+
+def validate(spec: TableSpec, tbl: pa.Table, con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """Check required columns, enums, row invariants and key uniqueness. Identical duplicate
+    rows collapse; anything else raises `ValidationError` naming row and column."""
+    for col in spec.required:
+        nulls = pc.is_null(tbl.column(col))
+        if pc.any(nulls).as_py():
+            row = pc.index(nulls, True).as_py()
+            raise ValidationError(f"table {spec.name!r}: row {row} has no value in required column {col!r}")
+    for col, allowed in spec.enums.items():
+        bad = pc.invert(pc.is_in(tbl.column(col), value_set=pa.array(allowed)))
+        bad = pc.and_kleene(bad, pc.is_valid(tbl.column(col)))
+        if pc.any(bad).as_py():
+            row = pc.index(bad, True).as_py()
+            raise ValidationError(
+                f"table {spec.name!r}: row {row} column {col!r} is {tbl.column(col)[row].as_py()!r}, "
+                f"expected one of {', '.join(allowed)}"
+            )
+    con.register("__validate", tbl)
+    try:
+        for col, bad_sql, reason in ROW_CHECKS.get(spec.name, []):
+            hit = con.execute(
+                f"SELECT rn FROM (SELECT row_number() OVER () - 1 AS rn, * FROM __validate) "
+                f"WHERE coalesce({bad_sql}, false) LIMIT 1"
+            ).fetchall()
+            if hit:
+                raise ValidationError(f"table {spec.name!r}: row {hit[0][0]} column {col!r}: {reason}")
+        keys = ", ".join(f'"{k}"' for k in spec.key)
+        dup = con.execute(
+            f"SELECT count(*) FROM (SELECT {keys} FROM __validate GROUP BY ALL HAVING count(*) > 1)"
+        ).fetchall()[0][0]
+        if dup:
+            tbl = con.sql("SELECT DISTINCT * FROM __validate").to_arrow_table().cast(spec.schema)
+            con.register("__validate", tbl)
+            conflict = con.execute(
+                f"SELECT {keys} FROM __validate GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
+            ).fetchall()
+            if conflict:
+                conflict = conflict[0]
+                raise ValidationError(
+                    f"table {spec.name!r}: conflicting rows share the key "
+                    f"({', '.join(spec.key)}) = {tuple(str(v) for v in conflict)}"
+                )
+    finally:
+        con.unregister("__validate")
+    return tbl
