@@ -106,6 +106,14 @@ class Lake:
         pattern = "year=*/month=*/part-*.parquet" if s.partition_col else "part-*.parquet"
         return sorted(self.table_dir(table).glob(pattern))
 
+    def partitions(self, table: str) -> list[tuple[int, int]]:
+        """(year, month) of every partition of a date-partitioned table, ascending."""
+        out = set()
+        for f in self.files(table):
+            y, m = f.parent.parent.name, f.parent.name
+            out.add((int(y.split("=")[1]), int(m.split("=")[1])))
+        return sorted(out)
+
     def _glob(self, s: TableSpec) -> str:
         sub = "year=*/month=*/part-*.parquet" if s.partition_col else "part-*.parquet"
         return str(self.root / "tables" / s.name / sub)
@@ -145,7 +153,11 @@ class Lake:
     def df(self, sql: str, params: list | dict | None = None) -> pd.DataFrame:
         return self.query(sql, params).to_pandas()
 
-    def read(
+    def read(self, table: str, **kw) -> pd.DataFrame:
+        """Like `read_arrow`, as a pandas DataFrame."""
+        return self.read_arrow(table, **kw).to_pandas()
+
+    def read_arrow(
         self,
         table: str,
         *,
@@ -153,7 +165,7 @@ class Lake:
         where: str | None = None,
         params: list | None = None,
         as_of: datetime | pd.Timestamp | None = None,
-    ) -> pd.DataFrame:
+    ) -> pa.Table:
         """Rows of `table` (filters pushed into the Parquet scan). With `as_of`, only rows whose
         knowledge column (`available_ts`, `known_at`, `publish_date`) is <= as_of."""
         s = spec(table)
@@ -178,7 +190,7 @@ class Lake:
         order = ", ".join(f'"{c}"' for c in s.order if c in (columns or s.columns))
         if order:
             sql += f" ORDER BY {order}"
-        return self.df(sql, args)
+        return self.query(sql, args)
 
     # ------------------------------------------------------------------ writing
     @contextmanager

@@ -1,0 +1,1 @@
+"""pipelines: option math, factor definitions and their materialization. Imports data_lake only."""
