@@ -142,16 +142,20 @@ class Lake:
             self._con = self.connect()
         return self._con
 
-    def query(self, sql: str, params: list | dict | None = None) -> pa.Table:
-        """Run parameterized SQL over the lake's views and return an Arrow table."""
+    def query(self, sql: str, params: list | dict | None = None, *,
+              tables: dict[str, pa.Table | pd.DataFrame] | None = None) -> pa.Table:
+        """Run parameterized SQL over the lake's views and return an Arrow table. `tables`
+        registers in-memory frames (e.g. an event list to join) for this query only."""
         cur = self.con.cursor()
         try:
+            for name, data in (tables or {}).items():
+                cur.register(name, data)
             return cur.sql(sql, params=params or None).to_arrow_table()
         finally:
             cur.close()
 
-    def df(self, sql: str, params: list | dict | None = None) -> pd.DataFrame:
-        return self.query(sql, params).to_pandas()
+    def df(self, sql: str, params: list | dict | None = None, **kw) -> pd.DataFrame:
+        return self.query(sql, params, **kw).to_pandas()
 
     def read(self, table: str, **kw) -> pd.DataFrame:
         """Like `read_arrow`, as a pandas DataFrame."""

@@ -1,0 +1,1 @@
+"""research: event studies, reports and the `eventvol` CLI. The top layer."""

@@ -1,0 +1,175 @@
+"""The `eventvol` command line. Every user-facing failure is one sentence on stderr with a
+non-zero exit code (2 for bad input or missing data, 75 for a busy lake), never a traceback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+from rich.console import Console
+
+from data_lake import EventvolError, Lake, NoDataError
+from data_lake.store import default_lake_path
+
+app = typer.Typer(
+    name="eventvol",
+    help="Event-driven volatility research: point-in-time option lake, dealer positioning factors, event backtests and reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+LakeOpt = Annotated[Optional[Path], typer.Option("--lake", help="Lake directory (default $EVENTVOL_LAKE or ./lake).")]
+
+
+def parse_date(value: str, option: str = "--date") -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise NoDataError(f"{option} must be a date as YYYY-MM-DD, not {value!r}") from None
+
+
+def _json_default(o):
+    if isinstance(o, (dt.date, dt.datetime)):
+        return o.isoformat()
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(type(o).__name__)
+
+
+def print_json(obj) -> None:
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+    sys.stdout.write(json.dumps(clean(obj), default=_json_default) + "\n")
+
+
+@app.command()
+def demo(
+    lake: LakeOpt = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.html.")] = Path("out"),
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 7,
+) -> None:
+    """Build the synthetic market (if the lake is empty), compute GEX, backtest the earnings
+    straddle and write OUT/report.html."""
+    from data_lake.synthetic import SyntheticConfig, build
+    from pipelines.factors import materialize
+    from research.progress import status
+    from research.report import render_straddle_report
+    from strategies.earnings_straddle import StraddleParams, run
+
+    t0 = time.perf_counter()
+    root = lake or default_lake_path()
+    lk = Lake.open(root, create=True)
+    with status("eventvol demo") as step:
+        if lk.is_empty():
+            step("simulating the synthetic market")
+            counts = build(lk, SyntheticConfig(seed=seed), progress=lambda t: step(f"writing {t}"))
+        else:
+            counts = None
+        run_id, _ = materialize(lk, progress=step)
+        step("backtesting the earnings straddle")
+        params = StraddleParams()
+        result = run(lk, params)
+        step("rendering the report")
+        path = render_straddle_report(
+            result.trades, out_dir, title="eventvol demo: earnings straddles and dealer gamma",
+            params={"fee_per_contract": params.fee_per_contract, "quantity": params.quantity,
+                    "gex_filter": params.gex_filter, "seed": seed},
+            provenance={"lake": str(lk.root), "run_id": run_id},
+        )
+    from research.event_table import gex_split, summarize
+
+    s = summarize(result.trades.loc[result.trades["traded"], "pnl"])
+    split = gex_split(result.trades)
+    built = f"built {counts['option_quotes']:,} option rows" if counts else "used the existing lake"
+    out.print(f"eventvol demo: {built} in {lk.root}")
+    out.print(f"  earnings straddles traded: {s['events']}, hit rate {s['hit_rate']:.1%}, "
+              f"mean P&L ${s['mean_pnl']:,.2f}, total ${s['total_pnl']:,.2f}")
+    for regime, row in split.iterrows():
+        out.print(f"  {regime}: {int(row['events'])} events, mean P&L ${row['mean_pnl']:,.2f}")
+    out.print(f"  report: {path}  ({time.perf_counter() - t0:.1f}s)")
+
+
+@app.command()
+def gex(
+    underlying: Annotated[str, typer.Option("--underlying", help="Underlying symbol, e.g. SPX.")],
+    date: Annotated[str, typer.Option("--date", help="Trade date YYYY-MM-DD.")],
+    lake: LakeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    sign_model: Annotated[str, typer.Option("--sign-model", help="Dealer sign model.")] = "dealer_long_calls_short_puts",
+) -> None:
+    """Dealer gamma exposure of one underlying on one trade date."""
+    from pipelines.gex import SIGN_MODELS
+    from pipelines.positioning import positioning_summary
+
+    if sign_model not in SIGN_MODELS:
+        raise NoDataError(f"unknown --sign-model {sign_model!r}; choose one of {', '.join(SIGN_MODELS)}")
+    d = parse_date(date)
+    lk = Lake.open(lake or default_lake_path())
+    summary = positioning_summary(lk, underlying, d, sign_model=sign_model)
+    if as_json:
+        print_json(summary)
+        return
+    for k, v in summary.items():
+        out.print(f"{k:>20}: {v:,.2f}" if isinstance(v, float) else f"{k:>20}: {v}")
+
+
+# Commands living in their own modules: each module defines `register(app)`.
+COMMAND_MODULES = (
+    "research.commands.ingest",  # eventvol ingest ..., eventvol lake ...
+    "research.commands.factor",  # eventvol factor ...
+    "research.commands.refresh",  # eventvol refresh ...
+    "research.commands.backtest",  # eventvol backtest ...
+    "research.commands.study",  # eventvol study ..., eventvol report ...
+)
+
+
+def _register_commands() -> None:
+    import importlib
+    import importlib.util
+
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app(standalone_mode=False)
+    except EventvolError as exc:
+        err.print(f"eventvol: error: {exc}")
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("eventvol: interrupted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err.print("eventvol: interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Lake I/O for strategies: events, chains at given sessions, leg quotes, factor values."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+
+from data_lake import Lake
+
+
+def load_events(lake: Lake, kinds: tuple[str, ...], *, as_of=None) -> pd.DataFrame:
+    """Events of the given kinds, known by `as_of` when given."""
+    marks = ", ".join("?" for _ in kinds)
+    return lake.read("events", where=f"kind IN ({marks})", params=list(kinds), as_of=as_of)
+
+
+def chains_at(lake: Lake, wanted: pd.DataFrame) -> pd.DataFrame:
+    """Chain rows for each (event_id, underlying, trade_date) in `wanted`, restricted to rows
+    available by the row's `decision_ts` (the entry decision time)."""
+    want = pa.table({
+        "event_id": pa.array(wanted["event_id"].astype(str).tolist(), pa.string()),
+        "underlying": pa.array(wanted["underlying"].astype(str).tolist(), pa.string()),
+        "trade_date": pa.array(pd.to_datetime(wanted["trade_date"]).dt.date.tolist(), pa.date32()),
+        "decision_ts": pa.array(pd.to_datetime(wanted["decision_ts"], utc=True).tolist(), pa.timestamp("us", tz="UTC")),
+    })
+    sql = """
+        SELECT w.event_id, q.underlying, q.trade_date, q.root, q.expiration, q.strike, q.option_type,
+               q.bid, q.ask, q.underlying_price, q.multiplier, q.available_ts
+        FROM __want w JOIN option_quotes q
+          ON q.underlying = w.underlying AND q.trade_date = w.trade_date
+        WHERE q.available_ts <= w.decision_ts
+        ORDER BY w.event_id, q.root, q.expiration, q.strike, q.option_type
+    """
+    return lake.df(sql, tables={"__want": want})
+
+
+def leg_quotes_at(lake: Lake, legs: pd.DataFrame) -> pd.DataFrame:
+    """Quotes of each leg (event_id + contract key) on the leg's `trade_date`; a leg with no
+    quote that day comes back with NaN bid/ask."""
+    want = pa.table({
+        "event_id": pa.array(legs["event_id"].astype(str).tolist(), pa.string()),
+        "underlying": pa.array(legs["underlying"].astype(str).tolist(), pa.string()),
+        "root": pa.array(legs["root"].astype(str).tolist(), pa.string()),
+        "expiration": pa.array(pd.to_datetime(legs["expiration"]).dt.date.tolist(), pa.date32()),
+        "strike": pa.array(legs["strike"].astype(float).tolist(), pa.float64()),
+        "option_type": pa.array(legs["option_type"].astype(str).tolist(), pa.string()),
+        "trade_date": pa.array(pd.to_datetime(legs["trade_date"]).dt.date.tolist(), pa.date32()),
+    })
+    sql = """
+        SELECT l.event_id, l.underlying, l.root, l.expiration, l.strike, l.option_type, l.trade_date,
+               q.bid, q.ask, coalesce(q.multiplier, 100) AS multiplier
+        FROM __legs l LEFT JOIN option_quotes q
+          ON q.underlying = l.underlying AND q.root = l.root AND q.expiration = l.expiration
+         AND q.strike = l.strike AND q.option_type = l.option_type AND q.trade_date = l.trade_date
+        ORDER BY l.event_id, l.trade_date, l.option_type
+    """
+    return lake.df(sql, tables={"__legs": want})
+
+
+def factor_at(lake: Lake, factor: str, keys: pd.DataFrame) -> pd.Series:
+    """Factor value for each (entity, trade_date) row of `keys`, aligned to its index
+    (NaN where the factor was not computed)."""
+    want = pa.table({
+        "i": pa.array(range(len(keys)), pa.int64()),
+        "entity": pa.array(keys["entity"].astype(str).tolist(), pa.string()),
+        "trade_date": pa.array(pd.to_datetime(keys["trade_date"]).dt.date.tolist(), pa.date32()),
+    })
+    df = lake.df(
+        "SELECT w.i, f.value FROM __w w LEFT JOIN factors f ON f.factor = ? AND f.entity = w.entity "
+        "AND f.trade_date = w.trade_date ORDER BY w.i", [factor], tables={"__w": want},
+    )
+    return pd.Series(df["value"].to_numpy(float), index=keys.index)

@@ -1,0 +1,56 @@
+"""Shared fixtures: a small synthetic lake built once per test session, and the path of the
+real data folder (tests using it skip with a clear message when it is absent)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from data_lake import Lake
+from data_lake.synthetic import SyntheticConfig, build
+
+REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+
+SMALL = SyntheticConfig(seed=11, start="2023-01-03", end="2023-08-31", n_stocks=6, n_members=5)
+
+
+@pytest.fixture(scope="session")
+def small_lake_path(tmp_path_factory) -> Path:
+    """A small synthetic lake (6 stocks, 8 months) with GEX factors; read-only for tests."""
+    from pipelines.factors import materialize
+
+    path = tmp_path_factory.mktemp("lake") / "small"
+    lake = Lake.open(path, create=True)
+    build(lake, SMALL)
+    materialize(lake)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_lake(small_lake_path) -> Lake:
+    return Lake.open(small_lake_path)
+
+
+@pytest.fixture
+def lake_copy(small_lake_path, tmp_path) -> Lake:
+    """A private, writable copy of the small lake."""
+    dst = tmp_path / "lake"
+    shutil.copytree(small_lake_path, dst)
+    return Lake.open(dst)
+
+
+@pytest.fixture
+def empty_lake(tmp_path) -> Lake:
+    return Lake.open(tmp_path / "empty", create=True)
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    if not REAL_DATA.exists():
+        pytest.skip(f"real data folder {REAL_DATA} is absent (it lives in ../shared/data/real)")
+    return REAL_DATA
+
+
