@@ -1,81 +1,43 @@
-"""Factor definitions and their materialization into the lake's `factors` table.
-
-A factor is declared with its inputs, outputs and unit of work, and computed by a pure
-function of in-memory frames; `materialize` does the I/O, one month partition at a time so
-memory stays bounded on large lakes.
-"""
+"""Materialize registered factor families into the lake's `factors` table, and read them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from data_lake import Lake
 from data_lake.store import new_run_id
-from pipelines import gex as gexmod
-from pipelines.loaders import group_ids, load_chains, month_ranges
+from pipelines.loaders import month_ranges
+from pipelines.registry import FactorSpec, load_families
 
 
-@dataclass(frozen=True)
-class FactorSpec:
-    """A registered factor family: what it reads, what it writes, how it is computed."""
-
-    name: str
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    unit: str  # "trade_date" or "trade_date,underlying"
-    compute: Callable[[pa.Table], pd.DataFrame]  # input rows -> long factor rows
+def compute_range(lake: Lake, spec: FactorSpec, start, end) -> pd.DataFrame:
+    """Load then compute one family for trade dates in [start, end]."""
+    return spec.compute(spec.load(lake, start, end), start, end)
 
 
-def gex_factor_rows(chains: pa.Table, sign_model: str = gexmod.DEFAULT_SIGN_MODEL) -> pd.DataFrame:
-    """Long rows (factor, trade_date, entity, value) of net GEX per (underlying, trade_date)
-    from chain rows sorted by (underlying, trade_date)."""
-    gid, keys = group_ids(chains)
-    if keys.empty:
-        return pd.DataFrame(columns=["factor", "trade_date", "entity", "value"])
-    res = gexmod.net_gex(gexmod.ChainArrays.from_arrow(chains, gid), len(keys), sign_model)
-    parts = [
-        pd.DataFrame({"factor": name, "trade_date": keys["trade_date"].to_numpy(),
-                      "entity": keys["underlying"].to_numpy(), "value": np.asarray(res[name], float)})
-        for name in ("net_gex_per_1pct", "net_gex_per_point", "contracts_used", "spot")
-    ]
-    return pd.concat(parts, ignore_index=True)
-
-
-GEX = FactorSpec(
-    name="gex",
-    inputs=("option_quotes",),
-    outputs=("net_gex_per_1pct", "net_gex_per_point", "contracts_used", "spot"),
-    unit="trade_date,underlying",
-    compute=gex_factor_rows,
-)
-
-REGISTRY: dict[str, FactorSpec] = {GEX.name: GEX}
-
-
-def materialize(lake: Lake, factor: FactorSpec = GEX, *, start=None, end=None,
+def materialize(lake: Lake, spec: FactorSpec | str = "gex", *, start=None, end=None,
                 progress: Callable[[str], None] | None = None) -> tuple[str, int]:
-    """Compute `factor` month by month and upsert it into `factors`. Returns (run_id, rows)."""
+    """Compute a family month by month (inputs stream one month partition at a time) and
+    upsert its rows into `factors` in one transaction. Returns (run_id, rows written)."""
+    if isinstance(spec, str):
+        spec = load_families()[spec]
     run_id = new_run_id()
     started = datetime.now(timezone.utc)
     parts = []
     with lake.writer():
-        # inputs stream month by month; the (small) factor rows are written in one transaction
-        for lo, hi in month_ranges(lake, factor.inputs[0], start, end):
+        for lo, hi in month_ranges(lake, spec.driver_table, start, end):
             if progress:
-                progress(f"{factor.name} {lo:%Y-%m}")
-            parts.append(factor.compute(load_chains(lake, start=lo, end=hi)))
-        rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+                progress(f"{spec.name} {lo:%Y-%m}")
+            parts.append(compute_range(lake, spec, lo, hi))
+        rows = pd.concat([p for p in parts if not p.empty], ignore_index=True) if any(not p.empty for p in parts) else pd.DataFrame()
         written = 0
         if not rows.empty:
             rows["run_id"] = run_id
             written = lake.write("factors", rows).rows
-        lake.record_run(f"factor:{factor.name}", status="ok", started_at=started, rows_written=written,
+        lake.record_run(f"factor:{spec.name}", status="ok", started_at=started, rows_written=written,
                         params={"start": start, "end": end}, run_id=run_id)
     return run_id, written
 

@@ -1,14 +1,45 @@
-"""Dealer positioning of one chain: the numbers behind `eventvol gex`."""
+"""Dealer positioning factor family (`gex`): net GEX per (underlying, trade date), and the
+single-chain summary behind `eventvol gex`."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 
 from data_lake import Lake
 from pipelines import gex as gexmod
-from pipelines.loaders import chain_for
+from pipelines.loaders import chain_for, group_ids, load_chains
+from pipelines.registry import FACTOR_ROW_COLUMNS, FactorSpec, register
+
+GEX_OUTPUTS = ("net_gex_per_1pct", "net_gex_per_point", "contracts_used", "spot")
+
+
+def gex_factor_rows(chains: pa.Table, sign_model: str = gexmod.DEFAULT_SIGN_MODEL) -> pd.DataFrame:
+    """Long rows (factor, trade_date, entity, value) of net GEX per (underlying, trade_date)
+    from chain rows sorted by (underlying, trade_date)."""
+    gid, keys = group_ids(chains)
+    if keys.empty:
+        return pd.DataFrame(columns=FACTOR_ROW_COLUMNS)
+    res = gexmod.net_gex(gexmod.ChainArrays.from_arrow(chains, gid), len(keys), sign_model)
+    parts = [
+        pd.DataFrame({"factor": name, "trade_date": keys["trade_date"].to_numpy(),
+                      "entity": keys["underlying"].to_numpy(), "value": np.asarray(res[name], float)})
+        for name in GEX_OUTPUTS
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
+GEX = register(FactorSpec(
+    name="gex",
+    inputs=("option_quotes",),
+    outputs=GEX_OUTPUTS,
+    load=lambda lake, start, end: load_chains(lake, start=start, end=end),
+    compute=lambda chains, start, end: gex_factor_rows(chains),
+    description="net dealer gamma exposure per underlying and session",
+))
 
 
 def positioning_summary(lake: Lake, underlying: str, trade_date: dt.date,

@@ -3,20 +3,18 @@ non-zero exit code (2 for bad input or missing data, 75 for a busy lake), never 
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import math
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import click
 import typer
-from rich.console import Console
 
-from data_lake import EventvolError, Lake, NoDataError
+from data_lake import EventvolError, Lake
 from data_lake.store import default_lake_path
+
+from research.cli_common import LakeOpt, err, out
 
 app = typer.Typer(
     name="eventvol",
@@ -25,39 +23,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-LakeOpt = Annotated[Optional[Path], typer.Option("--lake", help="Lake directory (default $EVENTVOL_LAKE or ./lake).")]
-
-
-def parse_date(value: str, option: str = "--date") -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise NoDataError(f"{option} must be a date as YYYY-MM-DD, not {value!r}") from None
-
-
-def _json_default(o):
-    if isinstance(o, (dt.date, dt.datetime)):
-        return o.isoformat()
-    if hasattr(o, "item"):
-        return o.item()
-    raise TypeError(type(o).__name__)
-
-
-def print_json(obj) -> None:
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [clean(x) for x in v]
-        return v
-    sys.stdout.write(json.dumps(clean(obj), default=_json_default) + "\n")
-
-
 @app.command()
 def demo(
     lake: LakeOpt = None,
@@ -105,32 +70,9 @@ def demo(
     out.print(f"  report: {path}  ({time.perf_counter() - t0:.1f}s)")
 
 
-@app.command()
-def gex(
-    underlying: Annotated[str, typer.Option("--underlying", help="Underlying symbol, e.g. SPX.")],
-    date: Annotated[str, typer.Option("--date", help="Trade date YYYY-MM-DD.")],
-    lake: LakeOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    sign_model: Annotated[str, typer.Option("--sign-model", help="Dealer sign model.")] = "dealer_long_calls_short_puts",
-) -> None:
-    """Dealer gamma exposure of one underlying on one trade date."""
-    from pipelines.gex import SIGN_MODELS
-    from pipelines.positioning import positioning_summary
-
-    if sign_model not in SIGN_MODELS:
-        raise NoDataError(f"unknown --sign-model {sign_model!r}; choose one of {', '.join(SIGN_MODELS)}")
-    d = parse_date(date)
-    lk = Lake.open(lake or default_lake_path())
-    summary = positioning_summary(lk, underlying, d, sign_model=sign_model)
-    if as_json:
-        print_json(summary)
-        return
-    for k, v in summary.items():
-        out.print(f"{k:>20}: {v:,.2f}" if isinstance(v, float) else f"{k:>20}: {v}")
-
-
 # Commands living in their own modules: each module defines `register(app)`.
 COMMAND_MODULES = (
+    "research.commands.gex",  # eventvol gex ...
     "research.commands.ingest",  # eventvol ingest ..., eventvol lake ...
     "research.commands.factor",  # eventvol factor ...
     "research.commands.refresh",  # eventvol refresh ...

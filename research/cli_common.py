@@ -1,0 +1,49 @@
+"""Shared pieces of the CLI command modules: options, consoles, parsing, JSON output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from data_lake import NoDataError
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+LakeOpt = Annotated[Optional[Path], typer.Option("--lake", help="Lake directory (default $EVENTVOL_LAKE or ./lake).")]
+
+
+def parse_date(value: str, option: str = "--date") -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise NoDataError(f"{option} must be a date as YYYY-MM-DD, not {value!r}") from None
+
+
+def _json_default(o):
+    if isinstance(o, (dt.date, dt.datetime)):
+        return o.isoformat()
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(type(o).__name__)
+
+
+def print_json(obj) -> None:
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+    sys.stdout.write(json.dumps(clean(obj), default=_json_default) + "\n")
+
+
