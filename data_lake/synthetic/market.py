@@ -182,12 +182,12 @@ def _macro(cfg, sessions: pd.DatetimeIndex) -> pd.DataFrame:
     for period in pd.period_range(sessions[0], sessions[-1], freq="M"):
         y, m = period.year, period.month
         fridays = pd.date_range(dt.date(y, m, 1), periods=7, freq="D")
-        nfp = calendars.session_on_or_after(fridays[fridays.dayofweek == 4][0])
+        nfp = calendars.session_on_or_after(fridays[fridays.day_of_week == 4][0])
         cpi = calendars.session_on_or_after(dt.date(y, m, 12))
         cands = [("NFP", nfp, "08:30", "BMO"), ("CPI", cpi, "08:30", "BMO")]
         if m in (1, 3, 5, 6, 7, 9, 11, 12):
             weds = pd.date_range(dt.date(y, m, 1), periods=28, freq="D")
-            cands.append(("FOMC", calendars.session_on_or_after(weds[weds.dayofweek == 2][2]), "14:00", "INTRADAY"))
+            cands.append(("FOMC", calendars.session_on_or_after(weds[weds.day_of_week == 2][2]), "14:00", "INTRADAY"))
         for kind, day, hhmm, timing in cands:
             if first < day <= last:
                 rows.append(dict(
