@@ -241,6 +241,25 @@ RUNS = _spec(
     required=("run_id", "command", "started_at", "status"),
 )
 
+REFRESH_STATE = _spec(
+    "refresh_state",
+    [
+        ("family", pa.string()),
+        ("trade_date", pa.date32()),
+        ("input_fingerprint", pa.string()),
+        ("run_id", pa.string()),
+        ("computed_at", UTC_TS),
+        ("rows_written", pa.int64()),
+    ],
+    key=("family", "trade_date"),
+    partition_col="trade_date",
+    sort_by=("family", "trade_date"),
+    required=("family", "trade_date", "input_fingerprint", "run_id"),
+)
+"""One row per refreshed (factor family, trade date) unit: the fingerprint of the input
+partitions it was computed from (see pipelines/refresh.py). Written after the unit's factor
+rows, so a crash in between only makes the unit due again."""
+
 TRUTH = _spec(
     "truth",
     [
@@ -257,7 +276,7 @@ TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (
         OPTION_QUOTES, BARS, CORPORATE_ACTIONS, INDEX_MEMBERS, INDEX_WEIGHTS, EVENTS, RATES,
-        LETF_FUNDS, SHORT_INTEREST, FACTOR_RETURNS, FACTORS, RUNS, TRUTH,
+        LETF_FUNDS, SHORT_INTEREST, FACTOR_RETURNS, FACTORS, RUNS, TRUTH, REFRESH_STATE,
     )
 }
 
