@@ -1,0 +1,227 @@
+"""Shared pieces of the cross-sectional factor families: panel loading (I/O) and the pure
+rolling statistics they are built from.
+
+Panels are wide: rows are sessions (ascending `datetime64[D]`), columns are symbols. Missing
+closes are NaN, so a window that touches a gap yields NaN ("members with a full window").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from data_lake import Lake, calendars
+from pipelines.registry import FACTOR_ROW_COLUMNS
+
+TRADING_DAYS = 252
+PCT_WINDOW_SESSIONS = 3 * TRADING_DAYS  # trailing 3-year window of percentile ranks
+PCT_MIN_OBS = 60  # fewer valid past values than this and a percentile rank means little
+
+
+# --------------------------------------------------------------------------- pure helpers
+@dataclass(frozen=True)
+class Panel:
+    """A wide panel: `dates` (datetime64[D], ascending), `symbols`, `values[dates, symbols]`."""
+
+    dates: np.ndarray
+    symbols: np.ndarray
+    values: np.ndarray
+
+    def col(self, symbol: str) -> np.ndarray:
+        idx = np.flatnonzero(self.symbols == symbol)
+        if idx.size == 0:
+            return np.full(len(self.dates), np.nan)
+        return self.values[:, idx[0]]
+
+
+def pivot(dates: np.ndarray, symbols: np.ndarray, values: np.ndarray) -> Panel:
+    """Long (date, symbol, value) arrays -> a wide Panel (numpy only, no pandas pivot)."""
+    d = np.asarray(dates, dtype="datetime64[D]")
+    udates, di = np.unique(d, return_inverse=True)
+    usyms, si = np.unique(np.asarray(symbols, dtype=object).astype(str), return_inverse=True)
+    out = np.full((len(udates), len(usyms)), np.nan)
+    out[di, si] = np.asarray(values, float)
+    return Panel(udates, usyms.astype(object), out)
+
+
+def log_returns(close: np.ndarray) -> np.ndarray:
+    """Daily log close-to-close returns; row 0 is NaN. Non-positive closes give NaN."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lc = np.log(np.where(close > 0, close, np.nan))
+    out = np.full_like(lc, np.nan)
+    out[1:] = lc[1:] - lc[:-1]
+    return out
+
+
+def simple_returns(close: np.ndarray) -> np.ndarray:
+    out = np.full(close.shape, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[1:] = close[1:] / close[:-1] - 1.0
+    return out
+
+
+def rolling_std(x: np.ndarray, window: int) -> np.ndarray:
+    """Sample std (ddof=1) over the trailing `window` rows, per column; NaN unless all
+    `window` values are finite. Cumulative sums of values centred on each column's mean keep
+    the one-pass formula accurate (returns are ~1e-2, sums stay far from cancellation)."""
+    x = np.asarray(x, float)
+    squeeze = x.ndim == 1
+    if squeeze:
+        x = x[:, None]
+    finite = np.isfinite(x)
+    centre = np.nanmean(np.where(finite, x, np.nan), axis=0) if finite.any() else np.zeros(x.shape[1])
+    centre = np.nan_to_num(centre)
+    z = np.where(finite, x - centre, 0.0)
+    zeros = np.zeros((1, x.shape[1]))
+    c1 = np.concatenate([zeros, np.cumsum(z, axis=0)])
+    c2 = np.concatenate([zeros, np.cumsum(z * z, axis=0)])
+    cn = np.concatenate([zeros, np.cumsum(finite, axis=0)])
+    out = np.full(x.shape, np.nan)
+    if x.shape[0] >= window:
+        s1 = c1[window:] - c1[:-window]
+        s2 = c2[window:] - c2[:-window]
+        n = cn[window:] - cn[:-window]
+        var = (s2 - s1 * s1 / window) / (window - 1)
+        out[window - 1:] = np.where(n == window, np.sqrt(np.maximum(var, 0.0)), np.nan)
+    return out[:, 0] if squeeze else out
+
+
+def realized_vol(log_ret: np.ndarray, window: int) -> np.ndarray:
+    """Annualized realized vol (ARCHITECTURE: ddof=1 std of daily log returns x sqrt(252))."""
+    return rolling_std(log_ret, window) * np.sqrt(TRADING_DAYS)
+
+
+def trailing_percentile(x: np.ndarray, window: int = PCT_WINDOW_SESSIONS,
+                        min_obs: int = PCT_MIN_OBS) -> np.ndarray:
+    """Point-in-time percentile rank in [0, 1]: the share of finite values among the trailing
+    `window` rows (today included) that are <= today's value. NaN when today's value is NaN or
+    fewer than `min_obs` finite values are in the window."""
+    x = np.asarray(x, float)
+    n = len(x)
+    out = np.full(n, np.nan)
+    if n == 0:
+        return out
+    pad = np.concatenate([np.full(window - 1, np.nan), x])
+    win = np.lib.stride_tricks.sliding_window_view(pad, window)  # row t = x[t-window+1 .. t]
+    cnt = np.isfinite(win).sum(axis=1)
+    le = (win <= x[:, None]).sum(axis=1)  # NaN compares False
+    ok = np.isfinite(x) & (cnt >= min_obs)
+    out[ok] = le[ok] / cnt[ok]
+    return out
+
+
+def member_mask(members: pd.DataFrame, index: str, dates: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    """Boolean [dates, symbols]: symbol is a member of `index` on that date (start_date <=
+    D <= end_date, a NULL end_date meaning still a member)."""
+    mask = np.zeros((len(dates), len(symbols)), bool)
+    pos = {s: i for i, s in enumerate(symbols)}
+    m = members[members["index"] == index]
+    far = np.datetime64("9999-12-31", "D")
+    for sym, lo, hi in zip(m["symbol"], m["start_date"], m["end_date"]):
+        if sym not in pos:
+            continue
+        lo64 = np.datetime64(pd.Timestamp(lo).date(), "D")
+        hi64 = far if hi is None or pd.isna(hi) else np.datetime64(pd.Timestamp(hi).date(), "D")
+        mask[:, pos[sym]] |= (dates >= lo64) & (dates <= hi64)
+    return mask
+
+
+def weight_panel(weights: pd.DataFrame, index: str, dates: np.ndarray, symbols: np.ndarray,
+                 close_ns: np.ndarray) -> np.ndarray:
+    """Index weights [dates, symbols] as known at each session's close: the latest snapshot
+    (`as_of`) that is both dated <= D and known (`known_at` <= close of D; a missing known_at
+    counts as known on as_of). A snapshot replaces the whole weight vector. NaN where no
+    snapshot is known yet."""
+    out = np.full((len(dates), len(symbols)), np.nan)
+    w = weights[weights["index"] == index]
+    if w.empty or len(dates) == 0:
+        return out
+    pos = {s: i for i, s in enumerate(symbols)}
+    as_of = w["as_of"].to_numpy(dtype="datetime64[D]")
+    known = pd.to_datetime(w["known_at"], utc=True)
+    known_ns = np.where(known.isna().to_numpy(), np.iinfo(np.int64).min, known.astype("int64").to_numpy())
+    col = np.array([pos.get(s, -1) for s in w["symbol"]], dtype=np.int64)
+    val = w["weight"].to_numpy(float)
+    for snap in np.unique(as_of):  # ascending: later snapshots overwrite earlier ones
+        rows = np.flatnonzero(as_of == snap)
+        first = max(int(np.searchsorted(dates, snap, "left")),
+                    int(np.searchsorted(close_ns, known_ns[rows].max(), "left")))
+        if first >= len(dates):
+            continue
+        keep = rows[col[rows] >= 0]
+        out[first:, :] = np.nan
+        out[first:, col[keep]] = val[keep]
+    return out
+
+
+def long_rows(factor: str, dates: np.ndarray, entity, values: np.ndarray,
+              start: dt.date, end: dt.date) -> pd.DataFrame:
+    """Long factor rows for dates in [start, end] with finite values."""
+    dates = np.asarray(dates, dtype="datetime64[D]")
+    values = np.asarray(values, float)
+    ent = np.broadcast_to(np.asarray(entity, dtype=object), values.shape)
+    keep = (dates >= np.datetime64(start, "D")) & (dates <= np.datetime64(end, "D")) & np.isfinite(values)
+    return pd.DataFrame({"factor": factor, "trade_date": dates[keep], "entity": ent[keep], "value": values[keep]},
+                        columns=FACTOR_ROW_COLUMNS)
+
+
+def concat_rows(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return pd.DataFrame(columns=FACTOR_ROW_COLUMNS)
+    return pd.concat(parts, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- I/O helpers
+def lookback_start(start, sessions: int) -> dt.date:
+    """The session `sessions` NYSE sessions before `start` (clipped to the calendar start)."""
+    s = calendars._session_array()
+    i = int(np.searchsorted(s, np.datetime64(pd.Timestamp(start).date(), "D"), "left"))
+    return pd.Timestamp(s[max(i - sessions, 0)]).date()
+
+
+def session_closes_utc_ns(dates: np.ndarray) -> np.ndarray:
+    """Scheduled close of each session as UTC epoch nanoseconds (13:00 ET on half days; dates
+    off the NYSE calendar fall back to 16:00 ET)."""
+    idx = pd.DatetimeIndex(np.asarray(dates, dtype="datetime64[ns]"))
+    closes = calendars.nyse().closes.reindex(idx)
+    fallback = (idx + pd.Timedelta(hours=16)).tz_localize(calendars.EASTERN).tz_convert("UTC")
+    closes = closes.dt.tz_convert("UTC") if closes.dt.tz is not None else closes.dt.tz_localize("UTC")
+    out = pd.DatetimeIndex(closes).asi8.copy()
+    missing = closes.isna().to_numpy()
+    out[missing] = fallback.asi8[missing]
+    return out
+
+
+def load_bars(lake: Lake, lo: dt.date, hi: dt.date, columns=("close",), symbols=None) -> pa.Table:
+    """Bars (trade_date, symbol, *columns) for trade dates in [lo, hi], sorted by symbol, date."""
+    where, params = ["trade_date >= ?", "trade_date <= ?"], [lo, hi]
+    if symbols is not None:
+        where.append("list_contains(?, symbol)")
+        params.append(list(symbols))
+    return lake.read_arrow("bars", columns=["trade_date", "symbol", *columns], where=" AND ".join(where), params=params)
+
+
+def bars_panel(tbl: pa.Table, column: str = "close") -> Panel:
+    """Arrow bars -> wide Panel, straight through numpy (pandas string/date conversion is slow)."""
+    if tbl.num_rows == 0:
+        return Panel(np.zeros(0, "datetime64[D]"), np.zeros(0, object), np.zeros((0, 0)))
+    dates = tbl.column("trade_date").to_numpy().astype("datetime64[D]")
+    syms = tbl.column("symbol").to_numpy(zero_copy_only=False)
+    col = tbl.column(column)
+    if pa.types.is_integer(col.type):
+        col = col.cast(pa.float64())
+    return pivot(dates, syms, col.to_numpy(zero_copy_only=False))
+
+
+def load_members(lake: Lake) -> pd.DataFrame:
+    return lake.read("index_members")
+
+
+def load_weights(lake: Lake, hi: dt.date) -> pd.DataFrame:
+    """Index weights with as_of <= hi; the known_at filter per date happens in compute."""
+    return lake.read("index_weights", where="as_of <= ?", params=[hi])

@@ -1,0 +1,199 @@
+"""Momentum and crowding family (`momentum`).
+
+Outputs:
+- momentum_12_1 (entity = stock): close 21 sessions ago / close 252 sessions ago - 1, for
+  stocks that are members of some index on that date (the skip month avoids short-term
+  reversal, Jegadeesh and Titman).
+- per index (entity = index symbol):
+  - wml_return: daily return of the equal-weighted winners-minus-losers portfolio, groups
+    formed at the previous close from momentum_12_1 among that day's members (deciles with
+    50+ ranked members, else terciles); a name without a return on the day drops out.
+  - wml_vol_126d: annualized realized vol of wml_return over 126 sessions (Barroso and
+    Santa-Clara's crowding/risk signal).
+  - comomentum_winners, comomentum_losers, comomentum: Lou and Polk's comomentum, price-only:
+    the average pairwise correlation of market-residual weekly returns (5-session log returns
+    ending on the date, 52 of them) within the current winner and loser groups; comomentum is
+    their mean.
+  - market_return_24m, bear_market: the index's return over 504 sessions and 1.0 when it is
+    below zero (Daniel and Moskowitz's bear-market indicator), else 0.0.
+  - market_var_126d: annualized variance of the index's daily returns over 126 sessions.
+  - panic_state: 1.0 in a bear market whose market_var_126d is at or above the 80th
+    percentile of its trailing 3 years, else 0.0.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from data_lake import Lake
+from pipelines.crosssection import common as cx
+from pipelines.registry import FactorSpec, register
+
+MOM_LONG, MOM_SKIP = 252, 21
+WML_VOL_WINDOW = 126
+WEEK, WEEKS = 5, 52
+BEAR_SESSIONS = 504
+MARKET_VAR_WINDOW = 126
+PANIC_VAR_PCT = 0.8
+DECILE_MIN_NAMES = 50
+
+INDEX_OUTPUTS = ("wml_return", "wml_vol_126d", "comomentum_winners", "comomentum_losers", "comomentum",
+                 "market_return_24m", "bear_market", "market_var_126d", "panic_state")
+OUTPUTS = ("momentum_12_1",) + INDEX_OUTPUTS
+LOOKBACK_SESSIONS = cx.PCT_WINDOW_SESSIONS + MARKET_VAR_WINDOW + WEEK  # panic's percentile is the longest
+
+
+# --------------------------------------------------------------------------- pure math
+def momentum_12_1(close: np.ndarray) -> np.ndarray:
+    """close[t-21] / close[t-252] - 1 per column (NaN for the first 252 rows or gaps)."""
+    out = np.full(close.shape, np.nan)
+    if close.shape[0] > MOM_LONG:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[MOM_LONG:] = close[MOM_LONG - MOM_SKIP:-MOM_SKIP] / close[:-MOM_LONG] - 1.0
+    return out
+
+
+def quantile_groups(signal: np.ndarray, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(winners, losers) boolean [rows, names]: per row, the top and bottom decile (terciles
+    with fewer than 50 eligible names) of `signal` among `eligible` finite values. Ties are
+    broken by column order so the groups are deterministic."""
+    ok = eligible & np.isfinite(signal)
+    n = ok.sum(axis=1)
+    q = np.where(n >= DECILE_MIN_NAMES, 10, 3)
+    k = n // q
+    # rank 0 = lowest; ineligible names get +inf so they sort last.
+    key = np.where(ok, signal, np.inf)
+    order = np.argsort(key, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    rows = np.arange(signal.shape[0])[:, None]
+    rank[rows, order] = np.arange(signal.shape[1])[None, :]
+    losers = ok & (rank < k[:, None])
+    winners = ok & (rank >= (n - k)[:, None])
+    return winners, losers
+
+
+def wml_returns(ret: np.ndarray, winners: np.ndarray, losers: np.ndarray) -> np.ndarray:
+    """Equal-weighted winners-minus-losers return on row t with groups from row t-1."""
+    out = np.full(ret.shape[0], np.nan)
+    if ret.shape[0] < 2:
+        return out
+    w, l, r = winners[:-1], losers[:-1], ret[1:]
+    fin = np.isfinite(r)
+    wn, ln = (w & fin).sum(axis=1), (l & fin).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        wr = np.where(w & fin, r, 0.0).sum(axis=1) / wn
+        lr = np.where(l & fin, r, 0.0).sum(axis=1) / ln
+    out[1:] = np.where((wn > 0) & (ln > 0), wr - lr, np.nan)
+    return out
+
+
+def mean_residual_correlation(stock: np.ndarray, market: np.ndarray) -> float:
+    """Average pairwise correlation of the residuals of each column of `stock` [weeks, names]
+    regressed (with intercept) on `market` [weeks]. Columns with a gap are dropped; NaN with
+    fewer than two columns."""
+    keep = np.isfinite(stock).all(axis=0)
+    x = stock[:, keep]
+    if x.shape[1] < 2 or not np.isfinite(market).all():
+        return np.nan
+    m = market - market.mean()
+    xc = x - x.mean(axis=0)
+    beta = (m @ xc) / (m @ m)
+    resid = xc - np.outer(m, beta)
+    sd = np.sqrt((resid * resid).sum(axis=0))
+    if (sd == 0).any():
+        return np.nan
+    z = resid / sd
+    c = z.T @ z
+    k = c.shape[0]
+    return float((c.sum() - np.trace(c)) / (k * (k - 1)))
+
+
+def comomentum(close: np.ndarray, index_close: np.ndarray, winners: np.ndarray, losers: np.ndarray,
+               rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(winners, losers) comomentum at each row in `rows` (NaN elsewhere)."""
+    n = close.shape[0]
+    cw, cl = np.full(n, np.nan), np.full(n, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lc, li = np.log(close), np.log(index_close)
+    for t in rows:
+        if t < WEEK * WEEKS:
+            continue
+        pts = np.arange(t - WEEK * WEEKS, t + 1, WEEK)
+        wk = np.diff(lc[pts], axis=0)
+        mk = np.diff(li[pts])
+        cw[t] = mean_residual_correlation(wk[:, winners[t]], mk)
+        cl[t] = mean_residual_correlation(wk[:, losers[t]], mk)
+    return cw, cl
+
+
+def index_momentum(close: cx.Panel, members: pd.DataFrame, index: str, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Every per-index output as arrays aligned with `close.dates`; comomentum only on `rows`."""
+    is_index = close.symbols == index
+    idx_close = close.values[:, np.flatnonzero(is_index)[0]]
+    mask = cx.member_mask(members, index, close.dates, close.symbols) & ~is_index[None, :]
+    mom = momentum_12_1(close.values)
+    winners, losers = quantile_groups(mom, mask)
+    wml = wml_returns(cx.simple_returns(close.values), winners, losers)
+    cw, cl = comomentum(close.values, idx_close, winners, losers, rows)
+    mret = cx.simple_returns(idx_close)
+    r24 = np.full(len(idx_close), np.nan)
+    if len(idx_close) > BEAR_SESSIONS:
+        r24[BEAR_SESSIONS:] = idx_close[BEAR_SESSIONS:] / idx_close[:-BEAR_SESSIONS] - 1.0
+    bear = np.where(np.isfinite(r24), (r24 < 0).astype(float), np.nan)
+    mvar = cx.rolling_std(mret, MARKET_VAR_WINDOW) ** 2 * cx.TRADING_DAYS
+    var_pct = cx.trailing_percentile(mvar)
+    panic = np.where(np.isfinite(bear) & np.isfinite(var_pct), ((bear == 1) & (var_pct >= PANIC_VAR_PCT)).astype(float), np.nan)
+    return {
+        "wml_return": wml,
+        "wml_vol_126d": cx.rolling_std(wml, WML_VOL_WINDOW) * np.sqrt(cx.TRADING_DAYS),
+        "comomentum_winners": cw, "comomentum_losers": cl,
+        "comomentum": np.where(np.isfinite(cw) & np.isfinite(cl), (cw + cl) / 2, np.nan),
+        "market_return_24m": r24, "bear_market": bear, "market_var_126d": mvar, "panic_state": panic,
+    }
+
+
+def compute(data: dict, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """Pure: loaded close panel and memberships -> long rows for trade dates in [start, end]."""
+    close: cx.Panel = data["close"]
+    members: pd.DataFrame = data["members"]
+    if close.values.size == 0:
+        return cx.concat_rows([])
+    rows = np.flatnonzero((close.dates >= np.datetime64(start, "D")) & (close.dates <= np.datetime64(end, "D")))
+    parts = []
+    any_member = np.zeros(close.values.shape, bool)
+    syms = set(close.symbols)
+    for index in data["indexes"]:
+        any_member |= cx.member_mask(members, index, close.dates, close.symbols) & (close.symbols != index)[None, :]
+        if index not in syms:
+            continue
+        res = index_momentum(close, members, index, rows)
+        parts += [cx.long_rows(name, close.dates, index, res[name], start, end) for name in INDEX_OUTPUTS]
+    mom = np.where(any_member, momentum_12_1(close.values), np.nan)
+    d2 = np.broadcast_to(close.dates[:, None], mom.shape)
+    e2 = np.broadcast_to(close.symbols[None, :], mom.shape)
+    parts.append(cx.long_rows("momentum_12_1", d2.ravel(), e2.ravel(), mom.ravel(), start, end))
+    return cx.concat_rows(parts)
+
+
+# --------------------------------------------------------------------------- I/O
+def load(lake: Lake, start, end) -> dict:
+    start, end = pd.Timestamp(start).date(), pd.Timestamp(end).date()
+    members = cx.load_members(lake)
+    indexes = sorted(members["index"].unique().tolist()) if not members.empty else []
+    symbols = sorted(set(members["symbol"]) | set(indexes))
+    bars = cx.load_bars(lake, cx.lookback_start(start, LOOKBACK_SESSIONS), end, symbols=symbols)
+    return {"close": cx.bars_panel(bars), "members": members, "indexes": indexes}
+
+
+MOMENTUM = register(FactorSpec(
+    name="momentum",
+    inputs=("bars", "index_members"),
+    outputs=OUTPUTS,
+    load=load,
+    compute=compute,
+    lookback_sessions=LOOKBACK_SESSIONS,
+    description="12-1 momentum, winners-minus-losers returns, crowding (WML vol, comomentum), bear/panic states",
+))
