@@ -1,0 +1,1 @@
+"""Event studies, regressions, factor regimes and the hypothesis registry (research layer)."""
