@@ -1,0 +1,282 @@
+"""Ingest driver: read vendor files, quarantine bad rows with their reason, write the rest.
+
+Order of work, chosen so that a crash at any moment leaves the lake as before or as after:
+1. every file is read and checked in memory (nothing touches the lake);
+2. all good rows of the ingest go to the lake in one `Lake.write` (one atomic transaction);
+3. the quarantine file is published (write to a temporary name, then rename);
+4. the run is logged, only when the write changed something, so a re-ingest is a no-op.
+The ingest id is a hash of the format and the files' bytes, so a rerun after a crash (or a
+re-ingest) produces byte-identical rows and content-addressed files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from data_lake.ingest.formats import FORMATS, Context, Format
+from data_lake.ingest.reader import (BLOCK_BYTES, IngestError, check_size, head_lines,
+                                     max_bytes_default, read_batches, require_columns, split_csv_line)
+from data_lake.schemas import TableSpec, spec
+from data_lake.validate import ROW_CHECKS, conform
+
+MAPPING_VERSION = "1"  # bump when a vendor mapping changes, so re-ingests get a new id
+QUARANTINE_SCHEMA = pa.schema([
+    ("ingest_id", pa.string()), ("file", pa.string()), ("line", pa.int64()),
+    ("column", pa.string()), ("reason", pa.string()), ("value", pa.string()),
+])
+# Checks the ingest applies on top of the lake's ROW_CHECKS: vendor slips the lake cannot see.
+EXTRA_CHECKS: dict[str, list[tuple[str, str, str]]] = {
+    "option_quotes": [
+        ("strike", "strike > 200 * underlying_price OR strike * 200 < underlying_price",
+         "strike off by x1000 (more than 200x away from the underlying price)"),
+    ],
+}
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did. `tables` maps each canonical table to the rows written to it."""
+
+    ingest_id: str
+    format: str
+    files: list[str]
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_quarantined: int = 0
+    rows_collapsed: int = 0
+    tables: dict[str, int] = field(default_factory=dict)
+    partitions_written: int = 0
+    quarantine_path: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "ingest_id": self.ingest_id, "format": self.format, "files": self.files,
+            "rows_read": self.rows_read, "rows_written": self.rows_written,
+            "rows_quarantined": self.rows_quarantined, "rows_collapsed": self.rows_collapsed,
+            "tables": dict(self.tables), "partitions_written": self.partitions_written,
+            "quarantine_path": self.quarantine_path, "seconds": round(self.seconds, 3),
+        }
+
+
+def _pause(stage: str) -> None:
+    """Test hook: with EVENTVOL_INGEST_PAUSE=<stage>, announce the stage and wait to be killed."""
+    if os.environ.get("EVENTVOL_INGEST_PAUSE") == stage:
+        sys.stderr.write(f"PAUSE {stage}\n")
+        sys.stderr.flush()
+        time.sleep(600)
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def make_ingest_id(fmt: str, paths: list[Path]) -> str:
+    h = hashlib.sha256(f"{fmt}|{MAPPING_VERSION}".encode())
+    for p in paths:
+        h.update(_file_digest(p).encode())
+    return "ing-" + h.hexdigest()[:20]
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _checks(s: TableSpec) -> list[tuple[str, str, str]]:
+    """(column, SQL true for a bad row, reason), first match wins: required values, enums, the
+    lake's ROW_CHECKS, the ingest's extra checks."""
+    out = [(c, f"{_q(c)} IS NULL", "missing required value") for c in s.required]
+    for c, allowed in s.enums.items():
+        vals = ", ".join("'" + v + "'" for v in allowed)
+        label = "unknown option type" if c == "option_type" else f"{c} must be one of {', '.join(allowed)}"
+        out.append((c, f"{_q(c)} NOT IN ({vals})", label))
+    return out + ROW_CHECKS.get(s.name, []) + EXTRA_CHECKS.get(s.name, [])
+
+
+def check_rows(s: TableSpec, tbl: pa.Table, file: str, con) -> tuple[pa.Table, list[dict], int]:
+    """Split one file's canonical rows (with `__line`) into good rows and rejections.
+
+    Identical duplicate rows collapse to one; rows sharing a key with different values are all
+    quarantined. Returns (good rows, rejections, rows collapsed)."""
+    checks = _checks(s)
+    con.register("__in", tbl)
+    try:
+        cases = " ".join(f"WHEN coalesce({pred}, false) THEN {i}" for i, (_, pred, _) in enumerate(checks))
+        values = " ".join(f"WHEN coalesce({pred}, false) THEN CAST({_q(c)} AS VARCHAR)"
+                          for c, pred, _ in checks)
+        hits = con.sql(f"SELECT __line, CASE {cases} END AS r, CASE {values} END AS v FROM __in "
+                       f"WHERE r IS NOT NULL ORDER BY __line").fetchall()
+        rejects = []
+        cols = tbl.column_names
+        for line, r, v in hits:  # a vendor line holding two contracts is rejected once
+            col, _, reason = checks[r]
+            rejects.append({"file": file, "line": int(line), "column": col, "reason": reason, "value": v})
+        if hits:
+            bad = pa.array(sorted(int(line) for line, _ in hits), pa.int64())
+            tbl = tbl.filter(pc.invert(pc.is_in(tbl.column("__line"), value_set=bad)))
+        con.register("__in", tbl)
+        keys = ", ".join(_q(k) for k in s.key)
+        data = ", ".join(_q(c) for c in cols if c != "__line")
+        conflict = con.sql(
+            f"SELECT __line, {keys} FROM __in SEMI JOIN (SELECT {keys} FROM (SELECT DISTINCT {data} FROM __in) "
+            f"GROUP BY ALL HAVING count(*) > 1) USING ({keys}) ORDER BY __line").fetchall()
+        for row in conflict:
+            rejects.append({"file": file, "line": int(row[0]), "column": ", ".join(s.key),
+                            "reason": "conflicting rows share the key",
+                            "value": "(" + ", ".join(str(v) for v in row[1:]) + ")"})
+        if conflict:
+            bad = pa.array([int(r[0]) for r in conflict], pa.int64())
+            tbl = tbl.filter(pc.invert(pc.is_in(tbl.column("__line"), value_set=bad)))
+            con.register("__in", tbl)
+        before = tbl.num_rows
+        tbl = con.sql(f"SELECT * FROM __in QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY __line) = 1 "
+                      f"ORDER BY __line").to_arrow_table()
+        return tbl, rejects, before - tbl.num_rows
+    finally:
+        con.unregister("__in")
+
+
+def _read_file(f: Format, path: Path, ctx: Context, max_bytes: int) -> tuple[pa.Table | None, list[dict], int]:
+    """Parse one file into canonical rows with a `__line` column; returns (rows, rejections, rows read)."""
+    s = spec(f.table)
+    check_size(path, max_bytes)
+    if f.inspect is not None:
+        ctx.header = f.inspect(path)
+    names = f.names(path) if f.names else None
+    if names is None:
+        header = split_csv_line(head_lines(path, f.header_line)[-1])
+        require_columns(path, header, list(f.required))
+    parts, rejects, n_read = [], [], 0
+    for b in read_batches(path, header_line=f.header_line, names=names, max_bytes=max_bytes):
+        n_read += len(b) + len([r for r in b.rejects])
+        if len(b):
+            rows = f.parse(b, ctx)
+            keep = pa.array(~b.bad)
+            for cols in rows:
+                cols = {k: v for k, v in cols.items() if v is not None}
+                if s.name == "option_quotes":
+                    cols["vendor"] = pa.array([f.vendor] * len(b), pa.string())
+                    cols["ingest_id"] = pa.array([ctx.ingest_id] * len(b), pa.string())
+                tbl = conform(s, pa.table(cols).filter(keep)) if cols else None
+                if tbl is not None:
+                    parts.append(tbl.append_column("__line", pa.array(b.lines[~b.bad], pa.int64())))
+        rejects += b.rejects
+    if not parts:
+        return None, rejects, n_read
+    return pa.concat_tables(parts), rejects, n_read
+
+
+def ingest_files(lake, fmt: str, paths: list[Path], *, progress: Callable | None = None,
+                 max_bytes: int | None = None) -> IngestReport:
+    """Ingest vendor files of format `fmt` into `lake` (see `FORMATS` and docs/ingest.md).
+
+    `progress(done, total, name)` is called after each file. Bad rows are quarantined under
+    `quarantine/<ingest_id>/rejected.parquet`; a file missing a required column, larger than
+    `max_bytes` or holding a line longer than 1 MiB refuses the whole ingest with nothing written.
+    """
+    t0 = time.perf_counter()
+    started = datetime.now(timezone.utc)
+    if fmt not in FORMATS:
+        raise IngestError(f"unknown ingest format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    f = FORMATS[fmt]
+    s = spec(f.table)
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise IngestError("no files to ingest")
+    max_bytes = max_bytes if max_bytes is not None else max_bytes_default()
+    for p in paths:
+        check_size(p, max_bytes)
+    ingest_id = make_ingest_id(fmt, paths)
+    report = IngestReport(ingest_id=ingest_id, format=fmt, files=[str(p) for p in paths])
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    good, rejects = [], []
+    try:
+        for i, p in enumerate(paths):
+            tbl, rej, n_read = _read_file(f, p, Context(path=p, ingest_id=ingest_id, lake=lake), max_bytes)
+            report.rows_read += n_read
+            rejects += rej
+            if tbl is not None:
+                tbl, rej, collapsed = check_rows(s, tbl, str(p), con)
+                rejects += rej
+                report.rows_collapsed += collapsed
+                good.append(tbl.append_column("__file", pa.array(np.full(tbl.num_rows, i), pa.int64())))
+            if progress is not None:
+                progress(i + 1, len(paths), p.name)
+        rows = None
+        if good:
+            # across files the later file wins a key, as an upsert of the files in order would
+            con.register("__all", pa.concat_tables(good))
+            keys = ", ".join(_q(k) for k in s.key)
+            rows = con.sql(f"SELECT * EXCLUDE (__line, __file) FROM __all QUALIFY row_number() OVER "
+                           f"(PARTITION BY {keys} ORDER BY __file DESC) = 1").to_arrow_table()
+            con.unregister("__all")
+    finally:
+        con.close()
+    # one rejection per vendor line: a line is quarantined as a whole, for its first reason
+    seen, unique = set(), []
+    for r in rejects:
+        if (r["file"], r["line"]) not in seen:
+            seen.add((r["file"], r["line"]))
+            unique.append(r)
+    rejects = unique
+    report.rows_quarantined = len(rejects)
+    _pause("parsed")
+    with lake.writer():
+        if rows is not None and rows.num_rows:
+            result = lake.write(s.name, rows)
+            report.rows_written = rows.num_rows
+            report.tables[s.name] = rows.num_rows
+            report.partitions_written = len(result.partitions_written)
+        _pause("written")
+        if rejects:
+            report.quarantine_path = str(_publish_quarantine(lake, ingest_id, rejects))
+        _pause("quarantined")
+        report.seconds = time.perf_counter() - t0
+        if report.partitions_written:
+            lake.record_run("ingest", status="ok", started_at=started, run_id=ingest_id,
+                            params={"format": fmt, "files": report.files},
+                            rows_written=report.rows_written,
+                            message=f"{report.rows_quarantined} rows quarantined")
+    return report
+
+
+def _publish_quarantine(lake, ingest_id: str, rejects: list[dict]) -> Path:
+    """Write the rejections once (atomically); a re-ingest finds the same file and keeps it."""
+    folder = lake.root / "quarantine" / ingest_id
+    final = folder / "rejected.parquet"
+    if final.exists():
+        return final
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = sorted(rejects, key=lambda r: (r["file"], r["line"], r["column"]))
+    tbl = pa.Table.from_pylist([{"ingest_id": ingest_id, **r} for r in rows], schema=QUARANTINE_SCHEMA)
+    tmp = folder / "rejected.parquet.tmp"
+    pq.write_table(tbl, tmp, compression="zstd")
+    os.replace(tmp, final)
+    return final
+
+
+def read_quarantine(lake) -> pa.Table:
+    """Every quarantined row of the lake, ordered by ingest, file and line."""
+    files = sorted((lake.root / "quarantine").glob("*/rejected.parquet"))
+    if not files:
+        return QUARANTINE_SCHEMA.empty_table()
+    tbl = pa.concat_tables([pq.read_table(p, schema=QUARANTINE_SCHEMA) for p in files])
+    return tbl.sort_by([("ingest_id", "ascending"), ("file", "ascending"), ("line", "ascending")])

@@ -1,0 +1,504 @@
+"""Vendor formats mapped onto the canonical tables (see docs/ingest.md for every rule).
+
+A format is a `Format`: the canonical table it fills, where its header is, the columns it
+cannot do without, and `parse(batch, ctx)`, a vectorized function from one block of text rows
+to canonical columns (a list of column dicts, because one vendor row can hold two contracts).
+Point-in-time columns are set here, from each vendor's publication rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from data_lake import calendars
+from data_lake.ingest.reader import Batch, IngestError, head_lines, split_csv_line
+from data_lake.schemas import UTC_TS
+
+# Roots whose contracts settle on the opening print (SOQ); every other root settles PM.
+AM_ROOTS = frozenset({"SPX", "NDX", "RUT", "DJX", "OEX", "XEO", "VIX"})
+# Weekly/PM roots that belong to an index underlying.
+ROOT_UNDERLYING = {"SPXW": "SPX", "SPXPM": "SPX", "NDXP": "NDX", "RUTW": "RUT", "VIXW": "VIX",
+                   "DJXW": "DJX", "XSPW": "XSP"}
+OSI = r"^(?P<root>[A-Z][A-Z0-9]{0,5})(?P<ymd>\d{6})(?P<cp>[CP])(?P<k>\d{8})$"
+
+
+@dataclass
+class Context:
+    """What a parser may know besides its rows: the file, its header facts, the lake."""
+
+    path: Path
+    ingest_id: str
+    lake: object = None
+    header: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    table: str
+    vendor: str
+    header_line: int
+    required: tuple[str, ...]
+    parse: Callable[[Batch, Context], list[dict]]
+    names: Callable[[Path], list[str] | None] | None = None  # renamed columns, if any
+    inspect: Callable[[Path], dict] | None = None  # header facts read before the rows
+
+
+# ---------------------------------------------------------------- shared helpers
+def _dates_at(dates: pa.Array, hhmm: str, *, next_session: bool = False) -> pa.Array:
+    """UTC timestamps of US/Eastern `hhmm` on each date (or on the next NYSE session)."""
+    d = dates.to_numpy(zero_copy_only=False).astype("datetime64[D]")
+    out = np.full(len(d), np.datetime64("NaT"), dtype="datetime64[us]")
+    valid = ~np.isnat(d)
+    for u in np.unique(d[valid]):
+        day = calendars.next_session(u) if next_session else pd.Timestamp(u).date()
+        out[d == u] = np.datetime64(calendars.market_time_utc(day, hhmm).tz_localize(None), "us")
+    return pa.array(out, type=pa.timestamp("us")).cast(UTC_TS)
+
+
+def _session_close(dates: pa.Array, plus_minutes: int = 0) -> pa.Array:
+    """Each date's NYSE close (13:00 ET on half days) plus a delay, UTC."""
+    d = dates.to_numpy(zero_copy_only=False).astype("datetime64[D]")
+    out = np.full(len(d), np.datetime64("NaT"), dtype="datetime64[us]")
+    valid = ~np.isnat(d)
+    for u in np.unique(d[valid]):
+        day = pd.Timestamp(u).date()
+        if calendars.is_session(day):
+            close = calendars.session_close_utc(day)
+        else:
+            close = calendars.market_time_utc(day, "16:00")
+        out[d == u] = np.datetime64((close + pd.Timedelta(minutes=plus_minutes)).tz_localize(None), "us")
+    return pa.array(out, type=pa.timestamp("us")).cast(UTC_TS)
+
+
+def _underlying_of(root: pa.Array) -> pa.Array:
+    keys = pa.array(list(ROOT_UNDERLYING))
+    idx = pc.index_in(root, value_set=keys)
+    mapped = pc.take(pa.array(list(ROOT_UNDERLYING.values())), idx)
+    return pc.coalesce(mapped, root)
+
+
+def _settlement_of(root: pa.Array) -> pa.Array:
+    return pc.if_else(pc.is_in(root, value_set=pa.array(sorted(AM_ROOTS))), "AM", "PM")
+
+
+def _option_type(b: Batch, name: str) -> pa.Array:
+    """'C'/'P' from C, P, Call, Put (any case); anything else quarantines its row."""
+    t = pc.utf8_upper(b.text(name))
+    t = pc.if_else(pc.is_in(t, value_set=pa.array(["CALL", "C"])), "C",
+                   pc.if_else(pc.is_in(t, value_set=pa.array(["PUT", "P"])), "P", t))
+    bad = pc.invert(pc.is_in(t, value_set=pa.array(["C", "P"]))).to_numpy(zero_copy_only=False)
+    b.reject(bad, name, "unknown option type", b.text(name))
+    return t
+
+
+def _null_if(arr: pa.Array, cond) -> pa.Array:
+    return pc.if_else(cond, pa.scalar(None, arr.type), arr)
+
+
+def _const(n: int, value, typ) -> pa.Array:
+    return pa.array(np.full(n, value) if typ != pa.string() else [value] * n, type=typ) if n else pa.array([], typ)
+
+
+def _parse_osi(b: Batch, name: str, label: str) -> dict:
+    """Root, expiration, type and strike (dollars) from an OSI symbol such as SPXW220207C02400000."""
+    sym = b.text(name)
+    parts = pc.extract_regex(pc.fill_null(sym, ""), OSI)
+    bad = pc.invert(pc.match_substring_regex(pc.fill_null(sym, ""), OSI)).to_numpy(zero_copy_only=False)
+    b.reject(bad, label, "not an OSI contract symbol", sym)
+    root = pc.struct_field(parts, "root")
+    ymd = pc.binary_join_element_wise("20", pc.struct_field(parts, "ymd"), "")
+    exp = pc.cast(pc.strptime(ymd, format="%Y%m%d", unit="s", error_is_null=True), pa.date32())
+    k = pc.divide(pc.cast(_null_if(pc.struct_field(parts, "k"), pa.array(bad)), pa.float64()), 1000.0)
+    cp = pc.struct_field(parts, "cp")
+    return {"root": _null_if(root, pa.array(bad)), "expiration": exp, "strike": k,
+            "option_type": _null_if(cp, pa.array(bad))}
+
+
+# ---------------------------------------------------------------- Cboe quote table
+QT_NAMES = ["expiration_text", "c_symbol", "c_last", "c_net", "c_bid", "c_ask", "c_volume", "c_iv",
+            "c_delta", "c_gamma", "c_oi", "strike", "p_symbol", "p_last", "p_net", "p_bid", "p_ask",
+            "p_volume", "p_iv", "p_delta", "p_gamma", "p_oi"]
+QT_HEADER = ["Expiration Date", "Calls", "Last Sale", "Net", "Bid", "Ask", "Volume", "IV", "Delta",
+             "Gamma", "Open Interest", "Strike", "Puts", "Last Sale", "Net", "Bid", "Ask", "Volume",
+             "IV", "Delta", "Gamma", "Open Interest"]
+
+
+def _quotetable_inspect(path: Path) -> dict:
+    """Spot and snapshot time from lines 2-3; trade date = last NYSE session on or before it."""
+    lines = head_lines(path, 4)
+    got = split_csv_line(lines[3])
+    for want in QT_HEADER:
+        if want not in got:
+            raise IngestError(f"{path}: required column {want!r} is missing from the header on line 4; refusing the file")
+    m = re.search(r"Last:\s*([-+0-9.]+)", lines[1])
+    if not m:
+        raise IngestError(f"{path}: line 2 has no 'Last: <spot>'; refusing the file")
+    spot = float(m.group(1))
+    m = re.search(r"Date:\s*([A-Za-z]+ \d{1,2},? \d{4}),?\s*(?:at\s*)?(\d{1,2}:\d{2} [AP]M)", lines[2])
+    if not m:
+        raise IngestError(f"{path}: line 3 has no 'Date: <snapshot time>'; refusing the file")
+    local = pd.Timestamp(dt.datetime.strptime(f"{m.group(1).replace(',', '')} {m.group(2)}", "%B %d %Y %I:%M %p"))
+    snap = local.tz_localize(calendars.EASTERN).tz_convert("UTC")
+    trade_date = calendars.session_on_or_before(local.date())
+    return {"spot": spot, "quote_ts": snap, "trade_date": trade_date}
+
+
+def _quotetable_parse(b: Batch, ctx: Context) -> list[dict]:
+    n = len(b)
+    h = ctx.header
+    strike_col = b.number("strike", label="Strike")
+    out = []
+    for side, label in (("c", "Calls"), ("p", "Puts")):
+        osi = _parse_osi(b, f"{side}_symbol", label)
+        # the Strike column and the symbol's strike must agree: a x1000 slip is a vendor error
+        off = pc.fill_null(pc.greater(pc.abs(pc.subtract(osi["strike"], strike_col)), 0.0005), False)
+        b.reject(off.to_numpy(zero_copy_only=False), "Strike", f"strike disagrees with the {label} symbol (off by x1000?)", strike_col)
+        iv = b.number(f"{side}_iv", label=f"IV ({label})")
+        ts = pa.array([h["quote_ts"].to_pydatetime()] * n, type=UTC_TS)
+        out.append({
+            "trade_date": pa.array([h["trade_date"]] * n, pa.date32()),
+            "quote_ts": ts,
+            "available_ts": ts,  # the page shows the chain as of the snapshot
+            "underlying": _underlying_of(osi["root"]),
+            "root": osi["root"],
+            "expiration": osi["expiration"],
+            "settlement": _settlement_of(osi["root"]),
+            "strike": strike_col,
+            "option_type": osi["option_type"],
+            "bid": b.number(f"{side}_bid", label=f"Bid ({label})"),
+            "ask": b.number(f"{side}_ask", label=f"Ask ({label})"),
+            "volume": b.integer(f"{side}_volume", label=f"Volume ({label})"),
+            "open_interest": b.integer(f"{side}_oi", label=f"Open Interest ({label})"),
+            # Cboe prints IV 0 when it has no model value (e.g. expired same-day rows)
+            "iv": _null_if(iv, pc.equal(iv, 0.0)),
+            "delta": b.number(f"{side}_delta", label=f"Delta ({label})"),
+            "gamma": b.number(f"{side}_gamma", label=f"Gamma ({label})"),
+            "underlying_price": pa.array([h["spot"]] * n, pa.float64()),
+            "multiplier": _const(n, 100, pa.int32()),
+        })
+    return out
+
+
+# ---------------------------------------------------------------- Cboe DataShop EOD summary
+EOD_REQUIRED = ("underlying_symbol", "quote_date", "root", "expiration", "strike", "option_type",
+                "trade_volume", "bid_eod", "ask_eod", "underlying_bid_eod", "underlying_ask_eod",
+                "open_interest")
+
+
+def _mid_if_positive(bid: pa.Array, ask: pa.Array) -> pa.Array:
+    ok = pc.and_(pc.greater(bid, 0.0), pc.greater(ask, 0.0))
+    return _null_if(pc.divide(pc.add(bid, ask), 2.0), pc.invert(pc.fill_null(ok, False)))
+
+
+def _eod_parse(b: Batch, ctx: Context) -> list[dict]:
+    n = len(b)
+    has = lambda c: c in b.cols  # noqa: E731
+    td = b.date("quote_date")
+    root = pc.utf8_upper(b.text("root"))
+    und = pc.utf8_ltrim(pc.utf8_upper(b.text("underlying_symbol")), "^")  # ^SPX -> SPX
+    spot = _mid_if_positive(b.number("underlying_bid_eod"), b.number("underlying_ask_eod"))
+    if has("active_underlying_price_1545"):
+        spot = pc.coalesce(spot, _null_if(a := b.number("active_underlying_price_1545"), pc.less_equal(a, 0.0)))
+    if has("underlying_bid_1545") and has("underlying_ask_1545"):
+        spot = pc.coalesce(spot, _mid_if_positive(b.number("underlying_bid_1545"), b.number("underlying_ask_1545")))
+    row = {
+        "trade_date": td,
+        "quote_ts": _session_close(td),  # bid/ask are the end-of-day quotes
+        "available_ts": _session_close(td, plus_minutes=120),  # DataShop posts EOD files after the close
+        "underlying": und,
+        "root": root,
+        "expiration": b.date("expiration"),
+        "settlement": _settlement_of(root),
+        "strike": b.number("strike"),
+        "option_type": _option_type(b, "option_type"),
+        "bid": b.number("bid_eod"),
+        "ask": b.number("ask_eod"),
+        "volume": b.integer("trade_volume"),
+        "open_interest": b.integer("open_interest"),
+        "underlying_price": spot,
+        "multiplier": _const(n, 100, pa.int32()),
+    }
+    if spot.null_count:
+        b.reject(pc.is_null(spot).to_numpy(zero_copy_only=False), "underlying_bid_eod",
+                 "no positive underlying price (EOD bid/ask or 15:45 active price)")
+    if has("implied_volatility_1545"):  # the Calcs columns: model values at 15:45
+        iv = b.number("implied_volatility_1545")
+        row["iv"] = _null_if(iv, pc.equal(iv, 0.0))
+        for g in ("delta", "gamma", "vega", "theta"):
+            if has(f"{g}_1545"):
+                row[g] = b.number(f"{g}_1545")
+    return [row]
+
+
+# ---------------------------------------------------------------- OptionMetrics IvyDB
+IVY_MISSING = -99.99
+IVY_DATES = ("%Y-%m-%d", "%Y%m%d", "%m/%d/%Y", "%d%b%Y")
+
+
+def _ivy_symbol(b: Batch) -> pa.Array:
+    if "ticker" not in b.cols:
+        raise IngestError(f"{b.file}: required column 'ticker' is missing (join SECNMD's ticker by secid); refusing the file")
+    return pc.utf8_upper(b.text("ticker"))
+
+
+def _ivy_missing(arr: pa.Array) -> pa.Array:
+    """IvyDB writes -99.99 (and -99 in integer fields) for a missing value."""
+    return _null_if(arr, pc.or_(pc.less(pc.abs(pc.add(arr, 99.99)), 1e-9), pc.equal(arr, -99.0)))
+
+
+def _lake_closes(lake, symbols: list[str], dates: list[dt.date]) -> dict[tuple[str, dt.date], float]:
+    if lake is None or not symbols or not lake.files("bars"):
+        return {}
+    t = lake.query(
+        "SELECT symbol, trade_date, close FROM bars WHERE symbol IN (SELECT unnest(?)) "
+        "AND trade_date IN (SELECT unnest(?))", [symbols, dates])
+    return {(s, d): c for s, d, c in zip(*(t.column(i).to_pylist() for i in range(3)))}
+
+
+def _opprcd_parse(b: Batch, ctx: Context) -> list[dict]:
+    n = len(b)
+    td = b.date("date", IVY_DATES)
+    und = _ivy_symbol(b)
+    if "root" in b.cols:
+        root = pc.coalesce(pc.utf8_upper(b.text("root")), und)
+    else:  # IvyDB symbol is "ROOT yymmddCstrike": the root is the part before the space
+        root = pc.utf8_upper(pc.coalesce(pc.struct_field(pc.extract_regex(pc.fill_null(b.text("symbol"), ""), r"^(?P<r>[^ ]+)"), "r"), und))
+    iv = _ivy_missing(b.number("impl_volatility"))
+    strike = pc.divide(b.number("strike_price"), 1000.0)  # IvyDB strikes are x1000
+    spot = pa.nulls(n, pa.float64())
+    closes = _lake_closes(ctx.lake, sorted(set(und.drop_null().to_pylist())), sorted(set(td.drop_null().to_pylist())))
+    if closes:
+        spot = pa.array([closes.get((s, d)) for s, d in zip(und.to_pylist(), td.to_pylist())], pa.float64())
+    if "forward_price" in b.cols:
+        spot = pc.coalesce(spot, _ivy_missing(b.number("forward_price")))
+    b.reject(pc.is_null(spot).to_numpy(zero_copy_only=False), "forward_price",
+             "no underlying price: ingest ivydb-secprd first or provide forward_price")
+    settle = b.integer("am_settlement") if "am_settlement" in b.cols else None
+    size = b.integer("contract_size") if "contract_size" in b.cols else pa.nulls(n, pa.int64())
+    size = pc.coalesce(_null_if(size, pc.less_equal(size, 0)), 100)
+    return [{
+        "trade_date": td,
+        "quote_ts": _session_close(td),
+        # IvyDB is delivered overnight: a row of day D is usable from 06:00 ET the next session.
+        # Its open interest is already the previous session's (lagged one day by OptionMetrics),
+        # which is the lake's convention, so it is stored as is.
+        "available_ts": _dates_at(td, "06:00", next_session=True),
+        "underlying": und,
+        "root": root,
+        "expiration": b.date("exdate", IVY_DATES),
+        "settlement": pc.if_else(pc.equal(settle, 1), "AM", "PM") if settle is not None else _settlement_of(root),
+        "strike": strike,
+        "option_type": _option_type(b, "cp_flag"),
+        "bid": b.number("best_bid"),
+        "ask": b.number("best_offer"),
+        "volume": b.integer("volume"),
+        "open_interest": b.integer("open_interest"),
+        "iv": iv,
+        "delta": _ivy_missing(b.number("delta")) if "delta" in b.cols else None,
+        "gamma": _ivy_missing(b.number("gamma")) if "gamma" in b.cols else None,
+        # IvyDB vega is per 1.00 of vol and theta per year: convert to per point and per day
+        "vega": pc.divide(_ivy_missing(b.number("vega")), 100.0) if "vega" in b.cols else None,
+        "theta": pc.divide(_ivy_missing(b.number("theta")), 365.0) if "theta" in b.cols else None,
+        "underlying_price": spot,
+        "multiplier": pc.cast(size, pa.int32()),
+    }]
+
+
+def _secprd_parse(b: Batch, ctx: Context) -> list[dict]:
+    # IvyDB stores the bid/ask midpoint as a negative close when there was no trade
+    close = pc.abs(b.number("close"))
+    neg = lambda c: _null_if(x := b.number(c), pc.less_equal(x, 0.0)) if c in b.cols else None  # noqa: E731
+    return [{"trade_date": b.date("date", IVY_DATES), "symbol": _ivy_symbol(b), "open": neg("open"),
+             "high": neg("high"), "low": neg("low"), "close": close,
+             "volume": b.integer("volume") if "volume" in b.cols else None}]
+
+
+DISTR_KIND = {"1": "dividend", "2": "capital_gain", "3": "split", "4": "spinoff", "5": "rights"}
+
+
+def _distrd_parse(b: Batch, ctx: Context) -> list[dict]:
+    ex = b.date("ex_date", IVY_DATES)
+    code = b.text("distr_type")
+    kind = pc.coalesce(pc.take(pa.array(list(DISTR_KIND.values())),
+                               pc.index_in(code, value_set=pa.array(list(DISTR_KIND)))), "other")
+    if "cancel_flag" in b.cols:
+        b.reject(pc.fill_null(pc.equal(b.text("cancel_flag"), "1"), False).to_numpy(zero_copy_only=False),
+                 "cancel_flag", "cancelled distribution")
+    declared = b.date("declare_date", IVY_DATES) if "declare_date" in b.cols else pa.nulls(len(b), pa.date32())
+    # known at the declaration's close; without one, conservatively at the open of the ex date
+    known = pc.coalesce(_session_close(declared), _dates_at(ex, "09:30"))
+    adj = _ivy_missing(b.number("adj_factor")) if "adj_factor" in b.cols else pa.nulls(len(b), pa.float64())
+    return [{"symbol": _ivy_symbol(b), "ex_date": ex, "kind": kind,
+             "ratio": _null_if(adj, pc.invert(pc.equal(kind, "split"))),
+             "amount": _ivy_missing(b.number("amount")), "known_at": known}]
+
+
+def _zerocd_parse(b: Batch, ctx: Context) -> list[dict]:
+    # IvyDB zero-curve rates are continuously compounded, in percent
+    return [{"trade_date": b.date("date", IVY_DATES), "tenor_days": pc.cast(b.integer("days"), pa.int32()),
+             "rate": pc.divide(b.number("rate"), 100.0)}]
+
+
+# ---------------------------------------------------------------- ORATS SMV strikes
+ORATS_REQUIRED = ("ticker", "cOpra", "pOpra", "stkPx", "expirDate", "strike", "cBidPx", "cAskPx",
+                  "pBidPx", "pAskPx", "trade_date")
+ORATS_DATES = ("%m/%d/%Y", "%Y-%m-%d")
+
+
+def _orats_parse(b: Batch, ctx: Context) -> list[dict]:
+    n = len(b)
+    td = b.date("trade_date", ORATS_DATES)
+    strike = b.number("strike")
+    spot = b.number("stkPx")
+    exp = b.date("expirDate", ORATS_DATES)
+    greeks = {g: b.number(g) if g in b.cols else pa.nulls(n, pa.float64()) for g in ("delta", "gamma", "vega", "theta")}
+    out = []
+    for side, label in (("c", "cOpra"), ("p", "pOpra")):
+        # the ticker SPX holds SPX and SPXW contracts: the root comes from the OPRA symbol
+        osi = _parse_osi(b, f"{side}Opra", label)
+        off = pc.fill_null(pc.greater(pc.abs(pc.subtract(osi["strike"], strike)), 0.0005), False)
+        b.reject(off.to_numpy(zero_copy_only=False), "strike", f"strike disagrees with {label} (off by x1000?)", strike)
+        iv = b.number(f"{side}MidIv") if f"{side}MidIv" in b.cols else pa.nulls(n, pa.float64())
+        row = {
+            "trade_date": td,
+            "quote_ts": _session_close(td, plus_minutes=-14),  # ORATS snapshots 14 minutes before the close
+            "available_ts": _session_close(td, plus_minutes=60),
+            "underlying": _underlying_of(osi["root"]),
+            "root": osi["root"],
+            "expiration": exp,
+            "settlement": _settlement_of(osi["root"]),
+            "strike": strike,
+            "option_type": osi["option_type"],
+            "bid": b.number(f"{side}BidPx"),
+            "ask": b.number(f"{side}AskPx"),
+            "volume": b.integer(f"{side}Volu") if f"{side}Volu" in b.cols else None,
+            "open_interest": b.integer(f"{side}Oi") if f"{side}Oi" in b.cols else None,
+            "iv": _null_if(iv, pc.equal(iv, 0.0)),
+            # ORATS greeks are the call's; the put's delta is delta - 1, gamma and vega are equal
+            "delta": greeks["delta"] if side == "c" else pc.subtract(greeks["delta"], 1.0),
+            "gamma": greeks["gamma"],
+            "vega": greeks["vega"],
+            "theta": greeks["theta"] if side == "c" else None,
+            "underlying_price": spot,
+            "multiplier": _const(n, 100, pa.int32()),
+        }
+        out.append(row)
+    return out
+
+
+# ---------------------------------------------------------------- generic CSVs
+def _prices_parse(b: Batch, ctx: Context) -> list[dict]:
+    opt = lambda c, f: f(c) if c in b.cols else None  # noqa: E731
+    return [{"trade_date": b.date("date"), "symbol": b.text("symbol"), "open": opt("open", b.number),
+             "high": opt("high", b.number), "low": opt("low", b.number), "close": b.number("close"),
+             "volume": opt("volume", b.integer)}]
+
+
+def _members_parse(b: Batch, ctx: Context) -> list[dict]:
+    # an empty end_date means the symbol is still a member
+    return [{"index": b.text("index"), "symbol": b.text("symbol"), "start_date": b.date("start_date"),
+             "end_date": b.date("end_date") if "end_date" in b.cols else None}]
+
+
+TIMING_HHMM = {"BMO": "08:00", "AMC": "16:05", "INTRADAY": "12:00", "UNKNOWN": "16:05"}
+
+
+def _events_parse(b: Batch, ctx: Context) -> list[dict]:
+    n = len(b)
+    timing = pc.coalesce(pc.utf8_upper(b.text("timing")) if "timing" in b.cols else pa.nulls(n, pa.string()), "UNKNOWN")
+    bad = pc.invert(pc.is_in(timing, value_set=pa.array(list(TIMING_HHMM)))).to_numpy(zero_copy_only=False)
+    b.reject(bad, "timing", "timing must be BMO, AMC, INTRADAY or UNKNOWN", timing)
+    if "scheduled_ts" in b.cols:
+        text = b.text("scheduled_ts").to_pylist()
+        ts, badts = [], np.zeros(n, bool)
+        for i, s in enumerate(text):
+            try:
+                t = pd.Timestamp(s)
+                t = t.tz_localize(calendars.EASTERN) if t.tzinfo is None else t  # naive = US/Eastern
+                ts.append(t.tz_convert("UTC").to_pydatetime())
+            except (ValueError, TypeError):
+                ts.append(None)
+                badts[i] = s is not None
+        b.reject(badts, "scheduled_ts", "not a timestamp", b.text("scheduled_ts"))
+        sched = pa.array(ts, UTC_TS)
+    elif "date" in b.cols:
+        d = b.date("date")
+        sched = pa.nulls(n, UTC_TS)
+        for tm, hhmm in TIMING_HHMM.items():
+            sched = pc.if_else(pc.equal(timing, tm), _dates_at(d, hhmm), sched)
+    else:
+        raise IngestError(f"{b.file}: required column 'date' or 'scheduled_ts' is missing; refusing the file")
+    sym = b.text("symbol") if "symbol" in b.cols else pa.nulls(n, pa.string())
+    kind = b.text("kind")
+    # reaction session: BMO and intraday react on their own session, AMC and unknown on the next
+    react = []
+    for s, tm in zip(sched.to_pylist(), timing.to_pylist()):
+        if s is None or tm not in TIMING_HHMM:
+            react.append(None)
+            continue
+        day = pd.Timestamp(s).tz_convert(calendars.EASTERN).date()
+        react.append(calendars.session_on_or_after(day) if tm in ("BMO", "INTRADAY") and calendars.is_session(day)
+                     else calendars.next_session(day) if tm in ("AMC", "UNKNOWN") else calendars.session_on_or_after(day))
+    ids = [hashlib.sha256(f"{k}|{s}|{t}".encode()).hexdigest()[:16] if k is not None and t is not None else None
+           for k, s, t in zip(kind.to_pylist(), sym.to_pylist(), sched.to_pylist())]
+    known = pc.coalesce(_dates_at(b.date("known_date"), "16:00"), sched) if "known_date" in b.cols else sched
+    return [{"event_id": pa.array(ids, pa.string()), "kind": kind, "symbol": sym, "scheduled_ts": sched,
+             "timing": timing, "reaction_session": pa.array(react, pa.date32()), "known_at": known,
+             "source": b.text("source") if "source" in b.cols else None}]
+
+
+def _letf_parse(b: Batch, ctx: Context) -> list[dict]:
+    return [{"trade_date": b.date("trade_date"), "fund": b.text("fund"), "benchmark": b.text("benchmark"),
+             "leverage": b.number("leverage"), "aum": b.number("aum")}]
+
+
+def _short_interest_parse(b: Batch, ctx: Context) -> list[dict]:
+    return [{"settlement_date": b.date("settlement_date"), "publish_date": b.date("publish_date"),
+             "symbol": b.text("symbol"), "shares_short": b.integer("shares_short"),
+             "float_shares": b.integer("float_shares") if "float_shares" in b.cols else None}]
+
+
+FF_FACTORS = ("MktRF", "SMB", "HML", "Mom", "RF")
+
+
+def _ff_parse(b: Batch, ctx: Context) -> list[dict]:
+    n = len(b)
+    period = b.date("month", ("%Y-%m", "%Y%m"))
+    out = []
+    for f in FF_FACTORS:
+        if f in b.cols:
+            out.append({"period": period, "factor": pa.array([f] * n, pa.string()), "value": b.number(f)})
+    return out
+
+
+FORMATS: dict[str, Format] = {f.name: f for f in (
+    Format("cboe-quotetable", "option_quotes", "cboe", 4, tuple(QT_NAMES), _quotetable_parse,
+           names=lambda p: QT_NAMES, inspect=_quotetable_inspect),
+    Format("cboe-eod", "option_quotes", "cboe-datashop", 1, EOD_REQUIRED, _eod_parse),
+    Format("ivydb-opprcd", "option_quotes", "optionmetrics", 1,
+           ("date", "exdate", "cp_flag", "strike_price", "best_bid", "best_offer", "volume",
+            "open_interest", "impl_volatility", "ticker"), _opprcd_parse),
+    Format("ivydb-secprd", "bars", "optionmetrics", 1, ("date", "close", "ticker"), _secprd_parse),
+    Format("ivydb-distrd", "corporate_actions", "optionmetrics", 1,
+           ("ex_date", "distr_type", "amount", "ticker"), _distrd_parse),
+    Format("ivydb-zerocd", "rates", "optionmetrics", 1, ("date", "days", "rate"), _zerocd_parse),
+    Format("orats-strikes", "option_quotes", "orats", 1, ORATS_REQUIRED, _orats_parse),
+    Format("prices-csv", "bars", "csv", 1, ("date", "symbol", "close"), _prices_parse),
+    Format("members-csv", "index_members", "csv", 1, ("index", "symbol", "start_date"), _members_parse),
+    Format("events-csv", "events", "csv", 1, ("kind",), _events_parse),
+    Format("letf-csv", "letf_funds", "csv", 1, ("trade_date", "fund", "benchmark", "leverage", "aum"), _letf_parse),
+    Format("short-interest-csv", "short_interest", "csv", 1,
+           ("settlement_date", "publish_date", "symbol", "shares_short"), _short_interest_parse),
+    Format("ff-monthly", "factor_returns", "kenneth-french", 1, ("month",), _ff_parse),
+)}

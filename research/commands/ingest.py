@@ -1,0 +1,96 @@
+"""`eventvol ingest FORMAT PATH...` and `eventvol lake quarantine`: vendor files into the lake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from data_lake import Lake
+from data_lake.store import default_lake_path
+from research.cli_common import LakeOpt, out, print_json
+
+lake_app = typer.Typer(name="lake", help="Inspect the lake (quarantined rows).", no_args_is_help=True)
+
+
+def ingest(
+    fmt: Annotated[str, typer.Argument(metavar="FORMAT", help="Vendor format, e.g. cboe-eod, ivydb-opprcd, prices-csv.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Files to ingest.")],
+    lake: LakeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Map vendor files onto the canonical tables; bad rows are quarantined with their reason."""
+    from data_lake.ingest import FORMATS, IngestError, ingest_files
+
+    if fmt not in FORMATS:
+        raise IngestError(f"unknown ingest format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    lk = Lake.open(lake or default_lake_path(), create=True)
+    with _file_progress(len(paths)) as progress:
+        report = ingest_files(lk, fmt, paths, progress=progress)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    out.print(f"eventvol ingest {fmt}: {report.rows_read:,} rows read from {len(paths)} file(s), "
+              f"{report.rows_written:,} written, {report.rows_quarantined:,} quarantined "
+              f"(ingest {report.ingest_id}, {report.seconds:.1f}s)")
+    for table, n in report.tables.items():
+        out.print(f"  {table}: {n:,} rows")
+    if report.rows_quarantined:
+        out.print(f"  see them with: eventvol lake quarantine --lake {lk.root}")
+
+
+class _file_progress:
+    """A progress bar over files on an interactive terminal with several files; else nothing."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self._bar = None
+
+    def __enter__(self):
+        from research.progress import interactive
+
+        if self.total < 2 or not interactive():
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn("ingest {task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), transient=True)
+        self._bar.start()
+        task = self._bar.add_task("", total=self.total)
+        return lambda done, total, name: self._bar.update(task, completed=done, description=name)
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.stop()
+
+
+@lake_app.command("quarantine")
+def quarantine(
+    lake: LakeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of rows.")] = False,
+    limit: Annotated[int, typer.Option(help="Show at most this many rows (0 = all).")] = 200,
+) -> None:
+    """List quarantined rows: ingest, file, line, column, reason, value."""
+    from data_lake.ingest import read_quarantine
+
+    lk = Lake.open(lake or default_lake_path())
+    rows = read_quarantine(lk).to_pylist()
+    shown = rows[:limit] if limit else rows
+    if as_json:
+        print_json(shown)
+        return
+    if not rows:
+        out.print(f"no quarantined rows in {lk.root}")
+        return
+    for r in shown:
+        value = f" (value {r['value']!r})" if r["value"] is not None else ""
+        column = f" column {r['column']}" if r["column"] else ""
+        out.print(f"{r['ingest_id']} {r['file']}:{r['line']}{column}: {r['reason']}{value}", markup=False)
+    if len(shown) < len(rows):
+        out.print(f"... {len(rows) - len(shown):,} more (use --limit 0)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(ingest)
+    app.add_typer(lake_app)
