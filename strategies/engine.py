@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import vectorbt as vbt
 
@@ -40,5 +41,53 @@ def simulate_round_trips(entry_price: pd.Series, exit_price: pd.Series, quantity
     pf = vbt.Portfolio.from_orders(
         close=price, size=size, size_type="amount", fixed_fees=fees,
         init_cash=INIT_CASH_PER_COLUMN, freq="1D", direction="both",
+    )
+    return PanelResult(pnl=pf.total_profit(), portfolio=pf)
+
+
+def simulate_panel(mark: np.ndarray, entry_fill: np.ndarray, exit_fill: np.ndarray, exit_row: np.ndarray,
+                   units: np.ndarray, fees_per_order: np.ndarray, columns: pd.Index | None = None,
+                   index: pd.Index | None = None) -> PanelResult:
+    """Simulate a wide event panel in one vectorbt call.
+
+    `mark` (rows x columns) is the structure's mid in dollars per unit, row 0 being the entry
+    close; each column opens `units` (signed: negative is short) at row 0 at `entry_fill` and
+    closes at `exit_row` at `exit_fill`, paying `fees_per_order` on each of the two orders.
+    Columns with units == 0 do not trade (P&L 0).
+
+    vectorbt only fills at positive prices, yet a structure can be worth zero (an expired
+    out-of-the-money strangle) or less (a calendar filled at the worst side), so each column's
+    prices are shifted by a constant making them >= 1; a round trip's dollar P&L is unchanged
+    by a constant shift of both fills, and the position is flat outside [0, exit_row]."""
+    mark = np.array(mark, dtype=float, copy=True)
+    n_rows, n_cols = mark.shape
+    rows = np.arange(n_rows)[:, None]
+    after = rows > exit_row[None, :]
+    # freeze the mark after the exit (flat position) so NaN rows never enter the valuation
+    mark = pd.DataFrame(np.where(after, np.nan, mark)).ffill().to_numpy()
+    price = mark.copy()
+    cols = np.arange(n_cols)
+    price[0, :] = entry_fill
+    price[exit_row, cols] = exit_fill
+    traded = units != 0
+    lows = np.nanmin(np.vstack([price, mark]), axis=0)
+    shift = np.where(np.isfinite(lows), np.maximum(1.0 - lows, 0.0), 0.0)
+    price = np.nan_to_num(price + shift, nan=1.0)
+    close = np.nan_to_num(mark + shift, nan=1.0)
+    size = np.full((n_rows, n_cols), np.nan)
+    size[0, :] = np.where(traded, units, np.nan)
+    size[exit_row, cols] = np.where(traded, -units, np.nan)
+    fees = np.zeros((n_rows, n_cols))
+    fees[0, :] = np.where(traded, fees_per_order, 0.0)
+    fees[exit_row, cols] = np.where(traded, fees_per_order, 0.0)
+    index = index if index is not None else pd.RangeIndex(n_rows, name="row")
+    columns = columns if columns is not None else pd.RangeIndex(n_cols, name="column")
+
+    def frame(a):
+        return pd.DataFrame(a, index=index, columns=columns)
+
+    pf = vbt.Portfolio.from_orders(
+        close=frame(close), price=frame(price), size=frame(size), size_type="amount",
+        fixed_fees=frame(fees), init_cash=INIT_CASH_PER_COLUMN, freq="1D", direction="both",
     )
     return PanelResult(pnl=pf.total_profit(), portfolio=pf)

@@ -25,7 +25,8 @@ def chains_at(lake: Lake, wanted: pd.DataFrame) -> pd.DataFrame:
     })
     sql = """
         SELECT w.event_id, q.underlying, q.trade_date, q.root, q.expiration, q.strike, q.option_type,
-               q.bid, q.ask, q.underlying_price, q.multiplier, q.available_ts
+               q.bid, q.ask, q.underlying_price, q.multiplier, q.available_ts,
+               q.settlement, q.iv, q.delta
         FROM __want w JOIN option_quotes q
           ON q.underlying = w.underlying AND q.trade_date = w.trade_date
         WHERE q.available_ts <= w.decision_ts
@@ -70,3 +71,46 @@ def factor_at(lake: Lake, factor: str, keys: pd.DataFrame) -> pd.Series:
         "AND f.trade_date = w.trade_date ORDER BY w.i", [factor], tables={"__w": want},
     )
     return pd.Series(df["value"].to_numpy(float), index=keys.index)
+
+
+def leg_quotes_between(lake: Lake, legs: pd.DataFrame) -> pd.DataFrame:
+    """Quotes of each leg (event_id, leg + contract key) on every trade date in
+    [start, end] of its row; only the quoted days come back (the caller marks the gaps)."""
+    want = pa.table({
+        "event_id": pa.array(legs["event_id"].astype(str).tolist(), pa.string()),
+        "leg": pa.array(legs["leg"].astype(int).tolist(), pa.int64()),
+        "underlying": pa.array(legs["underlying"].astype(str).tolist(), pa.string()),
+        "root": pa.array(legs["root"].astype(str).tolist(), pa.string()),
+        "expiration": pa.array(pd.to_datetime(legs["expiration"]).dt.date.tolist(), pa.date32()),
+        "strike": pa.array(legs["strike"].astype(float).tolist(), pa.float64()),
+        "option_type": pa.array(legs["option_type"].astype(str).tolist(), pa.string()),
+        "start": pa.array(pd.to_datetime(legs["start"]).dt.date.tolist(), pa.date32()),
+        "end": pa.array(pd.to_datetime(legs["end"]).dt.date.tolist(), pa.date32()),
+    })
+    sql = """
+        SELECT l.event_id, l.leg, q.trade_date, q.bid, q.ask, q.multiplier
+        FROM __legs l JOIN option_quotes q
+          ON q.underlying = l.underlying AND q.root = l.root AND q.expiration = l.expiration
+         AND q.strike = l.strike AND q.option_type = l.option_type
+         AND q.trade_date BETWEEN l.start AND l."end"
+        ORDER BY l.event_id, l.leg, q.trade_date
+    """
+    return lake.df(sql, tables={"__legs": want})
+
+
+def bars_of(lake: Lake, symbols) -> pd.DataFrame:
+    """Bars (trade_date, symbol, open, close) of the given symbols."""
+    symbols = sorted({str(s) for s in symbols})
+    if not symbols:
+        return pd.DataFrame(columns=["symbol", "trade_date", "open", "close"])
+    marks = ", ".join("?" for _ in symbols)
+    return lake.df(f"SELECT symbol, trade_date, open, close FROM bars WHERE symbol IN ({marks}) "
+                   "ORDER BY symbol, trade_date", symbols)
+
+
+def factor_names(lake: Lake) -> set[str]:
+    """Names of the factors materialized in the lake."""
+    try:
+        return set(lake.df("SELECT DISTINCT factor FROM factors")["factor"].astype(str))
+    except Exception:  # an empty lake has no factors view yet
+        return set()
