@@ -66,27 +66,23 @@ def simple_returns(close: np.ndarray) -> np.ndarray:
 
 def rolling_std(x: np.ndarray, window: int) -> np.ndarray:
     """Sample std (ddof=1) over the trailing `window` rows, per column; NaN unless all
-    `window` values are finite. Cumulative sums of values centred on each column's mean keep
-    the one-pass formula accurate (returns are ~1e-2, sums stay far from cancellation)."""
+    `window` values are finite.
+
+    Each window's sums are taken over that window alone (a strided view, no running cumulative
+    sum), so a value depends only on its own window's inputs: bit for bit the same whatever
+    history or future the panel holds, which is what point-in-time recomputation in month
+    chunks needs. The one-pass formula is accurate for returns (mean << std)."""
     x = np.asarray(x, float)
     squeeze = x.ndim == 1
     if squeeze:
         x = x[:, None]
-    finite = np.isfinite(x)
-    centre = np.nanmean(np.where(finite, x, np.nan), axis=0) if finite.any() else np.zeros(x.shape[1])
-    centre = np.nan_to_num(centre)
-    z = np.where(finite, x - centre, 0.0)
-    zeros = np.zeros((1, x.shape[1]))
-    c1 = np.concatenate([zeros, np.cumsum(z, axis=0)])
-    c2 = np.concatenate([zeros, np.cumsum(z * z, axis=0)])
-    cn = np.concatenate([zeros, np.cumsum(finite, axis=0)])
     out = np.full(x.shape, np.nan)
     if x.shape[0] >= window:
-        s1 = c1[window:] - c1[:-window]
-        s2 = c2[window:] - c2[:-window]
-        n = cn[window:] - cn[:-window]
+        win = np.lib.stride_tricks.sliding_window_view(x, window, axis=0)  # [t, col, window]
+        s1 = win.sum(axis=-1)
+        s2 = np.lib.stride_tricks.sliding_window_view(x * x, window, axis=0).sum(axis=-1)
         var = (s2 - s1 * s1 / window) / (window - 1)
-        out[window - 1:] = np.where(n == window, np.sqrt(np.maximum(var, 0.0)), np.nan)
+        out[window - 1:] = np.sqrt(np.maximum(var, 0.0))  # NaN inputs propagate: no full window
     return out[:, 0] if squeeze else out
 
 

@@ -107,15 +107,11 @@ def squeeze_rows(data: dict, start: dt.date, end: dt.date) -> pd.DataFrame:
 
 
 def _rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
-    """Mean over the trailing `window` rows; NaN unless all are finite."""
+    """Mean over the trailing `window` rows, each window summed on its own (point in time,
+    chunking-independent); NaN unless all are finite."""
     out = np.full(len(x), np.nan)
-    if len(x) < window:
-        return out
-    fin = np.isfinite(x)
-    c = np.concatenate([[0.0], np.cumsum(np.where(fin, x, 0.0))])
-    n = np.concatenate([[0], np.cumsum(fin)])
-    s, k = c[window:] - c[:-window], n[window:] - n[:-window]
-    out[window - 1:] = np.where(k == window, s / window, np.nan)
+    if len(x) >= window:
+        out[window - 1:] = np.lib.stride_tricks.sliding_window_view(np.asarray(x, float), window).sum(axis=-1) / window
     return out
 
 
