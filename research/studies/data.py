@@ -24,11 +24,17 @@ def returns_panel(lake: Lake, symbols=None) -> pd.DataFrame:
     tbl = lake.read_arrow("bars", columns=["trade_date", "symbol", "close"], where=where, params=params)
     if tbl.num_rows == 0:
         return pd.DataFrame()
-    df = pd.DataFrame({
+    return returns_from_bars(pd.DataFrame({
         "trade_date": tbl["trade_date"].to_numpy().astype("datetime64[ns]"),
         "symbol": tbl["symbol"].to_numpy(zero_copy_only=False).astype(str),
         "close": tbl["close"].to_numpy(),
-    })
+    }))
+
+
+def returns_from_bars(df: pd.DataFrame) -> pd.DataFrame:
+    """Pure part of `returns_panel`: long (trade_date, symbol, close) -> wide simple returns
+    on the NYSE session grid."""
+    df = df.assign(trade_date=pd.to_datetime(df["trade_date"]).astype("datetime64[ns]"))
     wide = df.pivot(index="trade_date", columns="symbol", values="close").sort_index()
     sess = calendars.sessions(wide.index[0], wide.index[-1])
     wide = wide.reindex(sess.tz_localize(None) if sess.tz is not None else sess)

@@ -169,15 +169,20 @@ def run_event_study(lake: Lake, spec: dict, *, events_file=None) -> dict:
         tested = np.abs(outcome)
     else:
         outcome = tested = cars
-    res["outcome"] = {"measure": measure, "mean": float(np.mean(tested)), "values": tested.tolist()}
+    res["outcome"] = {"measure": measure, "mean": float(np.mean(tested)), "values": tested.tolist(),
+                      "event_ids": [str(e) for e in panel.event_ids],
+                      "symbols": [str(x) for x in ev["symbol"]]}
     primary = S.mean_test(tested if measure == "car" else tested - 0.0, "CAAR t-test").to_dict()
     if cond:
         values = _condition_values(lake, cond, ev, entity, mkt)
         lab = _combine_labels(values, cond)
         on, off = tested[lab == "on"], tested[lab == "off"]
+        if min(len(on), len(off)) < 3:
+            raise NotEvaluable(f"only {len(on)} events in the regime '{_label_text(cond, 'on')}' and {len(off)} outside it (need 3 each)")
         diff = S.welch_difference(on, off, "on minus off (Welch)").to_dict()
         regimes = {k: {"label": _label_text(cond, k), **S.mean_test(tested[lab == k], k).to_dict()} for k in ("on", "off")}
         res["regimes"] = regimes
+        res["labels"] = lab.tolist()
         res["difference"] = diff
         res["regime_caar"] = {}
         for k in ("on", "off"):
@@ -241,11 +246,23 @@ def session_vol_ratio(lake: Lake, mech: dict, rets: pd.DataFrame, market: pd.Ser
     with stock fixed effects, errors clustered by session. For returns whose distribution
     differs between regimes only by scale, the 'both negative' coefficient is exactly
     2 log(vol ratio), so ratio = exp(b / 2), with the interval mapped the same way."""
-    f = D.factor_frame(lake, mech["factor"])
+    out = session_vol_ratio_frames(D.factor_frame(lake, mech["factor"]), rets, market, events, mech["factor"])
+    if mech.get("truth"):
+        tv = D.truth_value(lake, *mech["truth"])
+        if tv is not None:
+            out["truth"] = tv
+            out["truth_covered"] = bool(out["ci_low"] <= tv <= out["ci_high"])
+    return out
+
+
+def session_vol_ratio_frames(f: pd.DataFrame, rets: pd.DataFrame, market: pd.Series, events: pd.DataFrame,
+                             factor: str = "net_gex_per_1pct") -> dict:
+    """Pure part of `session_vol_ratio`: factor rows (trade_date, entity, value), the returns
+    panel, the market series (named by the index) and events (symbol, reaction_session)."""
     have = set(f["entity"])
     stocks = [s for s in rets.columns if s != market.name and s in have]
     if market.name not in have:
-        raise NotEvaluable(f"factor {mech['factor']!r} has no value for the index {market.name}")
+        raise NotEvaluable(f"factor {factor!r} has no value for the index {market.name}")
     ev_days = set(zip(events["symbol"], pd.to_datetime(events["reaction_session"])))
     prev = rets.index.to_numpy()[:-1]
     g_idx = D.value_as_of(f, np.full(len(prev), market.name), prev)
@@ -271,11 +288,6 @@ def session_vol_ratio(lake: Lake, mech: dict, rets: pd.DataFrame, market: pd.Ser
            "estimate": float(np.exp(b / 2)), "ci_low": float(np.exp(lo / 2)), "ci_high": float(np.exp(hi / 2)),
            "p_value": float(p), "n": int(reg.n), "n_both_negative": int(x[:, 0].sum()),
            "n_both_positive": int((x.sum(axis=1) == 0).sum())}
-    if mech.get("truth"):
-        tv = D.truth_value(lake, *mech["truth"])
-        if tv is not None:
-            out["truth"] = tv
-            out["truth_covered"] = bool(out["ci_low"] <= tv <= out["ci_high"])
     return out
 
 
