@@ -145,12 +145,14 @@ def test_trailing_percentile_matches_scipy_percentileofscore():
 
 
 # ----------------------------------------------------------------------------- dispersion
-def independent_dispersion(bars: pd.DataFrame, members: pd.DataFrame, index: str, window: int) -> pd.Series:
+def independent_dispersion(bars: pd.DataFrame, members: pd.DataFrame, index: str, window: int,
+                           start=None, end=None) -> pd.Series:
     """Plain pandas: pivot, log returns, rolling std, mean over members on the date with a
-    full window, divided by the index's vol."""
+    full window, divided by the index's vol (dates in [start, end])."""
     px = bars.pivot(index="trade_date", columns="symbol", values="close").sort_index()
     px.index = pd.to_datetime(px.index)
     vol = np.log(px).diff().rolling(window).std() * np.sqrt(252)
+    vol = vol.loc[pd.Timestamp(start or vol.index[0]): pd.Timestamp(end or vol.index[-1])]
     out = {}
     for d, row in vol.iterrows():
         m = members[(members["index"] == index) & (pd.to_datetime(members["start_date"]) <= d)
@@ -167,8 +169,7 @@ def test_dispersion_ratio_equals_independent_pandas_on_the_small_synthetic_lake(
     bars = small_lake.read("bars", columns=["trade_date", "symbol", "close"])
     members = small_lake.read("index_members")
     for w in (5, 21, 63):
-        exp = independent_dispersion(bars, members, "SYNX", w)
-        exp = exp[(exp.index >= pd.Timestamp(s)) & (exp.index <= pd.Timestamp(e))]
+        exp = independent_dispersion(bars, members, "SYNX", w, s, e)
         g = rows_of(got, f"dispersion_ratio_{w}d", "SYNX")
         assert len(g) == len(exp) > 50
         np.testing.assert_allclose(g.to_numpy(), exp.to_numpy(), rtol=1e-9)
@@ -178,8 +179,7 @@ def test_dispersion_ratio_equals_independent_pandas_on_the_small_synthetic_lake(
 def test_dispersion_ratio_and_cap_weighted_variant_on_the_random_lake(rlake, frames):
     s, e = dt.date(2022, 6, 1), dt.date(2022, 7, 29)  # spans the membership change
     got = compute_range(rlake, dispersion.DISPERSION, s, e)
-    exp = independent_dispersion(frames["bars"], frames["index_members"], INDEX, 21)
-    exp = exp[(exp.index >= pd.Timestamp(s)) & (exp.index <= pd.Timestamp(e))]
+    exp = independent_dispersion(frames["bars"], frames["index_members"], INDEX, 21, s, e)
     np.testing.assert_allclose(rows_of(got, "dispersion_ratio_21d", INDEX).to_numpy(), exp.to_numpy(), rtol=1e-9)
     # cap-weighted by hand on one date: the month's weight snapshot, members only
     d = pd.Timestamp("2022-07-15")
@@ -356,29 +356,40 @@ def poison_after(frames: dict, cutoff: dt.date, seed: int = 99) -> dict:
     return out
 
 
+CUTOFF = dt.date(2023, 3, 15)
+
+
+@pytest.fixture(scope="module")
+def poisoned_lake(tmp_path_factory, frames) -> Lake:
+    return write_market(tmp_path_factory.mktemp("cx") / "poisoned", poison_after(frames, CUTOFF))
+
+
 @pytest.mark.parametrize("family", ["dispersion", "momentum", "letf", "squeeze"])
-def test_no_look_ahead_factor_for_d_unchanged_when_later_data_is_altered(tmp_path, rlake, frames, family):
-    cutoff = dt.date(2023, 3, 15)
+def test_no_look_ahead_factor_for_d_unchanged_when_later_data_is_altered(rlake, poisoned_lake, family):
     spec = load_families()[family]
     lo, hi = dt.date(2023, 3, 1), dt.date(2023, 4, 28)
     clean = compute_range(rlake, spec, lo, hi)
-    bad_lake = write_market(tmp_path / "poisoned", poison_after(frames, cutoff))
-    bad = compute_range(bad_lake, spec, lo, hi)
+    bad = compute_range(poisoned_lake, spec, lo, hi)
     key = ["factor", "entity", "trade_date"]
-    before = lambda df: df[pd.to_datetime(df["trade_date"]) <= pd.Timestamp(cutoff)].sort_values(key).reset_index(drop=True)
+    before = lambda df: df[pd.to_datetime(df["trade_date"]) <= pd.Timestamp(CUTOFF)].sort_values(key).reset_index(drop=True)
     a, b = before(clean), before(bad)
     assert len(a) > 10
     pd.testing.assert_frame_equal(a, b, check_exact=True)
-    after_a = clean[pd.to_datetime(clean["trade_date"]) > pd.Timestamp(cutoff)].sort_values(key)["value"].to_numpy()
-    after_b = bad[pd.to_datetime(bad["trade_date"]) > pd.Timestamp(cutoff)].sort_values(key)["value"].to_numpy()
+    after_a = clean[pd.to_datetime(clean["trade_date"]) > pd.Timestamp(CUTOFF)].sort_values(key)["value"].to_numpy()
+    after_b = bad[pd.to_datetime(bad["trade_date"]) > pd.Timestamp(CUTOFF)].sort_values(key)["value"].to_numpy()
     assert len(after_a) != len(after_b) or not np.array_equal(after_a, after_b)  # the poison did reach later dates
 
 
-def test_materialized_rows_are_deterministic_and_idempotent(tmp_path, frames):
-    lakes = [write_market(tmp_path / f"l{i}", frames) for i in range(2)]
-    for lk in lakes:
-        materialize(lk, "dispersion", start=dt.date(2023, 1, 1), end=dt.date(2023, 2, 28))
-    a, b = (read_factor(lk, "realized_corr_21d", entity=INDEX) for lk in lakes)
-    assert len(a) == 39 and np.array_equal(a["value"].to_numpy(), b["value"].to_numpy())
-    materialize(lakes[0], "dispersion", start=dt.date(2023, 1, 1), end=dt.date(2023, 2, 28))
-    assert read_factor(lakes[0], "realized_corr_21d", entity=INDEX).equals(a)
+def test_deterministic_and_month_chunks_equal_one_range_bit_for_bit(tmp_path, rlake, frames):
+    lo, hi = dt.date(2023, 1, 1), dt.date(2023, 2, 28)
+    whole = compute_range(rlake, dispersion.DISPERSION, lo, hi)
+    again = compute_range(rlake, dispersion.DISPERSION, lo, hi)
+    pd.testing.assert_frame_equal(whole, again, check_exact=True)
+    lk = write_market(tmp_path / "l", {k: frames[k] for k in ("bars", "index_members", "index_weights")})
+    _, n = materialize(lk, "dispersion", start=lo, end=hi)  # month by month
+    got = read_factor(lk, "realized_corr_21d", entity=INDEX)
+    exp = rows_of(whole, "realized_corr_21d", INDEX)
+    assert n == len(whole) and len(got) == 39
+    assert np.array_equal(got["value"].to_numpy(), exp.to_numpy())
+    materialize(lk, "dispersion", start=lo, end=hi)  # idempotent upsert
+    assert read_factor(lk, "realized_corr_21d", entity=INDEX).equals(got)
