@@ -4,7 +4,7 @@ Order of work, chosen so that a crash at any moment leaves the lake as before or
 1. every file is read and checked in memory (nothing touches the lake);
 2. all good rows of the ingest go to the lake in one `Lake.write` (one atomic transaction);
 3. the quarantine file is published (write to a temporary name, then rename);
-4. the run is logged, only when the write changed something, so a re-ingest is a no-op.
+4. the run is logged under the ingest id, once, so a re-ingest is a no-op.
 The ingest id is a hash of the format and the files' bytes, so a rerun after a crash (or a
 re-ingest) produces byte-identical rows and content-addressed files.
 """
@@ -32,7 +32,8 @@ from data_lake.ingest.reader import (BLOCK_BYTES, IngestError, check_size, head_
 from data_lake.schemas import TableSpec, spec
 from data_lake.validate import ROW_CHECKS, conform
 
-MAPPING_VERSION = "1"  # bump when a vendor mapping changes, so re-ingests get a new id
+MAPPING_VERSION = "1"
+PENDING_ID = "ing-pending"  # bump when a vendor mapping changes, so re-ingests get a new id
 QUARANTINE_SCHEMA = pa.schema([
     ("ingest_id", pa.string()), ("file", pa.string()), ("line", pa.int64()),
     ("column", pa.string()), ("reason", pa.string()), ("value", pa.string()),
@@ -129,7 +130,7 @@ def check_rows(s: TableSpec, tbl: pa.Table, file: str, con) -> tuple[pa.Table, l
             col, _, reason = checks[r]
             rejects.append({"file": file, "line": int(line), "column": col, "reason": reason, "value": v})
         if hits:
-            bad = pa.array(sorted(int(line) for line, _ in hits), pa.int64())
+            bad = pa.array(sorted(int(h[0]) for h in hits), pa.int64())
             tbl = tbl.filter(pc.invert(pc.is_in(tbl.column("__line"), value_set=bad)))
         con.register("__in", tbl)
         keys = ", ".join(_q(k) for k in s.key)
@@ -203,7 +204,9 @@ def ingest_files(lake, fmt: str, paths: list[Path], *, progress: Callable | None
     max_bytes = max_bytes if max_bytes is not None else max_bytes_default()
     for p in paths:
         check_size(p, max_bytes)
-    ingest_id = make_ingest_id(fmt, paths)
+    # the id hashes the files' bytes, computed once they have parsed: a hostile file (a 2 GB
+    # line) must fail on its first block, not after a full hashing pass
+    ingest_id = PENDING_ID
     report = IngestReport(ingest_id=ingest_id, format=fmt, files=[str(p) for p in paths])
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
@@ -230,6 +233,10 @@ def ingest_files(lake, fmt: str, paths: list[Path], *, progress: Callable | None
             con.unregister("__all")
     finally:
         con.close()
+    ingest_id = report.ingest_id = make_ingest_id(fmt, paths)
+    if rows is not None and "ingest_id" in rows.column_names:
+        i = rows.column_names.index("ingest_id")
+        rows = rows.set_column(i, "ingest_id", pa.array([ingest_id] * rows.num_rows, pa.string()))
     # one rejection per vendor line: a line is quarantined as a whole, for its first reason
     seen, unique = set(), []
     for r in rejects:
@@ -250,7 +257,8 @@ def ingest_files(lake, fmt: str, paths: list[Path], *, progress: Callable | None
             report.quarantine_path = str(_publish_quarantine(lake, ingest_id, rejects))
         _pause("quarantined")
         report.seconds = time.perf_counter() - t0
-        if report.partitions_written:
+        logged = lake.query("SELECT count(*) AS n FROM runs WHERE run_id = ?", [ingest_id]).column(0)[0].as_py()
+        if not logged:  # logged once per ingest id, so a re-ingest changes no file
             lake.record_run("ingest", status="ok", started_at=started, run_id=ingest_id,
                             params={"format": fmt, "files": report.files},
                             rows_written=report.rows_written,
