@@ -175,3 +175,19 @@ def test_cli_walk_forward_and_errors(small_lake_path, monkeypatch, capsys):
     code, _, err = _cli(monkeypatch, capsys, "backtest", "earnings-straddle", "--lake", str(small_lake_path),
                         "--param", "side")
     assert code == 2 and "key=v1,v2" in err
+
+
+def test_vectorized_metrics_equal_the_per_stream_metrics():
+    from strategies.metrics import METRIC_COLUMNS, metrics_by_param
+
+    rng = np.random.default_rng(5)
+    n = 60
+    t = pd.DataFrame({"param_id": np.repeat([0, 1, 2], n), "pnl": rng.normal(5, 100, 3 * n),
+                      "exit_session": np.tile(pd.date_range("2023-01-02", periods=n, freq="3D"), 3)})
+    t.loc[rng.choice(3 * n, 40, replace=False), "pnl"] = np.nan
+    t = t.sample(frac=1, random_state=1)  # order must not matter
+    got = metrics_by_param(t).set_index("param_id")
+    for pid, grp in t.groupby("param_id"):
+        want = event_metrics(grp["pnl"], grp["exit_session"])
+        for c in METRIC_COLUMNS:
+            assert got.loc[pid, c] == pytest.approx(want[c], rel=1e-12), c
