@@ -26,15 +26,17 @@ app = typer.Typer(
 @app.command()
 def demo(
     lake: LakeOpt = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.html.")] = Path("out"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.html and report.pdf.")] = Path("out"),
     seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 7,
+    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Also write report.pdf.")] = True,
 ) -> None:
-    """Build the synthetic market (if the lake is empty), compute GEX, backtest the earnings
-    straddle and write OUT/report.html."""
+    """Build the synthetic market (if the lake is empty), compute the factors, backtest the
+    earnings straddle, run the declared hypotheses and write OUT/report.html and report.pdf."""
     from data_lake.synthetic import SyntheticConfig, build
     from pipelines.factors import materialize
+    from pipelines.registry import load_families
     from research.progress import status
-    from research.report import render_straddle_report
+    from research.report import build_research_report
     from strategies.earnings_straddle import StraddleParams, run
 
     t0 = time.perf_counter()
@@ -47,15 +49,22 @@ def demo(
         else:
             counts = None
         run_id, _ = materialize(lk, progress=step)
+        # the cross-sectional families feed the dashboards and H3-H5; a family that cannot
+        # run on this lake leaves its hypotheses "not evaluable" instead of failing the demo
+        for name in ("dispersion", "momentum", "letf", "squeeze"):
+            if name in load_families():
+                try:
+                    materialize(lk, name, progress=step)
+                except EventvolError as exc:
+                    step(f"{name} skipped: {exc}")
         step("backtesting the earnings straddle")
         params = StraddleParams()
         result = run(lk, params)
-        step("rendering the report")
-        path = render_straddle_report(
-            result.trades, out_dir, title="eventvol demo: earnings straddles and dealer gamma",
-            params={"fee_per_contract": params.fee_per_contract, "quantity": params.quantity,
-                    "gex_filter": params.gex_filter, "seed": seed},
-            provenance={"lake": str(lk.root), "run_id": run_id},
+        paths = build_research_report(
+            lk, out_dir, trades=result.trades, pdf=pdf, progress=step,
+            title="eventvol demo: event-driven volatility research note",
+            extra_provenance={"factor run": run_id, "synthetic seed": seed,
+                              "straddle": f"fee ${params.fee_per_contract}/contract, quantity {params.quantity}"},
         )
     from research.event_table import gex_split, summarize
 
@@ -67,7 +76,7 @@ def demo(
               f"mean P&L ${s['mean_pnl']:,.2f}, total ${s['total_pnl']:,.2f}")
     for regime, row in split.iterrows():
         out.print(f"  {regime}: {int(row['events'])} events, mean P&L ${row['mean_pnl']:,.2f}")
-    out.print(f"  report: {path}  ({time.perf_counter() - t0:.1f}s)")
+    out.print(f"  report: {', '.join(str(p) for p in paths)}  ({time.perf_counter() - t0:.1f}s)")
 
 
 # Commands living in their own modules: each module defines `register(app)`.

@@ -86,6 +86,15 @@ def render_straddle_report(trades: pd.DataFrame, out_dir: Path, *, title: str, p
 NAVY, RED, GREEN, GREY = "#1f4e79", "#b22222", "#2e7d32", "#888888"
 
 
+def _dates(ax) -> None:
+    """Concise date ticks (no overlapping labels)."""
+    import matplotlib.dates as mdates
+
+    loc = mdates.AutoDateLocator(maxticks=8)
+    ax.xaxis.set_major_locator(loc)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+
+
 def _fig(w=7.2, h=2.6):
     fig, ax = plt.subplots(figsize=(w, h))
     ax.grid(alpha=0.25)
@@ -151,6 +160,7 @@ def straddle_charts(trades: pd.DataFrame) -> dict[str, str]:
     ax.axhline(0, color=GREY, lw=0.8)
     ax.set_ylabel("cumulative P&L ($)")
     ax.legend(fontsize=7, frameon=False)
+    _dates(ax)
     eq = _png(fig)
     fig, ax = _fig(7.2, 2.4)
     bins = np.histogram_bin_edges(traded["pnl"], bins=30)
@@ -192,6 +202,7 @@ def factor_dashboards(lake, index: str) -> list[dict]:
         ax2.bar(pd.to_datetime(gex.index), gex.values / 1e9, color=np.where(gex.values < 0, RED, GREEN), alpha=0.35, width=1.0)
         ax2.set_ylabel("net GEX ($bn per 1%)")
         ax.legend(fontsize=7, frameon=False, loc="upper left")
+        _dates(ax)
         out.append({"title": "Dealer gamma: net GEX and zero gamma against the index", "png": _png(fig),
                     "note": "Bars: net dealer GEX (red when dealers are short gamma). Dashed: the spot at which re-priced net GEX crosses zero."})
     else:
@@ -207,6 +218,7 @@ def factor_dashboards(lake, index: str) -> list[dict]:
         ax.plot(pd.to_datetime(s.index), s.values, color=NAVY, lw=1.3, label="dispersion ratio (21d)")
         ax.set_ylabel("mean member vol / index vol")
         ax.legend(fontsize=7, frameon=False)
+        _dates(ax)
         out.append({"title": "Dispersion ratio with percentile bands", "png": _png(fig),
                     "note": "Equal-weighted mean of members' 21-session realized vol over the index's; bands are the trailing 252-session 10th/50th/90th percentiles (known at each date)."})
     else:
@@ -223,6 +235,7 @@ def factor_dashboards(lake, index: str) -> list[dict]:
             ax2.plot(pd.to_datetime(c.index), c.values, color=RED, lw=1.0, alpha=0.8, label="crowding (comomentum)")
             ax2.set_ylabel("comomentum")
         ax.legend(fontsize=7, frameon=False, loc="upper left")
+        _dates(ax)
         out.append({"title": "Momentum (WML) and crowding", "png": _png(fig),
                     "note": "Winners-minus-losers daily return cumulated; crowding is the comomentum of winners and losers."})
     else:
