@@ -1,0 +1,103 @@
+"""Benchmark `eventvol refresh`: the cost of refreshing after one new session on lakes with
+1 and 4 years of history (the ratio should stay near 1: cost grows with new data, not with
+history), the cost of a no-op refresh, and a full rebuild on the local vs the dask engine.
+
+Prints one JSON object. Default size: 4 synthetic stocks (runs in about a minute);
+`--full` uses the synthetic market's default universe (32 stocks).
+
+    .venv/bin/python benchmarks/bench_refresh.py [--full] [--factors gex] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from data_lake import Lake
+from data_lake.synthetic import SyntheticConfig, build
+from pipelines.refresh import refresh
+
+END = "2024-12-31"
+STARTS = {1: "2024-01-02", 4: "2021-01-04"}
+DATED = {"option_quotes": "trade_date", "bars": "trade_date", "rates": "trade_date", "letf_funds": "trade_date"}
+
+
+def _lakes(root: Path, years: int, n_stocks: int) -> tuple[Lake, Lake, object]:
+    """(history lake without the last session, the full market lake, the last session)."""
+    full = Lake.open(root / f"full{years}", create=True)
+    build(full, SyntheticConfig(seed=3, start=STARTS[years], end=END, n_stocks=n_stocks,
+                                n_members=max(2, n_stocks - 1)))
+    last = full.df("SELECT max(trade_date) AS d FROM option_quotes")["d"].item()
+    hist = Lake.open(root / f"hist{years}", create=True)
+    for t in ("option_quotes", "bars", "index_members", "index_weights", "events", "rates", "letf_funds", "short_interest"):
+        col = DATED.get(t)
+        tbl = full.read_arrow(t, where=f"{col} < ?", params=[last]) if col else full.read_arrow(t)
+        if tbl.num_rows:
+            hist.write(t, tbl)
+    return hist, full, last
+
+
+def _timed(fn) -> tuple[float, object]:
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--full", action="store_true", help="32 stocks (the synthetic default) instead of 4")
+    ap.add_argument("--factors", default="gex", help="comma-separated families (default gex)")
+    ap.add_argument("--workers", type=int, default=2, help="dask LocalCluster workers")
+    args = ap.parse_args()
+    n_stocks = 32 if args.full else 4
+    factors = args.factors.split(",")
+    report: dict = {"benchmark": "refresh", "n_stocks": n_stocks, "factors": factors, "history": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for years in (1, 4):
+            hist, full, last = _lakes(root, years, n_stocks)
+            rebuild_s, r0 = _timed(lambda: refresh(hist, factors=factors))
+            noop_s, r1 = _timed(lambda: refresh(hist, factors=factors))
+            for t in ("option_quotes", "bars"):
+                hist.write(t, full.read_arrow(t, where="trade_date = ?", params=[last]))
+            inc_s, r2 = _timed(lambda: refresh(hist, factors=factors))
+            report["history"][f"{years}y"] = {
+                "sessions": len(r0.computed) + 1,
+                "option_rows": int(hist.df("SELECT count(*) AS n FROM option_quotes")["n"].item()),
+                "full_rebuild_local_s": round(rebuild_s, 3),
+                "noop_refresh_s": round(noop_s, 3), "noop_units_computed": len(r1.computed),
+                "one_new_session_s": round(inc_s, 3), "one_new_session_units_computed": len(r2.computed),
+                "one_new_session_units_skipped": len(r2.skipped),
+            }
+            if years == 4:
+                from distributed import LocalCluster
+
+                from pipelines.executors import DaskExecutor
+
+                start_s, cluster = _timed(lambda: LocalCluster(n_workers=args.workers, threads_per_worker=1,
+                                                               processes=True, dashboard_address=None))
+                ex = DaskExecutor(cluster.scheduler_address)
+                try:
+                    local_s, _ = _timed(lambda: refresh(hist, factors=factors, force=True))
+                    dask_s, rd = _timed(lambda: refresh(hist, factors=factors, force=True, executor=ex))
+                finally:
+                    ex.close()
+                    cluster.close()
+                report["full_rebuild_4y"] = {
+                    "units": len(rd.computed), "local_s": round(local_s, 3), "dask_s": round(dask_s, 3),
+                    "dask_workers": args.workers, "dask_cluster_start_s": round(start_s, 3),
+                    "dask_over_local": round(dask_s / local_s, 3),
+                }
+            shutil.rmtree(root / f"full{years}", ignore_errors=True)
+        h = report["history"]
+        report["one_new_session_4y_over_1y"] = round(h["4y"]["one_new_session_s"] / h["1y"]["one_new_session_s"], 3)
+        report["noop_4y_over_1y"] = round(h["4y"]["noop_refresh_s"] / h["1y"]["noop_refresh_s"], 3)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
