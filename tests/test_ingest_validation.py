@@ -39,7 +39,7 @@ def lake_files(lake) -> dict[str, int]:
             if p.is_file() and "locks" not in p.parts}
 
 
-@pytest.mark.parametrize("change,column,reason", [
+BAD_ROWS = [
     ({"bid_eod": "2.50", "ask_eod": "2.40"}, "bid", "crossed quote: bid > ask"),
     ({"bid_eod": "-0.10"}, "bid", "negative bid"),
     ({"strike": "-240"}, "strike", "strike must be positive"),
@@ -50,16 +50,26 @@ def lake_files(lake) -> dict[str, int]:
     ({"quote_date": "2023-13-45"}, "quote_date", "not a date"),
     ({"bid_eod": "2.3x"}, "bid_eod", "not a number"),
     ({"open_interest": "12.5"}, "open_interest", "not a whole number"),
-])
-def test_bad_row_is_quarantined_with_line_column_reason(empty_lake, tmp_path, change, column, reason):
-    # line 2 is good, line 3 is bad, line 4 is good (another strike)
-    p = eod_file(tmp_path, [{}, change, {"strike": "250.000"}])
+]
+
+
+def test_bad_rows_are_quarantined_with_line_column_reason(empty_lake, tmp_path):
+    # one file: a good row on line 2, then each bad row (its own strike, so no key clash)
+    # followed by a good row, so every bad line sits between good ones
+    rows = [{}]
+    for i, (change, _, _) in enumerate(BAD_ROWS):
+        rows.append({"strike": f"{300 + i}", **change})
+        rows.append({"strike": f"{400 + i}"})
+    p = eod_file(tmp_path, rows)
     r = ingest_files(empty_lake, "cboe-eod", [p])
-    assert (r.rows_read, r.rows_written, r.rows_quarantined) == (3, 2, 1)
-    [q] = quarantine(empty_lake)
-    assert (q["file"], q["line"], q["column"]) == (str(p), 3, column)
-    assert q["reason"].startswith(reason)
-    assert empty_lake.df("SELECT count(*) AS n FROM option_quotes").n[0] == 2
+    n = len(BAD_ROWS)
+    assert (r.rows_read, r.rows_written, r.rows_quarantined) == (2 * n + 1, n + 1, n)
+    q = quarantine(empty_lake)
+    assert [x["line"] for x in q] == [3 + 2 * i for i in range(n)]
+    for x, (_, column, reason) in zip(q, BAD_ROWS):
+        assert x["file"] == str(p) and x["column"] == column and x["reason"].startswith(reason), x
+    written = empty_lake.df("SELECT strike FROM option_quotes ORDER BY strike").strike.tolist()
+    assert written == [240.0] + [400.0 + i for i in range(n)]
 
 
 def test_iv_outside_range_and_zero(empty_lake, tmp_path):
