@@ -205,3 +205,46 @@ def test_sweep_is_deterministic(small_lake, earnings):
     b = run_sweep(small_lake, earnings, ps).trades
     pd.testing.assert_frame_equal(a, b)
     assert a.groupby("param_id")["traded"].sum().min() > 0
+
+
+def test_quote_missing_in_the_lake_is_carried_stale_into_the_pnl(lake_copy):
+    ev = tradable_events(lake_copy, ("earnings",)).iloc[3]
+    p = OptionEventParams(fill="worst", fee_per_contract=FEE)
+    before = run_sweep(lake_copy, tradable_events(lake_copy, ("earnings",)), [p]).trades.set_index("event_id").loc[ev["event_id"]]
+    k = float(before["strikes"].split("/")[0])
+    react, entry = ev["reaction_session"].date(), ev["entry_session"].date()
+    month = lake_copy.df("SELECT * FROM option_quotes WHERE year(trade_date) = ? AND month(trade_date) = ?",
+                         [react.year, react.month])
+    gone = ((month["trade_date"] == react) & (month["underlying"] == ev["underlying"]) & (month["strike"] == k)
+            & (month["option_type"] == "C") & (month["expiration"] == before["expiration"].date()))
+    assert gone.sum() == 1
+    with lake_copy.writer():
+        lake_copy.write("option_quotes", month[~gone], mode="replace")
+    after = run_sweep(lake_copy, tradable_events(lake_copy, ("earnings",)), [p]).trades.set_index("event_id").loc[ev["event_id"]]
+    assert after["stale_quotes"] and not before["stale_quotes"] and after["traded"]
+    call_in = _quote(lake_copy, ev["underlying"], entry, ev["underlying"], before["expiration"].date(), k, "C")
+    put_out = _quote(lake_copy, ev["underlying"], react, ev["underlying"], before["expiration"].date(), k, "P")
+    assert round(after["exit_fill"], 2) == round((call_in.bid + put_out.bid) * 100, 2)  # the call's stale bid
+
+
+def test_iron_condor_and_calendar_legs_are_well_formed(small_lake, earnings):
+    from strategies import loaders
+    from strategies.option_events import SNAPSHOT_LAG
+    from strategies.structures import select_structure
+
+    want = pd.DataFrame({"event_id": earnings["event_id"], "underlying": earnings["underlying"],
+                         "trade_date": earnings["entry_session"], "decision_ts": earnings["entry_time"] + SNAPSHOT_LAG})
+    chains = loaders.chains_at(small_lake, want)
+    ic = select_structure(chains, earnings, "iron_condor", delta=0.30, wing_delta=0.10)
+    for _, legs in ic.groupby("event_id"):
+        k = legs.set_index("leg")["strike"]
+        assert k[3] < k[1] < k[0] < k[2]  # put wing < put body < call body < call wing
+        assert list(legs.sort_values("leg")["weight"]) == [1.0, 1.0, -1.0, -1.0]
+        assert legs["expiration"].nunique() == 1
+    assert ic["event_id"].nunique() >= len(earnings) // 2
+    cal = select_structure(chains, earnings, "calendar", far_days=20)
+    for _, legs in cal.groupby("event_id"):
+        far, near = legs.set_index("leg").loc[0], legs.set_index("leg").loc[1]
+        assert far["strike"] == near["strike"] and far["weight"] == 1.0 and near["weight"] == -1.0
+        assert (far["expiration"] - near["expiration"]).days >= 20
+    assert cal["event_id"].nunique() > 0
