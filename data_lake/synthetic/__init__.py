@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from data_lake.synthetic.market import SyntheticConfig, simulate
+from collections.abc import Callable
 
-WRITE_ORDER = ("index_members", "index_weights", "events", "bars", "option_quotes", "truth")
+from data_lake.synthetic.config import SCALES, SyntheticConfig, config_for
+from data_lake.synthetic.market import simulate, simulate_stream
 
 
-def build(lake, cfg: SyntheticConfig = SyntheticConfig(), progress=None) -> dict[str, int]:
-    """Simulate the market and write it through the lake's validated write path.
-    Returns rows written per table. `progress(table)` is called before each table's write."""
-    tables = simulate(cfg)
-    counts = {}
+def build(lake, cfg: SyntheticConfig = SyntheticConfig(), progress: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Simulate the market and write it through the lake's validated write path, one option
+    month partition at a time, under one writer lock. Returns rows written per table."""
+    counts: dict[str, int] = {}
     with lake.writer():
-        for name in WRITE_ORDER:
+        for name, table in simulate_stream(cfg):
             if progress:
-                progress(name)
-            counts[name] = lake.write(name, tables[name]).rows
+                progress(name if name != "option_quotes" else f"option_quotes {counts.get(name, 0):,} rows")
+            counts[name] = counts.get(name, 0) + lake.write(name, table).rows
     return counts
 
 
-__all__ = ["SyntheticConfig", "simulate", "build"]
+__all__ = ["SCALES", "SyntheticConfig", "config_for", "simulate", "simulate_stream", "build"]
