@@ -163,11 +163,14 @@ def straddle_charts(trades: pd.DataFrame) -> dict[str, str]:
     _dates(ax)
     eq = _png(fig)
     fig, ax = _fig(7.2, 2.4)
-    bins = np.histogram_bin_edges(traded["pnl"], bins=30)
+    # a few huge winners would squash the picture: bins span the 1st-99th percentiles and
+    # the tails are piled into the end bins (the caption says so)
+    lo, hi = np.percentile(traded["pnl"], [1, 99])
+    bins = np.linspace(lo, hi, 31)
     for (name, g), color in zip(traded.groupby("regime"), (RED, GREEN)):
-        ax.hist(g["pnl"], bins=bins, alpha=0.5, color=color, label=f"{name} (n={len(g)})")
+        ax.hist(np.clip(g["pnl"], lo, hi), bins=bins, alpha=0.5, color=color, label=f"{name} (n={len(g)})")
     ax.axvline(0, color=GREY, lw=0.8)
-    ax.set_xlabel("P&L per straddle ($)")
+    ax.set_xlabel("P&L per straddle ($), tails beyond the 1st/99th percentiles in the end bins")
     ax.legend(fontsize=7, frameon=False)
     return {"equity": eq, "pnl_hist": _png(fig)}
 
