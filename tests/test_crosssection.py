@@ -393,3 +393,27 @@ def test_deterministic_and_month_chunks_equal_one_range_bit_for_bit(tmp_path, rl
     assert np.array_equal(got["value"].to_numpy(), exp.to_numpy())
     materialize(lk, "dispersion", start=lo, end=hi)  # idempotent upsert
     assert read_factor(lk, "realized_corr_21d", entity=INDEX).equals(got)
+
+
+def test_no_look_ahead_option_based_factors(lake_copy, small_lake):
+    """implied_corr and the call-gamma part of squeeze read option_quotes: alter every quote
+    and bar after the cutoff; nothing on or before it moves."""
+    cutoff = dt.date(2023, 6, 14)
+    lo, hi = dt.date(2023, 6, 1), dt.date(2023, 6, 30)
+    q = lake_copy.read("option_quotes", where="trade_date > ? AND trade_date <= ?", params=[cutoff, hi])
+    q["iv"] = q["iv"] * 1.7
+    q["open_interest"] = q["open_interest"] * 3 + 1
+    b = lake_copy.read("bars", where="trade_date > ?", params=[cutoff])
+    b["close"] = b["close"] * 1.3
+    b["volume"] = b["volume"] // 2
+    with lake_copy.writer():
+        lake_copy.write("option_quotes", q)
+        lake_copy.write("bars", b)
+    key = ["factor", "entity", "trade_date"]
+    for family in ("implied_corr", "squeeze"):
+        spec = load_families()[family]
+        clean, bad = compute_range(small_lake, spec, lo, hi), compute_range(lake_copy, spec, lo, hi)
+        cut = lambda df, before: df[(pd.to_datetime(df["trade_date"]) <= pd.Timestamp(cutoff)) == before].sort_values(key).reset_index(drop=True)
+        assert len(cut(clean, True)) > 10
+        pd.testing.assert_frame_equal(cut(clean, True), cut(bad, True), check_exact=True)
+        assert not np.array_equal(cut(clean, False)["value"].to_numpy(), cut(bad, False)["value"].to_numpy())

@@ -68,9 +68,9 @@ def rolling_std(x: np.ndarray, window: int) -> np.ndarray:
     """Sample std (ddof=1) over the trailing `window` rows, per column; NaN unless all
     `window` values are finite.
 
-    Each window's sums are taken over that window alone (a strided view, no running cumulative
-    sum), so a value depends only on its own window's inputs: bit for bit the same whatever
-    history or future the panel holds, which is what point-in-time recomputation in month
+    Each window's sums are taken over that window alone (no running cumulative sum), so a
+    value depends only on its own window's inputs: bit for bit the same whatever history or
+    future the panel holds, which is what point-in-time recomputation in month
     chunks needs. The one-pass formula is accurate for returns (mean << std)."""
     x = np.asarray(x, float)
     squeeze = x.ndim == 1
@@ -78,8 +78,8 @@ def rolling_std(x: np.ndarray, window: int) -> np.ndarray:
         x = x[:, None]
     out = np.full(x.shape, np.nan)
     if x.shape[0] >= window:
-        win = np.lib.stride_tricks.sliding_window_view(x, window, axis=0)  # [t, col, window]
-        s1 = win.sum(axis=-1)
+        # numpy reduces each window of the strided view on its own (no running sum)
+        s1 = np.lib.stride_tricks.sliding_window_view(x, window, axis=0).sum(axis=-1)
         s2 = np.lib.stride_tricks.sliding_window_view(x * x, window, axis=0).sum(axis=-1)
         var = (s2 - s1 * s1 / window) / (window - 1)
         out[window - 1:] = np.sqrt(np.maximum(var, 0.0))  # NaN inputs propagate: no full window
