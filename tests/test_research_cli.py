@@ -53,16 +53,15 @@ def test_error_is_one_line_with_exit_code_2_in_a_real_process(small_lake_path):
 
 @pytest.fixture(scope="module")
 def ff_lake(small_lake_path, tmp_path_factory, real_data):
-    """A copy of the small lake with the French monthly factors in factor_returns (written
-    here from the CSV, as `eventvol ingest ff-monthly` does)."""
+    """A copy of the small lake with the French monthly factors in factor_returns, loaded by
+    the ingest path behind `eventvol ingest ff-monthly`."""
     root = tmp_path_factory.mktemp("ff") / "lake"
     shutil.copytree(small_lake_path, root)
     raw = pd.read_csv(real_data / FF)
-    long = raw.melt(id_vars="month", var_name="factor", value_name="value")
-    long["period"] = pd.to_datetime(long["month"] + "-01").dt.date
     lake = Lake.open(root)
-    with lake.writer():
-        lake.write("factor_returns", long[["period", "factor", "value"]])
+    from data_lake.ingest import ingest_files
+
+    ingest_files(lake, "ff-monthly", [real_data / FF])
     return root, raw
 
 
