@@ -92,6 +92,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, help="events (default 200, --full 2000)")
     ap.add_argument("--loop-pairs", type=int, default=2000, help="pairs in the pandas loop baseline")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--lake", help="also time an end-to-end earnings sweep (run_sweep) on this lake")
+    ap.add_argument("--lake-params", type=int, default=200, help="parameter sets of the lake sweep")
     a = ap.parse_args()
     n_p = a.params or (1000 if a.full else 100)
     n_e = a.events or (2000 if a.full else 200)
@@ -120,6 +122,22 @@ def main() -> None:
     diff = np.nanmax(np.abs(loop - pnl.to_numpy()[flat])) if np.isfinite(loop).any() else 0.0
     same_nan = bool(np.array_equal(np.isnan(loop), np.isnan(pnl.to_numpy()[flat])))
 
+    lake_doc = {}
+    if a.lake:
+        from data_lake import Lake
+        from strategies.option_events import OptionEventParams, run_sweep, tradable_events
+
+        lk = Lake.open(a.lake)
+        evs = tradable_events(lk, ("earnings",))
+        grid = list(itertools.product(("long", "short"), ("mid", "worst", "fraction"), np.linspace(0, 1.3, 40)))
+        ps = [OptionEventParams(side=s_, fill=f_, fee_per_contract=float(fee)) for s_, f_, fee in grid][: a.lake_params]
+        t0 = time.perf_counter()
+        r = run_sweep(lk, evs, ps)
+        lake_s = time.perf_counter() - t0
+        lake_doc = {"lake_parameter_sets": len(ps), "lake_events": len(evs), "lake_sweep_wall_s": round(lake_s, 3),
+                    "lake_us_per_pair": round(lake_s / (len(ps) * len(evs)) * 1e6, 1),
+                    "lake_traded_pairs": int(r.trades["traded"].sum())}
+
     pairs_total = n_p * n_e
     per_pair_sweep = sweep_s / pairs_total
     per_pair_loop = loop_s / m
@@ -130,7 +148,7 @@ def main() -> None:
         "speedup_per_pair": round(per_pair_loop / per_pair_sweep, 1),
         "max_abs_pnl_diff_on_subset": float(diff), "traded_flags_equal": same_nan,
         "traded_pairs": int(np.isfinite(pnl).sum()), "best_mean_pnl": float(metrics["mean_pnl"].max()),
-        "vectorbt_import_s": round(import_s, 1), "cpu_count": os.cpu_count(), "python": platform.python_version(),
+        **lake_doc, "vectorbt_import_s": round(import_s, 1), "cpu_count": os.cpu_count(), "python": platform.python_version(),
     }))
 
 

@@ -124,26 +124,31 @@ def historical_move(ev: pd.DataFrame, bars: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _skip_reason(p: OptionEventParams, info: pd.DataFrame) -> np.ndarray:
-    reason = np.full(len(info), "", dtype=object)
+def _skip_reason(p: OptionEventParams, info: dict) -> np.ndarray:
+    """Why each event is not traded under `p` ('' = traded); `info` maps names to arrays."""
+    n = len(info["entry_mid"])
+    reason = np.full(n, "", dtype=object)
 
     def mask(cond, text):
-        reason[(reason == "") & np.asarray(cond)] = text
+        reason[(reason == "") & np.asarray(cond, dtype=bool)] = text
 
-    mask(info["entry_mid"].isna() & info["has_structure"], "no entry quote")
-    mask(~info["has_structure"], f"no {p.structure} listed for the event")
-    mask(info["exit_mid"].isna() & info["entry_mid"].notna(), "no exit price")
-    for name, col, factor in (("gex_filter", "net_gex", "net GEX"), ("vex_filter", "net_vex", "net VEX")):
-        want = getattr(p, name)
-        if want == "negative":
-            mask(~(info[col] < 0), f"{name}: {factor} not negative at entry")
-        elif want == "positive":
-            mask(~(info[col] > 0), f"{name}: {factor} not positive at entry")
-    ratio = info["implied_move"] / info["hist_move"]
-    if p.move_filter == "cheap":
-        mask(~(ratio < p.move_ratio), "move_filter: implied move not below the historical move")
-    elif p.move_filter == "rich":
-        mask(~(ratio > p.move_ratio), "move_filter: implied move not above the historical move")
+    has = np.asarray(info["has_structure"], dtype=bool)
+    entry, exit_ = np.asarray(info["entry_mid"], float), np.asarray(info["exit_mid"], float)
+    mask(np.isnan(entry) & has, "no entry quote")
+    mask(~has, f"no {p.structure} listed for the event")
+    mask(np.isnan(exit_) & ~np.isnan(entry), "no exit price")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for name, col, factor in (("gex_filter", "net_gex", "net GEX"), ("vex_filter", "net_vex", "net VEX")):
+            want, x = getattr(p, name), np.asarray(info[col], float)
+            if want == "negative":
+                mask(~(x < 0), f"{name}: {factor} not negative at entry")
+            elif want == "positive":
+                mask(~(x > 0), f"{name}: {factor} not positive at entry")
+        ratio = np.asarray(info["implied_move"], float) / np.asarray(info["hist_move"], float)
+        if p.move_filter == "cheap":
+            mask(~(ratio < p.move_ratio), "move_filter: implied move not below the historical move")
+        elif p.move_filter == "rich":
+            mask(~(ratio > p.move_ratio), "move_filter: implied move not above the historical move")
     return reason
 
 
@@ -166,6 +171,29 @@ def _group(lake: Lake, ev: pd.DataFrame, p: OptionEventParams):
     return legs, sched, sm, marked
 
 
+def _group_arrays(ev: pd.DataFrame, legs: pd.DataFrame, sched: pd.DataFrame, sm: pd.DataFrame) -> dict:
+    """Per-event arrays (aligned to `ev`) of one structure key: marks, half-spreads, entry and
+    exit rows, and the descriptive columns of the trades."""
+    ids = ev["event_id"]
+    n_rows = int(sched.groupby("event_id")["row"].max().max()) + 1 if len(sched) else 1
+    mid = sm.pivot(index="row", columns="event_id", values="mid").reindex(index=range(n_rows), columns=ids).to_numpy()
+    hs = sm.pivot(index="row", columns="event_id", values="half_spread").reindex(index=range(n_rows), columns=ids).to_numpy()
+    exit_row = sched.groupby("event_id")["row"].max().reindex(ids).fillna(0).astype(int).to_numpy()
+    cols = np.arange(len(ev))
+    first = legs.drop_duplicates("event_id").set_index("event_id").reindex(ids)
+    info = {
+        "exit_session": sched.groupby("event_id")["session"].max().reindex(ids).to_numpy(),
+        "has_structure": first["root"].notna().to_numpy(), "expiration": first["expiration"].to_numpy(),
+        "strikes": legs.groupby("event_id")["strike"].agg(lambda s: "/".join(f"{x:g}" for x in s)).reindex(ids).to_numpy(),
+        "entry_spot": first["entry_spot"].to_numpy(), "implied_move": first["implied_move"].to_numpy(),
+        "entry_mid": mid[0], "exit_mid": mid[exit_row, cols],
+        "stale_quotes": sm.groupby("event_id")["stale"].any().reindex(ids, fill_value=False).to_numpy(),
+    }
+    return {"mid": mid, "m0": mid[0], "h0": hs[0], "mx": mid[exit_row, cols], "hx": hs[exit_row, cols],
+            "exit_row": exit_row, "info": info,
+            "contracts": sm[sm["row"] == 0].set_index("event_id")["contracts"].reindex(ids).fillna(0).to_numpy()}
+
+
 def run_sweep(lake: Lake, ev: pd.DataFrame, param_sets: list[OptionEventParams]) -> SweepResult:
     """Backtest every (event, parameter set) pair of `ev` (from `tradable_events`) in one
     vectorbt simulation. P&L per pair in dollars, fees included."""
@@ -180,47 +208,38 @@ def run_sweep(lake: Lake, ev: pd.DataFrame, param_sets: list[OptionEventParams])
     if any(p.vex_filter != "none" for p in param_sets):
         require_factors(lake, [VEX_FACTOR], "with vex_filter")
     base["hist_move"] = historical_move(ev, bars)
-    groups: dict[tuple, tuple] = {}
-    blocks, infos = [], []
+    groups: dict[tuple, dict] = {}
+    marks, exit_rows, per_param = [], [], []
+    factors = {c: base[c].to_numpy(float) for c in ("net_gex", "net_vex", "hist_move")}
     for pid, p in enumerate(param_sets):
-        if p.structure_key not in groups:
-            groups[p.structure_key] = _group(lake, ev, p)
-        legs, sched, sm, _ = groups[p.structure_key]
-        n_rows = int(sched.groupby("event_id")["row"].max().max()) + 1 if len(sched) else 1
-        mid = sm.pivot(index="row", columns="event_id", values="mid").reindex(index=range(n_rows), columns=ev["event_id"])
-        hs = sm.pivot(index="row", columns="event_id", values="half_spread").reindex(index=range(n_rows), columns=ev["event_id"])
-        exit_row = sched.groupby("event_id")["row"].max().reindex(ev["event_id"]).fillna(0).astype(int).to_numpy()
-        exit_session = sched.groupby("event_id")["session"].max().reindex(ev["event_id"]).to_numpy()
-        contracts = sm[sm["row"] == 0].set_index("event_id")["contracts"].reindex(ev["event_id"]).fillna(0).to_numpy()
-        stale = sm.groupby("event_id")["stale"].any().reindex(ev["event_id"], fill_value=False).to_numpy()
+        if p.structure_key not in groups:  # legs, quotes and marks are shared by all sets of a key
+            groups[p.structure_key] = _group_arrays(ev, *_group(lake, ev, p)[:3])
+        g = groups[p.structure_key]
         k = half_spread_fraction(p.fill, p.fill_fraction)
-        cols = np.arange(len(ev))
-        m0, h0 = mid.to_numpy()[0], hs.to_numpy()[0]
-        mx, hx = mid.to_numpy()[exit_row, cols], hs.to_numpy()[exit_row, cols]
         sign = 1.0 if p.side == "long" else -1.0
-        # opening long buys (pays up), opening short sells (receives less); closing reverses
-        entry_fill, exit_fill = m0 + sign * k * h0, mx - sign * k * hx
-        first = legs.drop_duplicates("event_id").set_index("event_id").reindex(ev["event_id"])
-        info = base.assign(
-            param_id=pid, exit_session=exit_session, structure=p.structure, side=p.side,
-            has_structure=first["root"].notna().to_numpy(), expiration=first["expiration"].to_numpy(),
-            strikes=legs.groupby("event_id")["strike"].agg(lambda s: "/".join(f"{x:g}" for x in s)).reindex(ev["event_id"]).to_numpy(),
-            entry_spot=first["entry_spot"].to_numpy(), implied_move=first["implied_move"].to_numpy(),
-            entry_mid=m0, exit_mid=mx, entry_fill=entry_fill, exit_fill=exit_fill, contracts=contracts * p.quantity,
-            stale_quotes=stale)
-        info["skip_reason"] = _skip_reason(p, info)
-        info["traded"] = info["skip_reason"] == ""
-        info["units"] = np.where(info["traded"], sign * p.quantity, 0.0)
-        info["fees"] = np.where(info["traded"], 2 * p.fee_per_contract * info["contracts"], 0.0)
-        blocks.append((mid.to_numpy(), info))
-        infos.append(info)
-    n_rows = max(b[0].shape[0] for b in blocks)
-    mark = np.hstack([np.vstack([m, np.full((n_rows - m.shape[0], m.shape[1]), np.nan)]) for m, _ in blocks])
-    t = pd.concat(infos, ignore_index=True)
-    exit_rows = np.concatenate([
-        sched_rows for sched_rows in (
-            groups[p.structure_key][1].groupby("event_id")["row"].max().reindex(ev["event_id"]).fillna(0).astype(int).to_numpy()
-            for p in param_sets)])
+        reason = _skip_reason(p, {**g["info"], **factors})
+        traded = reason == ""
+        contracts = g["contracts"] * p.quantity
+        per_param.append({
+            "param_id": np.full(len(ev), pid), "structure": np.full(len(ev), p.structure, dtype=object),
+            "side": np.full(len(ev), p.side, dtype=object), **g["info"],
+            # opening long buys (pays up), opening short sells (receives less); closing reverses
+            "entry_fill": g["m0"] + sign * k * g["h0"], "exit_fill": g["mx"] - sign * k * g["hx"],
+            "contracts": contracts, "skip_reason": reason, "traded": traded,
+            "units": np.where(traded, sign * p.quantity, 0.0),
+            "fees": np.where(traded, 2 * p.fee_per_contract * contracts, 0.0),
+        })
+        marks.append(g["mid"])
+        exit_rows.append(g["exit_row"])
+    n_rows = max(m.shape[0] for m in marks)
+    mark = np.hstack([np.vstack([m, np.full((n_rows - m.shape[0], m.shape[1]), np.nan)]) for m in marks])
+    # one frame for the whole sweep (building it per parameter set dominates large sweeps)
+    cols = {c: np.concatenate([d[c] for d in per_param]) for c in per_param[0]}
+    t = pd.concat([base.iloc[np.tile(np.arange(len(ev)), len(param_sets))].reset_index(drop=True),
+                   pd.DataFrame(cols)], axis=1)
+    t["exit_session"] = pd.to_datetime(t["exit_session"])
+    t["expiration"] = pd.to_datetime(t["expiration"])
+    exit_rows = np.concatenate(exit_rows)
     filled = lambda a: np.nan_to_num(a.to_numpy(float), nan=0.0)  # untraded columns only
     res = simulate_panel(mark, filled(t["entry_fill"]), filled(t["exit_fill"]), exit_rows, t["units"].to_numpy(float),
                          (t["fees"] / 2).to_numpy(float),
