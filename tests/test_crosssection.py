@@ -380,12 +380,12 @@ def test_no_look_ahead_factor_for_d_unchanged_when_later_data_is_altered(rlake, 
     assert len(after_a) != len(after_b) or not np.array_equal(after_a, after_b)  # the poison did reach later dates
 
 
-def test_deterministic_and_month_chunks_equal_one_range_bit_for_bit(tmp_path, rlake, frames):
+def test_deterministic_and_month_chunks_equal_one_range_bit_for_bit(rlake):
     lo, hi = dt.date(2023, 1, 1), dt.date(2023, 2, 28)
     whole = compute_range(rlake, dispersion.DISPERSION, lo, hi)
     again = compute_range(rlake, dispersion.DISPERSION, lo, hi)
     pd.testing.assert_frame_equal(whole, again, check_exact=True)
-    lk = write_market(tmp_path / "l", {k: frames[k] for k in ("bars", "index_members", "index_weights")})
+    lk = rlake  # only `factors` is written; the other tests compute from the inputs
     _, n = materialize(lk, "dispersion", start=lo, end=hi)  # month by month
     got = read_factor(lk, "realized_corr_21d", entity=INDEX)
     exp = rows_of(whole, "realized_corr_21d", INDEX)

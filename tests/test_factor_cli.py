@@ -61,3 +61,16 @@ def test_factor_bad_input_is_one_sentence_and_exit_2(lake_copy, monkeypatch, cap
 def test_factor_missing_lake(tmp_path, monkeypatch, capsys):
     code, _, err = run(monkeypatch, capsys, "--lake", str(tmp_path / "nowhere"), "--name", "dispersion_ratio_21d")
     assert code == 2 and "no lake at" in err
+
+
+def test_factor_whole_history_is_computed_once_even_where_a_month_has_no_value(lake_copy, monkeypatch, capsys):
+    # dispersion_ratio_63d has no value in January (63 sessions of history needed), but its
+    # family has other outputs there: the second call reads, it does not recompute
+    args = ["--lake", str(lake_copy.root), "--name", "dispersion_ratio_63d", "--entity", "SYNX", "--json"]
+    code, out, err = run(monkeypatch, capsys, *args)
+    assert code == 0, err
+    rows = json.loads(out)
+    assert rows[0]["trade_date"] >= "2023-04-01" and rows[-1]["trade_date"] == "2023-08-31"
+    runs = lambda: len(lake_copy.read("runs", where="command = 'factor:dispersion'"))
+    assert runs() == 1
+    assert run(monkeypatch, capsys, *args)[1] == out and runs() == 1

@@ -12,17 +12,19 @@ from data_lake.store import default_lake_path
 from research.cli_common import LakeOpt, out, parse_date, print_json
 
 
-def _missing_months(lake: Lake, spec, name: str, start, end) -> bool:
+def _missing_months(lake: Lake, spec, start, end) -> bool:
     """True when some month of the family's driver table in [start, end] has driver rows but
-    no materialized value of `name` (a month whose factor is legitimately empty, e.g. inside
-    the lookback, is recomputed each time; that costs time, never correctness)."""
+    no materialized row of any of the family's outputs (a month whose outputs are all
+    legitimately empty, e.g. inside every lookback, is recomputed each time: that costs time,
+    never correctness)."""
     from pipelines.loaders import month_ranges
 
     months = month_ranges(lake, spec.driver_table, start, end)
     if not months:
         return False
     have = lake.df(
-        "SELECT DISTINCT year(trade_date) AS y, month(trade_date) AS m FROM factors WHERE factor = ?", [name])
+        "SELECT DISTINCT year(trade_date) AS y, month(trade_date) AS m FROM factors "
+        "WHERE list_contains(?, factor)", [list(spec.outputs)])
     done = {(int(y), int(m)) for y, m in zip(have["y"], have["m"])}
     return any((lo.year, lo.month) not in done for lo, _ in months)
 
@@ -46,7 +48,7 @@ def factor(
         raise NoDataError(f"--start {lo} is after --end {hi}")
     spec = family_of(name)
     lk = Lake.open(lake or default_lake_path())
-    if _missing_months(lk, spec, name, lo, hi):
+    if _missing_months(lk, spec, lo, hi):
         with status(f"computing {spec.name}") as step:
             materialize(lk, spec, start=lo, end=hi, progress=step)
     rows = read_factor(lk, name, entity=entity, start=lo, end=hi)
