@@ -191,3 +191,25 @@ def test_vectorized_metrics_equal_the_per_stream_metrics():
         want = event_metrics(grp["pnl"], grp["exit_session"])
         for c in METRIC_COLUMNS:
             assert got.loc[pid, c] == pytest.approx(want[c], rel=1e-12), c
+
+
+def test_macro_strangle_filters_on_net_gex_and_vex_at_entry(lake_copy):
+    d = lake_copy.df("SELECT trade_date FROM bars WHERE symbol = 'SYNX' ORDER BY trade_date")["trade_date"]
+    vex = np.where(np.arange(len(d)) % 3 == 0, -1e6, 1e6)
+    with lake_copy.writer():
+        _write_factor(lake_copy, "net_vex_per_volpt", "SYNX", d, vex)
+    res = run_strategy(lake_copy, "macro-strangle", {"vex_filter": ["none", "negative"], "gex_filter": ["none", "positive"]})
+    t = res.trades
+    assert set(t["underlying"]) == {"SYNX"} and set(t["kind"]) == {"FOMC", "CPI", "NFP"}
+    by_day = dict(zip(d, vex))
+    expect_vex = t["entry_session"].dt.date.map(by_day)
+    np.testing.assert_array_equal(t["net_vex"].to_numpy(), expect_vex.to_numpy())
+    p = res.params.set_index("param_id")
+    for pid, grp in t.groupby("param_id"):
+        want = grp["skip_reason"].str.startswith("no ").eq(False)
+        if p.loc[pid, "vex_filter"] == "negative":
+            want &= grp["net_vex"] < 0
+        if p.loc[pid, "gex_filter"] == "positive":
+            want &= grp["net_gex"] > 0
+        assert (grp["traded"] == want).all()
+    assert 0 < t.loc[t["param_id"] == 3, "traded"].sum() < t.loc[t["param_id"] == 0, "traded"].sum()
