@@ -85,6 +85,16 @@ class ChainArrays:
     open_interest: np.ndarray
     multiplier: np.ndarray
     is_call: np.ndarray
+    # optional (None when the source lacks them): contracts traded, calendar days from trade
+    # date to expiration, continuous rate and yield per row (decimals; None means 0)
+    volume: np.ndarray | None = None
+    days_to_expiry: np.ndarray | None = None
+    r: np.ndarray | None = None
+    q: np.ndarray | None = None
+
+    def rates(self) -> tuple[np.ndarray, np.ndarray]:
+        z = np.zeros(self.spot.shape[0])
+        return (z if self.r is None else np.asarray(self.r, float)), (z if self.q is None else np.asarray(self.q, float))
 
     @classmethod
     def from_arrow(cls, tbl: pa.Table, group: np.ndarray) -> "ChainArrays":
@@ -100,6 +110,9 @@ class ChainArrays:
             open_interest=num("open_interest"),
             multiplier=num("multiplier"),
             is_call=pc.equal(tbl.column("option_type"), "C").to_numpy(zero_copy_only=False),
+            volume=num("volume") if "volume" in tbl.column_names else None,
+            days_to_expiry=(tbl.column("expiration").to_numpy().astype("datetime64[D]")
+                            - tbl.column("trade_date").to_numpy().astype("datetime64[D]")).astype(np.int64),
         )
 
 
@@ -118,3 +131,109 @@ def net_gex(chain: ChainArrays, n_groups: int, sign_model: str = DEFAULT_SIGN_MO
         "spot": spot,
         "contracts_used": np.bincount(chain.group, weights=used.astype(float), minlength=n_groups),
     }
+
+
+# ---------------------------------------------------------------------------------------
+# Full positioning: walls, vanna/charm, expiry buckets, 0DTE volume, zero gamma.
+
+POSITIONING_FIELDS = ("net_gex_per_1pct", "net_gex_per_point", "zero_gamma", "call_wall", "put_wall",
+                      "net_vex_per_volpt", "net_cex_per_day", "gex_0dte", "gex_le7d", "gex_gt7d",
+                      "zero_dte_volume_share", "contracts_used", "spot", "zero_gamma_roots_found")
+DEFAULT_GRID = 201  # spots from 0.5 S to 1.5 S, 0.5% of spot apart, to bracket the roots
+ROOT_RANGE = (0.5, 1.5)
+
+
+def group_starts(group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Row offsets of each contiguous group, length n_groups + 1."""
+    return np.searchsorted(group, np.arange(n_groups + 1)).astype(np.int64)
+
+
+def _columns(chain: ChainArrays):
+    n = chain.spot.shape[0]
+    vol = np.full(n, np.nan) if chain.volume is None else np.asarray(chain.volume, float)
+    days = np.full(n, 10**6, np.int64) if chain.days_to_expiry is None else np.asarray(chain.days_to_expiry, np.int64)
+    r, q = chain.rates()
+    oi = np.nan_to_num(np.asarray(chain.open_interest, float), nan=0.0)
+    return vol, days, r, q, oi
+
+
+def positioning(chain: ChainArrays, n_groups: int, sign_model: str = DEFAULT_SIGN_MODEL, *,
+                zero_gamma: bool = True, n_grid: int = DEFAULT_GRID) -> dict[str, np.ndarray]:
+    """Per group (rows contiguous by `chain.group`), arrays of:
+    net_gex_per_1pct ($ per 1% move), net_gex_per_point ($ per 1 point), zero_gamma (spot $ of
+    the profile root nearest spot in [0.5 S, 1.5 S], NaN if none), call_wall / put_wall (strike
+    $ with the largest |call| / |put| GEX summed over expiries), net_vex_per_volpt ($ per vol
+    point), net_cex_per_day ($ of delta per calendar day), gex_0dte / gex_le7d / gex_gt7d (GEX
+    of contracts expiring 0, 1-7, > 7 calendar days after the trade date), zero_dte_volume_share
+    (volume expiring on the trade date / all volume, NaN without volume), contracts_used, spot,
+    zero_gamma_roots_found."""
+    from pipelines import nb as kernels
+
+    call_sign, put_sign = SIGN_MODELS[_check_model(sign_model)]
+    vol, days, r, q, oi = _columns(chain)
+    starts = group_starts(np.asarray(chain.group), n_groups)
+    f64 = lambda a: np.ascontiguousarray(a, dtype=float)  # noqa: E731
+    is_call = np.ascontiguousarray(chain.is_call, dtype=bool)
+    spot, strike, t, iv, mult = (f64(a) for a in (chain.spot, chain.strike, chain.t_years, chain.iv, chain.multiplier))
+    m = kernels.group_positioning(starts, spot, strike, t, iv, oi, mult, is_call, vol, days, r, q,
+                                  float(call_sign), float(put_sign))
+    res = {name: m[:, k] for k, name in enumerate(kernels.OUT_FIELDS)}
+    first = np.minimum(starts[:-1], max(len(spot) - 1, 0))
+    spot0 = spot[first] if len(spot) else np.full(n_groups, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = res["volume_0dte"] / res["volume_total"]
+    out = {
+        "net_gex_per_1pct": res["net_gex_per_1pct"],
+        "net_gex_per_point": res["net_gex_per_1pct"] / (0.01 * spot0),
+        "call_wall": res["call_wall"],
+        "put_wall": res["put_wall"],
+        "net_vex_per_volpt": res["net_vex_per_volpt"],
+        "net_cex_per_day": res["net_cex_per_day"],
+        "gex_0dte": res["gex_0dte"],
+        "gex_le7d": res["gex_le7d"],
+        "gex_gt7d": res["gex_gt7d"],
+        "zero_dte_volume_share": np.where(res["volume_total"] > 0, share, np.nan),
+        "contracts_used": res["contracts_used"],
+        "spot": spot0,
+    }
+    if zero_gamma:
+        weight = np.where(is_call, call_sign, put_sign) * oi * mult
+        nearest, count = kernels.group_zero_gamma(starts, spot, strike, t, iv, weight, r, q, int(n_grid), *ROOT_RANGE)
+        out["zero_gamma"], out["zero_gamma_roots_found"] = nearest, count
+    return out
+
+
+def _check_model(model: str) -> str:
+    if model not in SIGN_MODELS:
+        raise ValueError(f"unknown sign model {model!r}; choose one of {', '.join(SIGN_MODELS)}")
+    return model
+
+
+def _single(chain: ChainArrays, sign_model: str):
+    from pipelines import nb as kernels
+
+    call_sign, put_sign = SIGN_MODELS[_check_model(sign_model)]
+    _, _, r, q, oi = _columns(chain)
+    weight = np.where(chain.is_call, call_sign, put_sign) * oi * np.asarray(chain.multiplier, float)
+    f64 = lambda a: np.ascontiguousarray(a, dtype=float)  # noqa: E731
+    return kernels, kernels.profile_coefficients(f64(chain.strike), f64(chain.t_years), f64(chain.iv), f64(weight), f64(r), f64(q))
+
+
+def gex_profile(chain: ChainArrays, spots, sign_model: str = DEFAULT_SIGN_MODEL) -> np.ndarray:
+    """Net GEX per 1% ($) of one chain with every usable contract re-priced at each hypothetical
+    spot (its own IV, same T)."""
+    kernels, coef = _single(chain, sign_model)
+    return kernels.profile(np.ascontiguousarray(spots, dtype=float), *coef)
+
+
+def zero_gamma_roots(chain: ChainArrays, sign_model: str = DEFAULT_SIGN_MODEL, *, n_grid: int = DEFAULT_GRID,
+                     spot: float | None = None) -> np.ndarray:
+    """Every root of one chain's re-priced GEX profile in [0.5 S, 1.5 S], ascending ($)."""
+    kernels, coef = _single(chain, sign_model)
+    s = float(chain.spot[0]) if spot is None else float(spot)
+    return kernels.profile_roots(s, *coef, int(n_grid), *ROOT_RANGE)
+
+
+def nearest_root(roots: np.ndarray, spot: float) -> float:
+    """The root nearest spot, NaN when there is none."""
+    return float(roots[np.argmin(np.abs(roots - spot))]) if len(roots) else float("nan")

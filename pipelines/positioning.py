@@ -14,7 +14,9 @@ from pipelines import gex as gexmod
 from pipelines.loaders import chain_for, group_ids, load_chains
 from pipelines.registry import FACTOR_ROW_COLUMNS, FactorSpec, register
 
-GEX_OUTPUTS = ("net_gex_per_1pct", "net_gex_per_point", "contracts_used", "spot")
+GEX_OUTPUTS = ("net_gex_per_1pct", "net_gex_per_point", "contracts_used", "spot", "zero_gamma", "call_wall",
+               "put_wall", "net_vex_per_volpt", "net_cex_per_day", "gex_0dte", "gex_le7d", "gex_gt7d",
+               "zero_dte_volume_share")
 
 
 def gex_factor_rows(chains: pa.Table, sign_model: str = gexmod.DEFAULT_SIGN_MODEL) -> pd.DataFrame:
@@ -23,7 +25,9 @@ def gex_factor_rows(chains: pa.Table, sign_model: str = gexmod.DEFAULT_SIGN_MODE
     gid, keys = group_ids(chains)
     if keys.empty:
         return pd.DataFrame(columns=FACTOR_ROW_COLUMNS)
-    res = gexmod.net_gex(gexmod.ChainArrays.from_arrow(chains, gid), len(keys), sign_model)
+    res = gexmod.positioning(gexmod.ChainArrays.from_arrow(chains, gid), len(keys), sign_model)
+    # NaN (no zero crossing, no wall, no volume) is a real answer: it is stored as a row with a
+    # NaN value so that the unit counts as computed.
     parts = [
         pd.DataFrame({"factor": name, "trade_date": keys["trade_date"].to_numpy(),
                       "entity": keys["underlying"].to_numpy(), "value": np.asarray(res[name], float)})
@@ -38,23 +42,37 @@ GEX = register(FactorSpec(
     outputs=GEX_OUTPUTS,
     load=lambda lake, start, end: load_chains(lake, start=start, end=end),
     compute=lambda chains, start, end: gex_factor_rows(chains),
-    description="net dealer gamma exposure per underlying and session",
+    description="dealer gamma/vanna/charm positioning per underlying and session: net GEX, zero gamma, walls, "
+                "expiry buckets, 0DTE volume share",
 ))
 
 
 def positioning_summary(lake: Lake, underlying: str, trade_date: dt.date,
-                        sign_model: str = gexmod.DEFAULT_SIGN_MODEL) -> dict:
-    """underlying, trade_date, spot, net_gex_per_1pct ($ per 1% move), net_gex_per_point
-    ($ per 1 point), contracts_used, sign_model."""
+                        sign_model: str = gexmod.DEFAULT_SIGN_MODEL, *, profile: bool = False,
+                        all_roots: bool = False, n_grid: int = gexmod.DEFAULT_GRID) -> dict:
+    """underlying, trade_date, sign_model and every `gexmod.POSITIONING_FIELDS` value of one
+    chain (dollars as documented there; NaN where undefined). `all_roots` adds
+    zero_gamma_roots (every crossing in [0.5 S, 1.5 S]); `profile` adds profile = {spots,
+    net_gex_per_1pct} on the bracketing grid."""
     chain = chain_for(lake, underlying, trade_date)
-    arrays = gexmod.ChainArrays.from_arrow(chain, np.zeros(chain.num_rows, np.int64))
-    res = gexmod.net_gex(arrays, 1, sign_model)
-    return {
-        "underlying": underlying,
-        "trade_date": trade_date.isoformat(),
-        "spot": float(res["spot"][0]),
-        "net_gex_per_1pct": float(res["net_gex_per_1pct"][0]),
-        "net_gex_per_point": float(res["net_gex_per_point"][0]),
-        "contracts_used": int(res["contracts_used"][0]),
-        "sign_model": sign_model,
-    }
+    return chain_summary(gexmod.ChainArrays.from_arrow(chain, np.zeros(chain.num_rows, np.int64)), underlying,
+                         trade_date, sign_model, profile=profile, all_roots=all_roots, n_grid=n_grid)
+
+
+def chain_summary(arrays: gexmod.ChainArrays, underlying: str, trade_date: dt.date,
+                  sign_model: str = gexmod.DEFAULT_SIGN_MODEL, *, profile: bool = False,
+                  all_roots: bool = False, n_grid: int = gexmod.DEFAULT_GRID) -> dict:
+    """`positioning_summary` of chain arrays already in memory (one group)."""
+    res = gexmod.positioning(arrays, 1, sign_model, n_grid=n_grid)
+    out: dict = {"underlying": underlying, "trade_date": trade_date.isoformat(), "sign_model": sign_model}
+    for name in gexmod.POSITIONING_FIELDS:
+        v = float(res[name][0])
+        out[name] = int(v) if name in ("contracts_used", "zero_gamma_roots_found") else v
+    spot = out["spot"]
+    if all_roots:
+        out["zero_gamma_roots"] = [float(x) for x in gexmod.zero_gamma_roots(arrays, sign_model, n_grid=n_grid)]
+    if profile:
+        spots = np.linspace(gexmod.ROOT_RANGE[0] * spot, gexmod.ROOT_RANGE[1] * spot, n_grid)
+        out["profile"] = {"spots": spots.tolist(),
+                          "net_gex_per_1pct": gexmod.gex_profile(arrays, spots, sign_model).tolist()}
+    return out

@@ -17,21 +17,35 @@ def gex(
     lake: LakeOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     sign_model: Annotated[str, typer.Option("--sign-model", help="Dealer sign model.")] = "dealer_long_calls_short_puts",
+    profile: Annotated[bool, typer.Option("--profile", help="Add the re-priced GEX profile (GEX at a grid of spots).")] = False,
+    all_roots: Annotated[bool, typer.Option("--all-roots", help="Add every zero-gamma root in [0.5 S, 1.5 S].")] = False,
+    grid: Annotated[int, typer.Option("--grid", help="Spots in the bracketing grid / profile over [0.5 S, 1.5 S].")] = 201,
 ) -> None:
-    """Dealer gamma exposure of one underlying on one trade date."""
+    """Dealer positioning of one underlying on one trade date: net GEX, zero gamma, walls,
+    vanna and charm exposure, GEX by expiry bucket, 0DTE volume share."""
     from pipelines.gex import SIGN_MODELS
     from pipelines.positioning import positioning_summary
 
     if sign_model not in SIGN_MODELS:
         raise NoDataError(f"unknown --sign-model {sign_model!r}; choose one of {', '.join(SIGN_MODELS)}")
+    if grid < 3:
+        raise NoDataError(f"--grid must be at least 3 spots, not {grid}")
     d = parse_date(date)
     lk = Lake.open(lake or default_lake_path())
-    summary = positioning_summary(lk, underlying, d, sign_model=sign_model)
+    summary = positioning_summary(lk, underlying, d, sign_model=sign_model, profile=profile,
+                                  all_roots=all_roots, n_grid=grid)
     if as_json:
         print_json(summary)
         return
     for k, v in summary.items():
-        out.print(f"{k:>20}: {v:,.2f}" if isinstance(v, float) else f"{k:>20}: {v}")
+        if k == "profile":
+            out.print(f"{'profile':>22}:")
+            for s, g in zip(v["spots"], v["net_gex_per_1pct"]):
+                out.print(f"{s:>22,.2f}  {g:,.0f}")
+        elif isinstance(v, float):
+            out.print(f"{k:>22}: {v:,.2f}")
+        else:
+            out.print(f"{k:>22}: {v}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,265 @@
+"""Numba kernels for dealer positioning: one pass over contiguous (underlying, trade date)
+groups, and the re-priced GEX profile with its exact zero crossings.
+
+numba ships with vectorbt (a project dependency). Kernels are compiled once and cached on
+disk. Every sum runs in row order within its group, so results are identical bit for bit from
+run to run; groups are independent, so the group loop runs in parallel without changing any
+number.
+
+Units follow pipelines/gex.py: GEX in dollars per 1% move, VEX in dollars per vol point,
+CEX in dollars of delta per calendar day.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+INV_SQRT2 = 1.0 / math.sqrt(2.0)
+
+# columns of the per-group output matrix of `group_positioning`
+OUT_FIELDS = ("net_gex_per_1pct", "net_vex_per_volpt", "net_cex_per_day", "gex_0dte", "gex_le7d", "gex_gt7d",
+              "volume_0dte", "volume_total", "contracts_used", "call_wall", "put_wall")
+
+
+@nb.njit(cache=True, nogil=True)
+def _ncdf(x):
+    return 0.5 * math.erfc(-x * INV_SQRT2)
+
+
+@nb.njit(cache=True, nogil=True)
+def _group(lo, hi, spot, strike, t, iv, oi, mult, is_call, volume, days, r, q, call_sign, put_sign, out):
+    s = spot[lo]
+    for k in range(out.shape[0]):
+        out[k] = 0.0
+    n = hi - lo
+    gex_row = np.zeros(n)
+    used_row = np.zeros(n, np.bool_)
+    for j in range(n):
+        i = lo + j
+        v = volume[i]
+        if v == v:  # not NaN
+            out[7] += v
+            if days[i] == 0:
+                out[6] += v
+        o = oi[i]
+        sig = iv[i]
+        ti = t[i]
+        if not (ti > 0.0 and sig > 0.0 and o > 0.0 and math.isfinite(sig)):
+            continue
+        sq = math.sqrt(ti)
+        sd = sig * sq
+        d1 = (math.log(s / strike[i]) + (r[i] - q[i] + 0.5 * sig * sig) * ti) / sd
+        d2 = d1 - sd
+        dq = math.exp(-q[i] * ti)
+        pdf = INV_SQRT_2PI * math.exp(-0.5 * d1 * d1)
+        sign = call_sign if is_call[i] else put_sign
+        w = sign * o * mult[i]
+        gamma = dq * pdf / (s * sd)
+        g = w * gamma * s * s * 0.01
+        vanna = -dq * pdf * d2 / sig
+        core = dq * pdf * (2.0 * (r[i] - q[i]) * ti - d2 * sd) / (2.0 * ti * sd)
+        if is_call[i]:
+            charm = q[i] * dq * _ncdf(d1) - core
+        else:
+            charm = -q[i] * dq * _ncdf(-d1) - core
+        out[0] += g
+        out[1] += w * vanna * s * 0.01
+        out[2] += w * charm / 365.0 * s
+        if days[i] == 0:
+            out[3] += g
+        elif days[i] <= 7:
+            out[4] += g
+        else:
+            out[5] += g
+        out[8] += 1.0
+        gex_row[j] = g
+        used_row[j] = True
+    # walls: GEX summed over every expiry (and root) at a strike, largest |call| / |put| sum
+    out[9] = np.nan
+    out[10] = np.nan
+    order = np.argsort(strike[lo:hi], kind="mergesort")
+    best_c = -1.0
+    best_p = -1.0
+    j = 0
+    while j < n:
+        k0 = strike[lo + order[j]]
+        cs = 0.0
+        ps = 0.0
+        any_c = False
+        any_p = False
+        while j < n and strike[lo + order[j]] == k0:
+            jj = order[j]
+            if used_row[jj]:
+                if is_call[lo + jj]:
+                    cs += gex_row[jj]
+                    any_c = True
+                else:
+                    ps += gex_row[jj]
+                    any_p = True
+            j += 1
+        if any_c and abs(cs) > best_c:
+            best_c = abs(cs)
+            out[9] = k0
+        if any_p and abs(ps) > best_p:
+            best_p = abs(ps)
+            out[10] = k0
+
+
+@nb.njit(cache=True, parallel=True)
+def group_positioning(starts, spot, strike, t, iv, oi, mult, is_call, volume, days, r, q, call_sign, put_sign):
+    """Matrix (n_groups, len(OUT_FIELDS)) for rows grouped contiguously; group g is rows
+    starts[g]:starts[g+1]."""
+    ng = starts.shape[0] - 1
+    res = np.empty((ng, 11))
+    for g in nb.prange(ng):
+        if starts[g + 1] > starts[g]:
+            _group(starts[g], starts[g + 1], spot, strike, t, iv, oi, mult, is_call, volume, days, r, q,
+                   call_sign, put_sign, res[g])
+        else:
+            res[g, :] = np.nan
+    return res
+
+
+@nb.njit(cache=True, nogil=True)
+def profile_coefficients(strike, t, iv, weight, r, q):
+    """Per usable contract: (c, inv_sd, a) such that its GEX per 1% at spot x is
+    0.01 * x * a * exp(-0.5 * ((ln x - c) * inv_sd)^2)."""
+    n = strike.shape[0]
+    c = np.empty(n)
+    inv_sd = np.empty(n)
+    a = np.empty(n)
+    m = 0
+    for i in range(n):
+        ti = t[i]
+        sig = iv[i]
+        if not (ti > 0.0 and sig > 0.0 and weight[i] != 0.0 and math.isfinite(sig) and math.isfinite(weight[i])):
+            continue
+        sd = sig * math.sqrt(ti)
+        c[m] = math.log(strike[i]) - (r[i] - q[i] + 0.5 * sig * sig) * ti
+        inv_sd[m] = 1.0 / sd
+        a[m] = weight[i] * math.exp(-q[i] * ti) * INV_SQRT_2PI / sd
+        m += 1
+    return c[:m], inv_sd[:m], a[:m]
+
+
+@nb.njit(cache=True, nogil=True)
+def profile_at(x, c, inv_sd, a):
+    """Net GEX per 1% (dollars) with every contract re-priced at spot x."""
+    lx = math.log(x)
+    acc = 0.0
+    for i in range(c.shape[0]):
+        z = (lx - c[i]) * inv_sd[i]
+        if z * z < 1400.0:  # exp(-700) underflows to 0 anyway; skip the call
+            acc += a[i] * math.exp(-0.5 * z * z)
+    return 0.01 * x * acc
+
+
+@nb.njit(cache=True, nogil=True)
+def profile(spots, c, inv_sd, a):
+    out = np.empty(spots.shape[0])
+    for k in range(spots.shape[0]):
+        out[k] = profile_at(spots[k], c, inv_sd, a)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _brent(xa, xb, fa, fb, c, inv_sd, a, xtol):
+    """Brent's method (zeroin) on a bracket with fa * fb < 0."""
+    xc, fc = xa, fa
+    d = xb - xa
+    e = d
+    for _ in range(200):
+        if fb * fc > 0.0:
+            xc, fc = xa, fa
+            d = xb - xa
+            e = d
+        if abs(fc) < abs(fb):
+            xa, fa = xb, fb
+            xb, fb = xc, fc
+            xc, fc = xa, fa
+        tol = 2.0 * 2.2e-16 * abs(xb) + 0.5 * xtol
+        m = 0.5 * (xc - xb)
+        if abs(m) <= tol or fb == 0.0:
+            return xb
+        if abs(e) >= tol and abs(fa) > abs(fb):
+            s = fb / fa
+            if xa == xc:
+                p = 2.0 * m * s
+                qq = 1.0 - s
+            else:
+                qq = fa / fc
+                rr = fb / fc
+                p = s * (2.0 * m * qq * (qq - rr) - (xb - xa) * (rr - 1.0))
+                qq = (qq - 1.0) * (rr - 1.0) * (s - 1.0)
+            if p > 0.0:
+                qq = -qq
+            else:
+                p = -p
+            if 2.0 * p < min(3.0 * m * qq - abs(tol * qq), abs(e * qq)):
+                e = d
+                d = p / qq
+            else:
+                d = m
+                e = d
+        else:
+            d = m
+            e = d
+        xa, fa = xb, fb
+        if abs(d) > tol:
+            xb += d
+        else:
+            xb += tol if m > 0 else -tol
+        fb = profile_at(xb, c, inv_sd, a)
+    return xb
+
+
+@nb.njit(cache=True, nogil=True)
+def profile_roots(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac):
+    """Every zero crossing of the re-priced profile in [lo_frac*spot, hi_frac*spot], found by
+    bracketing on an even grid of `n_grid` spots and polishing each bracket with Brent to
+    ~1e-12 relative; ascending. Two crossings closer than one grid step can be missed."""
+    grid = np.linspace(lo_frac * spot, hi_frac * spot, n_grid)
+    f = profile(grid, c, inv_sd, a)
+    roots = np.empty(n_grid)
+    m = 0
+    # A crossing is a change of sign between consecutive non-zero grid values. Exact zeros
+    # are skipped: far from every strike all gammas underflow to 0, which is no crossing.
+    prev = -1
+    for k in range(n_grid):
+        if f[k] == 0.0:
+            continue
+        if prev >= 0 and f[prev] * f[k] < 0.0:
+            if k == prev + 1:
+                roots[m] = _brent(grid[prev], grid[k], f[prev], f[k], c, inv_sd, a, 1e-12 * spot)
+            else:  # the profile is exactly 0 in between: report the middle of the flat stretch
+                roots[m] = 0.5 * (grid[prev + 1] + grid[k - 1])
+            m += 1
+        prev = k
+    return roots[:m]
+
+
+@nb.njit(cache=True, parallel=True)
+def group_zero_gamma(starts, spot, strike, t, iv, weight, r, q, n_grid, lo_frac, hi_frac):
+    """Per group: the root of the re-priced profile nearest its spot (NaN if none) and the
+    number of roots found."""
+    ng = starts.shape[0] - 1
+    nearest = np.full(ng, np.nan)
+    count = np.zeros(ng)
+    for g in nb.prange(ng):
+        lo, hi = starts[g], starts[g + 1]
+        if hi <= lo:
+            continue
+        s = spot[lo]
+        c, inv_sd, a = profile_coefficients(strike[lo:hi], t[lo:hi], iv[lo:hi], weight[lo:hi], r[lo:hi], q[lo:hi])
+        roots = profile_roots(s, c, inv_sd, a, n_grid, lo_frac, hi_frac)
+        count[g] = roots.shape[0]
+        best = np.inf
+        for x in roots:
+            if abs(x - s) < best:
+                best = abs(x - s)
+                nearest[g] = x
+    return nearest, count
