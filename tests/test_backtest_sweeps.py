@@ -213,3 +213,23 @@ def test_macro_strangle_filters_on_net_gex_and_vex_at_entry(lake_copy):
             want &= grp["net_gex"] > 0
         assert (grp["traded"] == want).all()
     assert 0 < t.loc[t["param_id"] == 3, "traded"].sum() < t.loc[t["param_id"] == 0, "traded"].sum()
+
+
+def test_gamma_regime_decisions_ignore_the_future(lake_copy):
+    grid = {"negative": ["trend", "reversal"]}
+    before = run_strategy(lake_copy, "gamma-regime", grid).trades
+    cutoff = pd.Timestamp("2023-05-15")
+    with lake_copy.writer():
+        b = lake_copy.df("SELECT * FROM bars WHERE trade_date > ?", [cutoff.date()])
+        b[["open", "high", "low", "close"]] *= np.linspace(0.7, 1.3, len(b))[:, None]
+        lake_copy.write("bars", b)
+        f = lake_copy.df("SELECT * FROM factors WHERE trade_date > ?", [cutoff.date()])
+        f["value"] = -f["value"]
+        lake_copy.write("factors", f)
+    after = run_strategy(lake_copy, "gamma-regime", grid).trades
+    known = before["entry_session"] <= cutoff
+    cols = ["event_id", "regime", "action", "units", "traded"]
+    pd.testing.assert_frame_equal(before.loc[known, cols], after.loc[known, cols])
+    done = before["exit_session"] <= cutoff
+    pd.testing.assert_series_equal(before.loc[done, "pnl"], after.loc[done, "pnl"])
+    assert not before.loc[~known, "units"].equals(after.loc[~known, "units"])  # the poison landed
