@@ -417,3 +417,25 @@ def test_no_look_ahead_option_based_factors(lake_copy, small_lake):
         assert len(cut(clean, True)) > 10
         pd.testing.assert_frame_equal(cut(clean, True), cut(bad, True), check_exact=True)
         assert not np.array_equal(cut(clean, False)["value"].to_numpy(), cut(bad, False)["value"].to_numpy())
+
+
+def test_batched_comomentum_equals_the_per_date_definition(frames):
+    px = frames["bars"].pivot(index="trade_date", columns="symbol", values="close").sort_index()
+    close, idx = px.drop(columns=INDEX).to_numpy(copy=True), px[INDEX].to_numpy()
+    close[400:420, 3] = np.nan  # a gap drops that name from windows that touch it
+    winners, losers = momentum.quantile_groups(momentum.momentum_12_1(close), np.ones(close.shape, bool))
+    rows = np.arange(260, len(px), 7)
+    cw, cl = momentum.comomentum(close, idx, winners, losers, rows, block=16)
+    lc, li = np.log(close), np.log(idx)
+    checked = 0
+    for t in rows:
+        pts = np.arange(t - 260, t + 1, 5)
+        wk, mk = np.diff(lc[pts], axis=0), np.diff(li[pts])
+        for got, grp in ((cw[t], winners[t]), (cl[t], losers[t])):
+            exp = momentum.mean_residual_correlation(wk[:, grp], mk)
+            if np.isnan(exp):
+                assert np.isnan(got)
+            else:
+                assert got == pytest.approx(exp, rel=1e-9, abs=1e-12)
+                checked += 1
+    assert checked > 100

@@ -111,21 +111,54 @@ def mean_residual_correlation(stock: np.ndarray, market: np.ndarray) -> float:
     return float((c.sum() - np.trace(c)) / (k * (k - 1)))
 
 
+def _group_comovement(lc: np.ndarray, li: np.ndarray, group: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Batched `mean_residual_correlation` for each row t in `rows` (all >= WEEK*WEEKS):
+    weekly log returns of the names in group[t] regressed on the index's, residual
+    correlations averaged over pairs. Uses sum_{i!=j} z_i.z_j = |sum_i z_i|^2 - sum_i |z_i|^2
+    on unit-norm residuals z, so no k x k matrix is formed."""
+    k_max = int(group[rows].sum(axis=1).max()) if len(rows) else 0
+    out = np.full(len(rows), np.nan)
+    if k_max < 2:
+        return out
+    # column indices of each row's group, padded with -1
+    order = np.argsort(~group[rows], axis=1, kind="stable")[:, :k_max]
+    valid = np.take_along_axis(group[rows], order, axis=1)
+    cols = np.where(valid, order, 0)
+    pts = rows[:, None] - WEEK * WEEKS + WEEK * np.arange(WEEKS + 1)[None, :]  # [r, 53]
+    px = lc[pts[:, :, None], cols[:, None, :]]  # [r, 53, k]
+    wk = np.diff(px, axis=1)  # [r, 52, k]
+    mk = np.diff(li[pts], axis=1)  # [r, 52]
+    ok = valid & np.isfinite(wk).all(axis=1)
+    wk = np.where(ok[:, None, :], wk, 0.0)
+    m = mk - mk.mean(axis=1, keepdims=True)
+    xc = wk - wk.mean(axis=1, keepdims=True)
+    beta = np.einsum("rw,rwk->rk", m, xc) / np.einsum("rw,rw->r", m, m)[:, None]
+    resid = xc - m[:, :, None] * beta[:, None, :]
+    sd = np.sqrt((resid * resid).sum(axis=1))
+    k = ok.sum(axis=1)
+    degenerate = (ok & (sd == 0)).any(axis=1) | ~np.isfinite(mk).all(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(ok[:, None, :], resid / np.where(sd > 0, sd, 1.0)[:, None, :], 0.0)
+        tot = z.sum(axis=2)
+        pair_sum = (tot * tot).sum(axis=1) - (z * z).sum(axis=(1, 2))
+        res = pair_sum / (k * (k - 1))
+    return np.where((k >= 2) & ~degenerate, res, np.nan)
+
+
 def comomentum(close: np.ndarray, index_close: np.ndarray, winners: np.ndarray, losers: np.ndarray,
-               rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(winners, losers) comomentum at each row in `rows` (NaN elsewhere)."""
+               rows: np.ndarray, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(winners, losers) comomentum at each row in `rows` (NaN elsewhere), in blocks of rows
+    to bound memory ([block, 53, group size] arrays)."""
     n = close.shape[0]
     cw, cl = np.full(n, np.nan), np.full(n, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         lc, li = np.log(close), np.log(index_close)
-    for t in rows:
-        if t < WEEK * WEEKS:
-            continue
-        pts = np.arange(t - WEEK * WEEKS, t + 1, WEEK)
-        wk = np.diff(lc[pts], axis=0)
-        mk = np.diff(li[pts])
-        cw[t] = mean_residual_correlation(wk[:, winners[t]], mk)
-        cl[t] = mean_residual_correlation(wk[:, losers[t]], mk)
+    rows = np.asarray(rows)
+    rows = rows[rows >= WEEK * WEEKS]
+    for i in range(0, len(rows), block):
+        r = rows[i:i + block]
+        cw[r] = _group_comovement(lc, li, winners, r)
+        cl[r] = _group_comovement(lc, li, losers, r)
     return cw, cl
 
 
