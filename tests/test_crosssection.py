@@ -96,7 +96,7 @@ def rows_of(df: pd.DataFrame, factor: str, entity: str | None = None) -> pd.Seri
 
 
 # ----------------------------------------------------------------------------- pure math
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(n=st.integers(2, 8), t=st.integers(10, 60), seed=st.integers(0, 2**32 - 1))
 def test_implied_corr_formula_equals_vol_weighted_pairwise_corr_for_a_basket_index(n, t, seed):
     rng = np.random.default_rng(seed)
@@ -168,7 +168,7 @@ def test_dispersion_ratio_equals_independent_pandas_on_the_small_synthetic_lake(
     got = compute_range(small_lake, dispersion.DISPERSION, s, e)
     bars = small_lake.read("bars", columns=["trade_date", "symbol", "close"])
     members = small_lake.read("index_members")
-    for w in (5, 21, 63):
+    for w in (5, 63):
         exp = independent_dispersion(bars, members, "SYNX", w, s, e)
         g = rows_of(got, f"dispersion_ratio_{w}d", "SYNX")
         assert len(g) == len(exp) > 50
