@@ -309,7 +309,7 @@ class _Market:
         boost = np.where(is_call & (u < n_s), np.append(self.call_boost[t], 0.0)[u], 0.0)
         level = np.exp(self.log_level[u, np.where(is_call, 0, 1)] + boost)
         zero_dte = c["expiration"] == d
-        demand = self.uni.flow_scale[u] * level * profile * c["kind_weight"] * noise * np.where(zero_dte, 6.0, 1.0)
+        demand = self.uni.flow_scale[u] * level * profile * c["kind_weight"] * noise * np.where(zero_dte, 45.0, 1.0)
         volume = np.round(demand).astype(np.int64)
         published = self.book.published(keys)
         self.book.trade(keys, published, np.where(t_years > 0, 0.5 * volume, 0.0))
@@ -420,8 +420,11 @@ class _Market:
             ("earnings", "implied_move_lo", cfg.earnings_move_lo, "lower bound of true implied moves"),
             ("earnings", "implied_move_hi", cfg.earnings_move_hi, "upper bound of true implied moves"),
             ("earnings", "jump_scaled_by_gex_regime", 1.0, "earnings jump stdev x the GEX-regime vol multiplier"),
-            ("earnings", "abs_move_ratio_negative_over_positive_gex", cfg.vol_mult_negative_gex / cfg.vol_mult_positive_gex,
-             "E|jump| under negative over positive GEX"),
+            ("earnings", "abs_move_ratio_negative_over_positive_gex",
+             cfg.vol_mult_negative_gex * (1 + cfg.gap_continuation_negative_gex)
+             / (cfg.vol_mult_positive_gex * (1 + cfg.gap_continuation_positive_gex)),
+             "E|reaction-session jump| under negative over positive GEX: the regime vol multiplier "
+             "times the intraday continuation of the overnight jump"),
             ("macro", "move_cpi", cfg.macro_move_cpi, "index jump stdev on CPI sessions"),
             ("macro", "move_nfp", cfg.macro_move_nfp, "index jump stdev on NFP sessions"),
             ("macro", "move_fomc", cfg.macro_move_fomc, "index jump stdev on FOMC sessions"),
@@ -433,7 +436,8 @@ class _Market:
             ("momentum", "crash_size_sd", cfg.crash_size_sd, "crash = -k x current rotation vol"),
             ("momentum", "crash_hazard_base", cfg.crash_hazard_base, "daily crash probability outside rebounds"),
             ("momentum", "crash_hazard_rebound", cfg.crash_hazard_rebound, "extra daily hazard in rebound states x crowding"),
-            ("momentum", "crashes", float(self.crash.sum()), "realized number of crash sessions"),
+            ("momentum", "crashes", float(self.crash.sum()),
+             json.dumps([str(self.sessions[t].date()) for t in np.flatnonzero(self.crash)])),
             ("momentum", "rebound_share", float(self.rebound.mean()), "realized share of rebound-state sessions"),
             ("dispersion", "high_regime_share", float(self.disp.mean()), "realized share of high-dispersion sessions"),
             ("dispersion", "rotation_mult", cfg.dispersion_rotation_mult, "rotation vol multiplier in high dispersion"),
