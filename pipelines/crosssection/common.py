@@ -165,6 +165,21 @@ def long_rows(factor: str, dates: np.ndarray, entity, values: np.ndarray,
                         columns=FACTOR_ROW_COLUMNS)
 
 
+def long_rows_panel(factor: str, dates: np.ndarray, symbols: np.ndarray, values: np.ndarray,
+                    start: dt.date, end: dt.date) -> pd.DataFrame:
+    """Long factor rows of a [dates, symbols] panel (entity = symbol) for dates in [start, end]
+    with finite values. Entities are built as Arrow strings from column codes: converting a
+    million Python strings would cost more than the factor itself."""
+    dates = np.asarray(dates, dtype="datetime64[D]")
+    inside = (dates >= np.datetime64(start, "D")) & (dates <= np.datetime64(end, "D"))
+    keep = inside[:, None] & np.isfinite(values)
+    ti, si = np.nonzero(keep)
+    ent = pa.DictionaryArray.from_arrays(pa.array(si.astype(np.int32)), pa.array([str(x) for x in symbols])).cast(pa.string())
+    return pd.DataFrame({"factor": factor, "trade_date": dates[ti],
+                         "entity": pd.Series(ent, dtype=pd.StringDtype("pyarrow", na_value=np.nan)),
+                         "value": values[ti, si]}, columns=FACTOR_ROW_COLUMNS)
+
+
 def concat_rows(parts: list[pd.DataFrame]) -> pd.DataFrame:
     parts = [p for p in parts if not p.empty]
     if not parts:

@@ -205,9 +205,7 @@ def compute(data: dict, start: dt.date, end: dt.date) -> pd.DataFrame:
         res = index_momentum(close, members, index, rows)
         parts += [cx.long_rows(name, close.dates, index, res[name], start, end) for name in INDEX_OUTPUTS]
     mom = np.where(any_member, momentum_12_1(close.values), np.nan)
-    d2 = np.broadcast_to(close.dates[:, None], mom.shape)
-    e2 = np.broadcast_to(close.symbols[None, :], mom.shape)
-    parts.append(cx.long_rows("momentum_12_1", d2.ravel(), e2.ravel(), mom.ravel(), start, end))
+    parts.append(cx.long_rows_panel("momentum_12_1", close.dates, close.symbols, mom, start, end))
     return cx.concat_rows(parts)
 
 
