@@ -218,12 +218,104 @@ def _brent(xa, xb, fa, fb, c, inv_sd, a, xtol):
 
 
 @nb.njit(cache=True, nogil=True)
+def _sum_and_slope(lx, c, inv_sd, a):
+    """S(lx) = sum_i a_i exp(-0.5 z_i^2) (profile / (0.01 x), same sign) and dS/dlx."""
+    f = 0.0
+    df = 0.0
+    for i in range(c.shape[0]):
+        z = (lx - c[i]) * inv_sd[i]
+        if z * z < 1400.0:
+            e = a[i] * math.exp(-0.5 * z * z)
+            f += e
+            df -= e * z * inv_sd[i]
+    return f, df
+
+
+@nb.njit(cache=True, nogil=True)
+def _polish(la, lb, fa, fb, c, inv_sd, a):
+    """Root in ln(spot) of S inside [la, lb] with fa * fb < 0: Newton steps (one pass over
+    the contracts gives S and its slope), replaced by bisection whenever a step leaves the
+    bracket; stops at ~1e-15 in ln(spot), i.e. ~1e-13 relative in spot."""
+    x = 0.5 * (la + lb)
+    for _ in range(100):
+        f, df = _sum_and_slope(x, c, inv_sd, a)
+        if f == 0.0:
+            return x
+        if (f < 0.0) == (fa < 0.0):
+            la, fa = x, f
+        else:
+            lb, fb = x, f
+        step = -f / df if df != 0.0 else 0.0
+        nx = x + step
+        if not (la < nx < lb) or df == 0.0:
+            nx = 0.5 * (la + lb)
+        if abs(nx - x) <= 1e-15 * max(1.0, abs(x)) or lb - la <= 1e-15 * max(1.0, abs(x)):
+            return nx
+        x = nx
+    return x
+
+
+@nb.njit(cache=True, nogil=True)
+def log_grid_sums(lx0, dlx, n_grid, c, inv_sd, a):
+    """sum_i a_i exp(-0.5 z_ik^2), z_ik = (lx0 + k dlx - c_i) inv_sd_i, for k < n_grid: the
+    profile divided by 0.01 x on an evenly spaced grid in ln x.
+
+    Along such a grid each contract's Gaussian obeys a two-multiply recurrence
+    (g_{k+1} = g_k r_k, r_{k+1} = r_k e^{-d^2}, d = dlx inv_sd), so the grid costs no exp per
+    point. It starts at the grid point nearest the contract's peak and walks outwards, where
+    the terms only shrink, so an underflow to 0 ends the walk correctly. Relative error grows
+    like k * 1e-16: good for bracketing; roots are polished with exact evaluations."""
+    acc = np.zeros(n_grid)
+    for i in range(c.shape[0]):
+        d = dlx * inv_sd[i]
+        z0 = (lx0 - c[i]) * inv_sd[i]
+        kp = int(round(-z0 / d))
+        kp = min(max(kp, 0), n_grid - 1)
+        zk = z0 + kp * d
+        g = a[i] * math.exp(-0.5 * zk * zk)
+        acc[kp] += g
+        e2 = math.exp(-d * d)
+        gk = g
+        r = math.exp(-zk * d - 0.5 * d * d)
+        for k in range(kp + 1, n_grid):
+            gk *= r
+            if gk == 0.0:
+                break
+            acc[k] += gk
+            r *= e2
+        gk = g
+        r = math.exp(zk * d - 0.5 * d * d)
+        for k in range(kp - 1, -1, -1):
+            gk *= r
+            if gk == 0.0:
+                break
+            acc[k] += gk
+            r *= e2
+    return acc
+
+
+@nb.njit(cache=True, nogil=True)
+def grid_points(inv_sd, n_grid, lo_frac, hi_frac):
+    """Bracketing grid size: at least `n_grid`, and fine enough that a step in ln(spot) is at
+    most half the narrowest contract's sigma sqrt(T) (the profile is a sum of Gaussians
+    in ln(spot), so it cannot turn faster than its narrowest one), capped at 20,001."""
+    width = math.log(hi_frac / lo_frac)
+    n = n_grid
+    if inv_sd.shape[0]:
+        need = int(math.ceil(width * inv_sd.max() * 2.0)) + 1
+        n = max(n, min(need, 20001))
+    return n
+
+
+@nb.njit(cache=True, nogil=True)
 def profile_roots(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac):
-    """Every zero crossing of the re-priced profile in [lo_frac*spot, hi_frac*spot], found by
-    bracketing on an even grid of `n_grid` spots and polishing each bracket with Brent to
-    ~1e-12 relative; ascending. Two crossings closer than one grid step can be missed."""
-    grid = np.linspace(lo_frac * spot, hi_frac * spot, n_grid)
-    f = profile(grid, c, inv_sd, a)
+    """Every zero crossing of the re-priced profile in [lo_frac*spot, hi_frac*spot], ascending:
+    bracketed on a grid evenly spaced in ln(spot) (`grid_points`), each bracket polished by
+    safeguarded Newton on exact evaluations to ~1e-13 relative."""
+    n_grid = grid_points(inv_sd, n_grid, lo_frac, hi_frac)
+    lx0 = math.log(lo_frac * spot)
+    dlx = (math.log(hi_frac * spot) - lx0) / (n_grid - 1)
+    f = log_grid_sums(lx0, dlx, n_grid, c, inv_sd, a)
     roots = np.empty(n_grid)
     m = 0
     # A crossing is a change of sign between consecutive non-zero grid values. Exact zeros
@@ -233,11 +325,23 @@ def profile_roots(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac):
         if f[k] == 0.0:
             continue
         if prev >= 0 and f[prev] * f[k] < 0.0:
+            la = lx0 + prev * dlx
+            lb = lx0 + k * dlx
             if k == prev + 1:
-                roots[m] = _brent(grid[prev], grid[k], f[prev], f[k], c, inv_sd, a, 1e-12 * spot)
+                fa, _ = _sum_and_slope(la, c, inv_sd, a)
+                fb, _ = _sum_and_slope(lb, c, inv_sd, a)
+                if fa * fb < 0.0:
+                    roots[m] = math.exp(_polish(la, lb, fa, fb, c, inv_sd, a))
+                    m += 1
+                elif fa == 0.0:
+                    roots[m] = math.exp(la)
+                    m += 1
+                elif fb == 0.0:
+                    roots[m] = math.exp(lb)
+                    m += 1
             else:  # the profile is exactly 0 in between: report the middle of the flat stretch
-                roots[m] = 0.5 * (grid[prev + 1] + grid[k - 1])
-            m += 1
+                roots[m] = math.exp(0.5 * (la + lb))
+                m += 1
         prev = k
     return roots[:m]
 

@@ -1,0 +1,222 @@
+"""Benchmark the dealer-positioning (`gex`) pipeline; prints one JSON object.
+
+Synthetic mode (default): writes an option_quotes-shaped Parquet lake of `--rows` rows into a
+temp dir, one month partition at a time (never the whole lake in memory), then measures over
+the same files, streaming partition by partition:
+  - pipeline: pipelines.gex.positioning for every (underlying, trade date), all outputs
+    including zero gamma; and the same without zero gamma (net GEX, walls, VEX, CEX, buckets);
+  - pandas: a plain pandas implementation (vectorized gamma, then groupby-sum) of net GEX only;
+  - scan floor: DuckDB reading the same columns and only summing them per (underlying, date).
+Also: the zero-gamma solve time of one SPX-sized chain (`--chain-contracts`, default 20,000).
+
+    .venv/bin/python benchmarks/bench_gex.py                    # 2M rows, < 2 minutes
+    .venv/bin/python benchmarks/bench_gex.py --rows 50000000    # the issue's full size
+    .venv/bin/python benchmarks/bench_gex.py --demo-lake DIR    # the demo lake's option_quotes
+
+Ratios are measured in the same run; absolute numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy.special import ndtr  # noqa: F401  (imported before timing)
+
+from pipelines import gex
+from pipelines.loaders import CHAIN_COLUMNS, group_ids
+
+SPOT_SUM_COLS = ["strike", "iv", "open_interest", "underlying_price", "volume"]
+
+
+def synth_partition(rng: np.random.Generator, days: np.ndarray, n_und: int, per_chain: int) -> pa.Table:
+    """One month of chains: n_und underlyings x len(days) sessions x per_chain contracts,
+    sorted by (underlying, trade_date, root, expiration, strike, option_type)."""
+    n_exp = max(per_chain // 100, 1)
+    per_exp = per_chain // n_exp
+    n_strikes = max(per_exp // 2, 1)
+    n = n_und * len(days) * n_exp * n_strikes * 2
+    und = np.repeat(np.arange(n_und), len(days) * n_exp * n_strikes * 2)
+    day = np.tile(np.repeat(days, n_exp * n_strikes * 2), n_und)
+    e_idx = np.tile(np.repeat(np.arange(n_exp), n_strikes * 2), n_und * len(days))
+    k_idx = np.tile(np.repeat(np.arange(n_strikes), 2), n_und * len(days) * n_exp)
+    is_call = np.tile(np.array([True, False]), n // 2)
+    spot_und = 100.0 * (1 + np.arange(n_und))
+    spot = spot_und[und] * np.exp(0.0005 * (day - days[0]).astype(float))
+    exp_days = np.array([0, 1, 2, 3, 7, 14, 21, 30, 45, 60, 90, 120, 180, 270, 365, 540, 730])
+    dte = exp_days[e_idx % len(exp_days)] + 7 * (e_idx // len(exp_days))
+    strike = np.round(spot_und[und] * (0.5 + k_idx / max(n_strikes - 1, 1)), 2)
+    m = np.log(strike / spot)
+    iv = np.clip(0.2 - 0.3 * m + 0.5 * m * m + rng.normal(0, 0.01, n), 0.05, 3.0)
+    oi = rng.integers(0, 5000, n)
+    vol = rng.integers(0, 2000, n)
+    names = np.array([f"U{i:03d}" for i in range(n_und)], dtype=object)
+    return pa.table({
+        "underlying": pa.DictionaryArray.from_arrays(pa.array(und, pa.int32()), pa.array(names)).cast(pa.string()),
+        "trade_date": pa.array(day.astype("datetime64[D]"), pa.date32()),
+        "root": pa.DictionaryArray.from_arrays(pa.array(und, pa.int32()), pa.array(names)).cast(pa.string()),
+        "expiration": pa.array((day + dte).astype("datetime64[D]"), pa.date32()),
+        "settlement": pa.array(np.where(e_idx % 3 == 0, "AM", "PM").astype(object), pa.string()),
+        "strike": strike, "option_type": pa.array(np.where(is_call, "C", "P").astype(object), pa.string()),
+        "bid": np.zeros(n), "ask": np.zeros(n),
+        "volume": pa.array(vol, pa.int64()), "open_interest": pa.array(oi, pa.int64()), "iv": iv,
+        "underlying_price": spot, "multiplier": pa.array(np.full(n, 100, np.int32)),
+    })
+
+
+def build_synthetic(root: Path, rows: int, per_chain: int, n_und: int, seed: int = 0) -> list[Path]:
+    rng = np.random.default_rng(seed)
+    sessions = pd.bdate_range("2020-01-01", periods=10_000)
+    n_chains = max(rows // per_chain, 1)
+    n_days = max(n_chains // n_und, 1)
+    files, done = [], 0
+    for (y, m), grp in pd.Series(sessions[:n_days]).groupby([sessions[:n_days].year, sessions[:n_days].month]):
+        days = grp.to_numpy().astype("datetime64[D]")
+        tbl = synth_partition(rng, days, n_und, per_chain)
+        d = root / "option_quotes" / f"year={y}" / f"month={m:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / "part-0.parquet"
+        pq.write_table(tbl, path, row_group_size=1_000_000)
+        files.append(path)
+        done += tbl.num_rows
+    return files
+
+
+def run_pipeline(files, zero_gamma: bool) -> tuple[int, float, int]:
+    rows = groups = 0
+    t0 = time.perf_counter()
+    for f in files:
+        tbl = pq.read_table(f, columns=CHAIN_COLUMNS)
+        gid, keys = group_ids(tbl)
+        gex.positioning(gex.ChainArrays.from_arrow(tbl, gid), len(keys), zero_gamma=zero_gamma)
+        rows += tbl.num_rows
+        groups += len(keys)
+    return rows, time.perf_counter() - t0, groups
+
+
+def run_pandas(files) -> tuple[int, float]:
+    """Plain pandas: to_pandas, T with pandas datetimes, scipy gamma, groupby-sum."""
+    from scipy.stats import norm
+
+    rows = 0
+    t0 = time.perf_counter()
+    for f in files:
+        df = pq.read_table(f, columns=CHAIN_COLUMNS).to_pandas()
+        val = pd.to_datetime(df["trade_date"]).dt.tz_localize("America/New_York") + pd.Timedelta(hours=16)
+        settle_h = np.where(df["settlement"] == "AM", 9.5, 16.0)
+        exp = pd.to_datetime(df["expiration"]).dt.tz_localize("America/New_York") + pd.to_timedelta(settle_h, unit="h")
+        t = (exp - val).dt.total_seconds() / (365 * 86400)
+        s, k, v = df["underlying_price"], df["strike"], df["iv"]
+        ok = (t > 0) & (v > 0) & (df["open_interest"] > 0)
+        tt = t.where(ok, 1.0)
+        d1 = (np.log(s / k) + 0.5 * v * v * tt) / (v * np.sqrt(tt))
+        gamma = norm.pdf(d1) / (s * v * np.sqrt(tt))
+        sign = np.where(df["option_type"] == "C", 1.0, -1.0)
+        df["gex"] = np.where(ok, sign * gamma * df["open_interest"] * df["multiplier"] * s * s * 0.01, 0.0)
+        df.groupby(["underlying", "trade_date"], sort=False)["gex"].sum()
+        rows += len(df)
+    return rows, time.perf_counter() - t0
+
+
+def run_scan(files) -> tuple[int, float]:
+    con = duckdb.connect()
+    rows = 0
+    sums = ", ".join(f"sum({c})" for c in SPOT_SUM_COLS)
+    t0 = time.perf_counter()
+    for f in files:
+        res = con.sql(f"SELECT underlying, trade_date, count(*) AS n, {sums} FROM read_parquet(?) "
+                      "GROUP BY ALL", params=[str(f)]).fetchall()
+        rows += sum(r[2] for r in res)
+    return rows, time.perf_counter() - t0
+
+
+def zero_gamma_chain(n_contracts: int, repeats: int = 7) -> dict:
+    rng = np.random.default_rng(1)
+    tbl = synth_partition(rng, np.array(["2024-03-01"], dtype="datetime64[D]"), 1, n_contracts)
+    # an SPX-like spot
+    tbl = tbl.set_column(tbl.schema.get_field_index("underlying_price"), "underlying_price",
+                         pa.array(np.full(tbl.num_rows, 100.0)))
+    ch = gex.ChainArrays.from_arrow(tbl, np.zeros(tbl.num_rows, np.int64))
+    gex.zero_gamma_roots(ch)  # compile / warm up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        roots = gex.zero_gamma_roots(ch)
+        times.append(time.perf_counter() - t0)
+    return {"contracts": tbl.num_rows, "grid": gex.DEFAULT_GRID, "roots_found": len(roots),
+            "median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times)}
+
+
+def warm_up() -> None:
+    rng = np.random.default_rng(0)
+    tbl = synth_partition(rng, np.array(["2024-03-01"], dtype="datetime64[D]"), 2, 200)
+    gid, keys = group_ids(tbl)
+    gex.positioning(gex.ChainArrays.from_arrow(tbl, gid), len(keys))
+
+
+def rate(rows, seconds):
+    return rows / seconds if seconds > 0 else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=2_000_000, help="synthetic option rows (issue: 50000000)")
+    ap.add_argument("--per-chain", type=int, default=10_000, help="contracts per (underlying, date) chain")
+    ap.add_argument("--underlyings", type=int, default=20)
+    ap.add_argument("--chain-contracts", type=int, default=20_000, help="contracts of the zero-gamma chain")
+    ap.add_argument("--demo-lake", type=Path, default=None, help="benchmark this lake's option_quotes instead")
+    ap.add_argument("--keep", type=Path, default=None, help="write the synthetic lake here and keep it")
+    args = ap.parse_args()
+    warm_up()
+    out: dict = {"benchmark": "gex"}
+    tmp = None
+    if args.demo_lake is not None:
+        files = sorted((args.demo_lake / "tables" / "option_quotes").rglob("*.parquet"))
+        out["mode"] = "demo-lake"
+        out["lake"] = str(args.demo_lake)
+    else:
+        root = args.keep or Path(tmp := tempfile.mkdtemp(prefix="bench_gex_"))
+        t0 = time.perf_counter()
+        files = build_synthetic(root, args.rows, args.per_chain, args.underlyings)
+        out["mode"] = "synthetic"
+        out["generate_seconds"] = time.perf_counter() - t0
+    out["files"] = len(files)
+    try:
+        rows, secs, groups = run_pipeline(files, zero_gamma=True)
+        rss_pipeline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        _, secs_core, _ = run_pipeline(files, zero_gamma=False)
+        _, secs_scan = run_scan(files)
+        _, secs_pd = run_pandas(files)
+        out.update({
+            "rows": rows, "groups": groups, "rows_per_group": rows / max(groups, 1),
+            "pipeline_all_outputs": {"seconds": secs, "rows_per_s": rate(rows, secs)},
+            "pipeline_without_zero_gamma": {"seconds": secs_core, "rows_per_s": rate(rows, secs_core)},
+            "pandas_groupby_net_gex_only": {"seconds": secs_pd, "rows_per_s": rate(rows, secs_pd)},
+            "duckdb_scan_floor": {"seconds": secs_scan, "rows_per_s": rate(rows, secs_scan)},
+            "ratio_all_outputs_vs_scan": secs_scan / secs, "ratio_all_outputs_vs_pandas": secs_pd / secs,
+            "ratio_without_zero_gamma_vs_scan": secs_scan / secs_core,
+            "ratio_without_zero_gamma_vs_pandas": secs_pd / secs_core,
+            "zero_gamma_ms_per_chain_in_pipeline": 1e3 * (secs - secs_core) / max(groups, 1),
+            "peak_rss_mb_after_pipeline": rss_pipeline,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        })
+        out["zero_gamma_spx_sized_chain"] = zero_gamma_chain(args.chain_contracts)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
