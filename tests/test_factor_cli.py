@@ -50,7 +50,7 @@ def test_factor_json_equals_the_registered_computation_and_materializes_once(lak
     (["--name", "dispersion_ratio_21d", "--start", "2023-06-30", "--end", "2023-06-01"], "is after --end"),
     (["--name", "dispersion_ratio_21d", "--entity", "NOPE", "--start", "2023-06-01", "--end", "2023-06-05"],
      "has no values for entity 'NOPE'"),
-    (["--name", "letf_rebalance_flow_usd"], "has no values in the requested range"),
+    (["--name", "dispersion_ratio_21d", "--start", "2031-01-02", "--end", "2031-01-31"], "has no values in the requested range"),
 ])
 def test_factor_bad_input_is_one_sentence_and_exit_2(lake_copy, monkeypatch, capsys, args, message):
     code, out, err = run(monkeypatch, capsys, "--lake", str(lake_copy.root), *args)
