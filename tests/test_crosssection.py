@@ -439,3 +439,17 @@ def test_batched_comomentum_equals_the_per_date_definition(frames):
                 assert got == pytest.approx(exp, rel=1e-9, abs=1e-12)
                 checked += 1
     assert checked > 100
+
+
+def test_letf_flow_on_the_synthetic_market_equals_pandas(small_lake):
+    """The synthetic market plants LETF rebalancing with the same formula; recompute it with
+    pandas from its letf_funds and bars rows."""
+    got = compute_range(small_lake, letf.LETF, dt.date(2023, 3, 1), dt.date(2023, 3, 31))
+    f = small_lake.read("letf_funds")
+    px = small_lake.read("bars", where="symbol = 'SYNX'").set_index("trade_date")["close"].sort_index()
+    coef = (f["aum"] * f["leverage"] * (f["leverage"] - 1)).groupby(f["trade_date"]).sum().sort_index()
+    exp = (coef.shift(1) * px.pct_change()).loc[dt.date(2023, 3, 1):dt.date(2023, 3, 31)]
+    g = rows_of(got, "letf_rebalance_flow_usd", "SYNX")
+    assert len(g) == len(exp) == 23
+    np.testing.assert_allclose(g.to_numpy(), exp.to_numpy(), rtol=1e-9)
+    assert (g.abs() > 1e6).all()  # billions of AUM: tens of millions of dollars a day or more
