@@ -2,8 +2,9 @@
 1 and 4 years of history (the ratio should stay near 1: cost grows with new data, not with
 history), the cost of a no-op refresh, and a full rebuild on the local vs the dask engine.
 
-Prints one JSON object. Default size: 4 synthetic stocks (runs in about a minute);
-`--full` uses the synthetic market's default universe (32 stocks).
+Prints one JSON object. Default size: 3 synthetic stocks with thin chains, local-vs-dask
+rebuild on the 1-year lake (about two minutes on an idle 2-core machine); `--full` uses the
+synthetic market's default universe and chains (32 stocks) and the rebuild on the 4-year lake.
 
     .venv/bin/python benchmarks/bench_refresh.py [--full] [--factors gex] [--workers 2]
 """
@@ -26,11 +27,17 @@ STARTS = {1: "2024-01-02", 4: "2021-01-04"}
 DATED = {"option_quotes": "trade_date", "bars": "trade_date", "rates": "trade_date", "letf_funds": "trade_date"}
 
 
-def _lakes(root: Path, years: int, n_stocks: int) -> tuple[Lake, Lake, object]:
+def _config(years: int, full: bool) -> SyntheticConfig:
+    if full:
+        return SyntheticConfig(seed=3, start=STARTS[years], end=END)
+    return SyntheticConfig(seed=3, start=STARTS[years], end=END, n_stocks=3, n_members=3, stock_expiries=2,
+                           index_monthlies=2, index_weeklies_days=14, index_dailies=2)
+
+
+def _lakes(root: Path, years: int, full_size: bool) -> tuple[Lake, Lake, object]:
     """(history lake without the last session, the full market lake, the last session)."""
     full = Lake.open(root / f"full{years}", create=True)
-    build(full, SyntheticConfig(seed=3, start=STARTS[years], end=END, n_stocks=n_stocks,
-                                n_members=max(2, n_stocks - 1)))
+    build(full, _config(years, full_size))
     last = full.df("SELECT max(trade_date) AS d FROM option_quotes")["d"].item()
     hist = Lake.open(root / f"hist{years}", create=True)
     for t in ("option_quotes", "bars", "index_members", "index_weights", "events", "rates", "letf_funds", "short_interest"):
@@ -49,17 +56,18 @@ def _timed(fn) -> tuple[float, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--full", action="store_true", help="32 stocks (the synthetic default) instead of 4")
+    ap.add_argument("--full", action="store_true", help="the synthetic default market (32 stocks) instead of 3 thin stocks")
     ap.add_argument("--factors", default="gex", help="comma-separated families (default gex)")
     ap.add_argument("--workers", type=int, default=2, help="dask LocalCluster workers")
     args = ap.parse_args()
-    n_stocks = 32 if args.full else 4
+    cfg = _config(1, args.full)
+    rebuild_years = 4 if args.full else 1
     factors = args.factors.split(",")
-    report: dict = {"benchmark": "refresh", "n_stocks": n_stocks, "factors": factors, "history": {}}
+    report: dict = {"benchmark": "refresh", "size": "full" if args.full else "small", "n_stocks": cfg.n_stocks, "factors": factors, "history": {}}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for years in (1, 4):
-            hist, full, last = _lakes(root, years, n_stocks)
+            hist, full, last = _lakes(root, years, args.full)
             rebuild_s, r0 = _timed(lambda: refresh(hist, factors=factors))
             noop_s, r1 = _timed(lambda: refresh(hist, factors=factors))
             for t in ("option_quotes", "bars"):
@@ -73,7 +81,7 @@ def main() -> None:
                 "one_new_session_s": round(inc_s, 3), "one_new_session_units_computed": len(r2.computed),
                 "one_new_session_units_skipped": len(r2.skipped),
             }
-            if years == 4:
+            if years == rebuild_years:
                 from distributed import LocalCluster
 
                 from pipelines.executors import DaskExecutor
@@ -87,7 +95,7 @@ def main() -> None:
                 finally:
                     ex.close()
                     cluster.close()
-                report["full_rebuild_4y"] = {
+                report[f"full_rebuild_{years}y"] = {
                     "units": len(rd.computed), "local_s": round(local_s, 3), "dask_s": round(dask_s, 3),
                     "dask_workers": args.workers, "dask_cluster_start_s": round(start_s, 3),
                     "dask_over_local": round(dask_s / local_s, 3),

@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 from data_lake import EventvolError, Lake, NoDataError, spec as table_spec
 from data_lake import calendars
 from data_lake.store import new_run_id
-from pipelines.executors import LocalExecutor, Task, make_executor
+from pipelines.executors import ENGINES, Task, make_executor
 from pipelines.registry import FactorSpec, family_of, load_families
 
 # Tables the refresh itself writes: never part of an input fingerprint, or every refresh
@@ -333,6 +333,8 @@ def refresh(lake: Lake, *, factors: Sequence[str] | None = None, start: dt.date 
     log = log or (lambda line: None)
     if start and end and start > end:
         raise NoDataError(f"--start {start} is after --end {end}")
+    if executor is None and (engine not in ENGINES or (scheduler and engine != "dask")):
+        make_executor(engine, scheduler)  # raises the one-sentence error before touching the lake
     specs = _families(factors)
     started = datetime.now(timezone.utc)
     with lake.writer():
@@ -358,7 +360,7 @@ def refresh(lake: Lake, *, factors: Sequence[str] | None = None, start: dt.date 
             tasks = make_tasks(plan.due, all_dates)
             units = {(u.family, u.trade_date): u for u in plan.due}
             own_executor = executor is None
-            ex = executor or (LocalExecutor() if engine == "local" else make_executor(engine, scheduler))
+            ex = executor or make_executor(engine, scheduler)
             try:
                 batch = 0
                 pending: list[tuple[Task, pd.DataFrame]] = []

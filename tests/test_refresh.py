@@ -242,10 +242,9 @@ def clean_values(history_path, tmp_path_factory) -> pd.DataFrame:
     return factor_values(lake)
 
 
-# Stages: lock taken; plan made; January computed / its factors written / its state written;
-# February's factors written (January complete); everything written but the run log.
-KILL_STAGES = ["locked", "planned", "computed:0", "factors_written:0", "state_written:0",
-               "factors_written:1", "done"]
+# Stages: plan made under the lock (nothing written); January's factors written but not its
+# state; January complete; February's factors written; everything written but the run log.
+KILL_STAGES = ["planned", "factors_written:0", "state_written:0", "factors_written:1", "done"]
 
 
 @pytest.mark.parametrize("stage", KILL_STAGES)
@@ -273,3 +272,46 @@ def test_sigkill_at_random_moments_inside_lake_writes(history, clean_values):
         p.wait(timeout=30)
     rf.refresh(Lake.open(history.root), factors=["gex"])
     pd.testing.assert_frame_equal(factor_values(Lake.open(history.root)), clean_values, check_exact=True)
+
+
+def _boom(data, start, end):
+    if start <= dt.date(2023, 1, 10) <= end:
+        raise ValueError("bad chain on 2023-01-10")
+    return _bars_ma_compute(data, start, end)
+
+
+def test_a_failing_unit_is_reported_and_the_others_are_written(history):
+    spec = FactorSpec(name="test_boom", inputs=("bars",), outputs=("boom",), load=_bars_ma, compute=_boom,
+                      lookback_sessions=4)
+    register(spec)
+    try:
+        res = rf.refresh(history, factors=["test_boom"])
+    finally:
+        REGISTRY.pop(spec.name, None)
+    # the January task (one contiguous run of dates) fails as a whole; February is written
+    assert {d.month for _, d, _ in res.failed} == {1} and all(u.trade_date.month == 2 for u in res.computed)
+    err = res.error()
+    assert isinstance(err, rf.UnitsFailedError) and err.exit_code == rf.EXIT_COMPUTE_FAILED
+    assert str(err).startswith("computing factor family 'test_boom' for 2023-01-03 failed: ValueError: bad chain on 2023-01-10")
+    state = history.read("refresh_state")
+    assert sorted(state["trade_date"]) == sorted(u.trade_date for u in res.computed)  # January stays due
+
+
+def test_bad_arguments_are_one_sentence_errors(history):
+    from data_lake import EventvolError
+    from pipelines.executors import make_executor
+
+    with pytest.raises(EventvolError, match=r"^unknown --engine 'spark'; choose one of local, dask$"):
+        make_executor("spark")
+    with pytest.raises(EventvolError, match=r"^--scheduler only applies to --engine dask$"):
+        make_executor("local", "tcp://127.0.0.1:8786")
+    with pytest.raises(EventvolError, match=r"^unknown factor 'nope'"):
+        rf.refresh(history, factors=["nope"])
+    with pytest.raises(EventvolError, match=r"^--start 2023-02-01 is after --end 2023-01-31$"):
+        rf.refresh(history, start=dt.date(2023, 2, 1), end=dt.date(2023, 1, 31))
+    assert history.read("runs").empty and history.read("refresh_state").empty  # nothing written
+    with pytest.raises(EventvolError, match=r"^unknown --engine 'spark'"):
+        rf.refresh(history, engine="spark")
+    with pytest.raises(EventvolError, match=r"^--scheduler only applies to --engine dask$"):
+        rf.refresh(history, scheduler="tcp://127.0.0.1:8786")
+    assert history.read("runs").empty and history.read("refresh_state").empty
