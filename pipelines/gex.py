@@ -32,11 +32,17 @@ DEFAULT_SIGN_MODEL = "dealer_long_calls_short_puts"
 
 
 def _eastern_epoch_seconds(dates: np.ndarray, hhmm: str) -> np.ndarray:
-    """UTC epoch seconds of wall-clock `hhmm` US/Eastern on each date (vectorized over the
-    unique dates only)."""
-    days = np.asarray(dates, dtype="datetime64[D]")
-    uniq, inv = np.unique(days, return_inverse=True)
-    local = pd.DatetimeIndex(uniq.astype("datetime64[ns]")) + pd.Timedelta(hhmm + ":00")
+    """UTC epoch seconds of wall-clock `hhmm` US/Eastern on each date (the time-zone rule is
+    applied once per calendar day in the range, then looked up: no sort of the rows)."""
+    days = np.asarray(dates, dtype="datetime64[D]").astype(np.int64)
+    if days.size == 0:
+        return np.zeros(0)
+    lo, hi = int(days.min()), int(days.max())
+    if hi - lo > 4 * days.size + 1000:  # sparse dates over a long span: unique is cheaper
+        uniq, inv = np.unique(days, return_inverse=True)
+    else:
+        uniq, inv = np.arange(lo, hi + 1), days - lo
+    local = pd.DatetimeIndex(uniq.astype("datetime64[D]").astype("datetime64[ns]")) + pd.Timedelta(hhmm + ":00")
     utc = local.tz_localize(EASTERN).tz_convert("UTC")
     return (utc.asi8 // 1_000_000_000).astype(float)[inv]
 
