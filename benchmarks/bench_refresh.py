@@ -24,7 +24,6 @@ from pipelines.refresh import refresh
 
 END = "2024-12-31"
 STARTS = {1: "2024-01-02", 4: "2021-01-04"}
-DATED = {"option_quotes": "trade_date", "bars": "trade_date", "rates": "trade_date", "letf_funds": "trade_date"}
 
 
 def _config(years: int, full: bool) -> SyntheticConfig:
@@ -34,18 +33,22 @@ def _config(years: int, full: bool) -> SyntheticConfig:
                            index_monthlies=2, index_weeklies_days=14, index_dailies=2)
 
 
-def _lakes(root: Path, years: int, full_size: bool) -> tuple[Lake, Lake, object]:
-    """(history lake without the last session, the full market lake, the last session)."""
+NEW_SESSIONS = 3  # the last sessions, added one at a time: best and median of 3 refreshes
+
+
+def _lakes(root: Path, years: int, full_size: bool) -> tuple[Lake, Lake, list]:
+    """(history lake without the last NEW_SESSIONS sessions, the full market lake, those sessions)."""
     full = Lake.open(root / f"full{years}", create=True)
     build(full, _config(years, full_size))
-    last = full.df("SELECT max(trade_date) AS d FROM option_quotes")["d"].item()
+    new = sorted(full.df("SELECT DISTINCT trade_date AS d FROM option_quotes ORDER BY d DESC LIMIT ?",
+                         [NEW_SESSIONS])["d"])
     hist = Lake.open(root / f"hist{years}", create=True)
     for t in ("option_quotes", "bars", "index_members", "index_weights", "events", "rates", "letf_funds", "short_interest"):
-        col = DATED.get(t)
-        tbl = full.read_arrow(t, where=f"{col} < ?", params=[last]) if col else full.read_arrow(t)
+        col = "trade_date" if t in ("option_quotes", "bars") else None  # what the new sessions add
+        tbl = full.read_arrow(t, where=f"{col} < ?", params=[new[0]]) if col else full.read_arrow(t)
         if tbl.num_rows:
             hist.write(t, tbl)
-    return hist, full, last
+    return hist, full, new
 
 
 def _timed(fn) -> tuple[float, object]:
@@ -67,19 +70,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for years in (1, 4):
-            hist, full, last = _lakes(root, years, args.full)
+            hist, full, new = _lakes(root, years, args.full)
             rebuild_s, r0 = _timed(lambda: refresh(hist, factors=factors))
-            noop_s, r1 = _timed(lambda: refresh(hist, factors=factors))
-            for t in ("option_quotes", "bars"):
-                hist.write(t, full.read_arrow(t, where="trade_date = ?", params=[last]))
-            inc_s, r2 = _timed(lambda: refresh(hist, factors=factors))
+            noops = [_timed(lambda: refresh(hist, factors=factors)) for _ in range(3)]
+            incs = []
+            for d in new:
+                for t in ("option_quotes", "bars"):
+                    hist.write(t, full.read_arrow(t, where="trade_date = ?", params=[d]))
+                incs.append(_timed(lambda: refresh(hist, factors=factors)))
+            inc_s = [s for s, _ in incs]
             report["history"][f"{years}y"] = {
-                "sessions": len(r0.computed) + 1,
+                "sessions": len(r0.computed) + NEW_SESSIONS,
                 "option_rows": int(hist.df("SELECT count(*) AS n FROM option_quotes")["n"].item()),
                 "full_rebuild_local_s": round(rebuild_s, 3),
-                "noop_refresh_s": round(noop_s, 3), "noop_units_computed": len(r1.computed),
-                "one_new_session_s": round(inc_s, 3), "one_new_session_units_computed": len(r2.computed),
-                "one_new_session_units_skipped": len(r2.skipped),
+                "noop_refresh_best_s": round(min(s for s, _ in noops), 3),
+                "noop_units_computed": max(len(r.computed) for _, r in noops),
+                "one_new_session_best_s": round(min(inc_s), 3),
+                "one_new_session_median_s": round(sorted(inc_s)[len(inc_s) // 2], 3),
+                "one_new_session_units_computed": [len(r.computed) for _, r in incs],
+                "one_new_session_units_skipped": [len(r.skipped) for _, r in incs],
             }
             if years == rebuild_years:
                 from distributed import LocalCluster
@@ -102,8 +111,8 @@ def main() -> None:
                 }
             shutil.rmtree(root / f"full{years}", ignore_errors=True)
         h = report["history"]
-        report["one_new_session_4y_over_1y"] = round(h["4y"]["one_new_session_s"] / h["1y"]["one_new_session_s"], 3)
-        report["noop_4y_over_1y"] = round(h["4y"]["noop_refresh_s"] / h["1y"]["noop_refresh_s"], 3)
+        for k in ("one_new_session_best_s", "one_new_session_median_s", "noop_refresh_best_s"):
+            report[f"{k[:-2]}_4y_over_1y"] = round(h["4y"][k] / h["1y"][k], 3)
     print(json.dumps(report, indent=2))
 
 

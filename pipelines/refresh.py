@@ -32,15 +32,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data_lake import EventvolError, Lake, NoDataError, spec as table_spec
-from data_lake import calendars
+from data_lake import EventvolError, Lake, NoDataError, calendars
+from data_lake import spec as table_spec
 from data_lake.store import new_run_id
 from pipelines.executors import ENGINES, Task, make_executor
 from pipelines.registry import FactorSpec, family_of, load_families
@@ -300,7 +299,7 @@ def _write_month(lake: Lake, spec: FactorSpec, days: list[dt.date], rows: pd.Dat
 
 
 def _record_units(lake: Lake, units: list[Unit], rows_by_date: dict[dt.date, int], run_id: str) -> None:
-    now = pd.Timestamp(datetime.now(timezone.utc))
+    now = pd.Timestamp(datetime.now(dt.UTC))
     lake.write("refresh_state", pd.DataFrame({
         "family": [u.family for u in units],
         "trade_date": [u.trade_date for u in units],
@@ -336,7 +335,7 @@ def refresh(lake: Lake, *, factors: Sequence[str] | None = None, start: dt.date 
     if executor is None and (engine not in ENGINES or (scheduler and engine != "dask")):
         make_executor(engine, scheduler)  # raises the one-sentence error before touching the lake
     specs = _families(factors)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(dt.UTC)
     with lake.writer():
         _pause("locked")
         plan = plan_refresh(lake, specs, start, end, force)

@@ -8,7 +8,7 @@ due session are missing (data not arrived: retry later); 4 computing a unit fail
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Optional
+from typing import Annotated
 
 import pandas as pd
 import typer
@@ -30,11 +30,11 @@ def _date(value: str | None, option: str) -> dt.date | None:
 
 def refresh(
     lake: LakeOpt = None,
-    factors: Annotated[Optional[str], typer.Option("--factors", help="Comma-separated families or factor names (default: all).")] = None,
-    start: Annotated[Optional[str], typer.Option("--start", help="First trade date YYYY-MM-DD (default: the first date with data).")] = None,
-    end: Annotated[Optional[str], typer.Option("--end", help="Last trade date YYYY-MM-DD or 'today' (default: the last date with data).")] = None,
+    factors: Annotated[str | None, typer.Option("--factors", help="Comma-separated families or factor names (default: all).")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="First trade date YYYY-MM-DD (default: the first date with data).")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last trade date YYYY-MM-DD or 'today' (default: the last date with data).")] = None,
     engine: Annotated[str, typer.Option("--engine", help="local or dask.")] = "local",
-    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Dask scheduler address (default: a LocalCluster).")] = None,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler address (default: a LocalCluster).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Recompute every unit in range.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout (log lines go to stderr).")] = False,
 ) -> None:
@@ -48,7 +48,7 @@ def refresh(
     log_console = err if as_json else out
 
     def log(line: str) -> None:
-        log_console.print(f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ} {line}", markup=False)
+        log_console.print(f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} {line}", markup=False)
 
     with status("eventvol refresh") as step:
         def log_and_step(line: str) -> None:
