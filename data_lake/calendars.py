@@ -4,6 +4,7 @@ clock conventions of the lake: market times are US/Eastern, stored timestamps ar
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from functools import lru_cache
 
 import exchange_calendars as xcals
@@ -17,7 +18,11 @@ CAL_END = "2035-12-31"  # explicit: the library's default range ends in late 202
 
 @lru_cache(maxsize=1)
 def nyse() -> xcals.ExchangeCalendar:
-    return xcals.get_calendar("XNYS", start=CAL_START, end=CAL_END)
+    with warnings.catch_warnings():
+        # exchange_calendars 4.13 reads Series.values of tz-aware data (a pandas 3.1
+        # deprecation inside the library, not ours)
+        warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+        return xcals.get_calendar("XNYS", start=CAL_START, end=CAL_END)
 
 
 @lru_cache(maxsize=1)
