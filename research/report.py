@@ -367,6 +367,11 @@ def build_research_report(lake, out_dir: Path, *, studies=None, events_file=None
     step("factor dashboards")
     dashboards = factor_dashboards(lake, index)
     mechanisms = [dict(s["r"]["mechanism"], hypothesis=s["r"]["name"]) for s in sections if s["r"].get("mechanism")]
+    for s in sections:
+        r = s["r"]
+        if r.get("truth"):
+            mechanisms.append(dict(r["primary"], hypothesis=r["name"], truth=r["truth"]["value"],
+                                   truth_covered=r["truth"]["covered"]))
     prov = provenance(lake)
     prov.update(extra_provenance or {})
     context = dict(

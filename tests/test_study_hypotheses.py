@@ -161,3 +161,23 @@ def test_run_all_adds_bh_and_is_deterministic(small_lake, specs):
     ok = [r for r in a if r["evaluable"]]
     assert ok and all(r["p_bh"] >= r["primary"]["p_value"] for r in ok)
     assert all(r["p_bh"] is None for r in a if not r["evaluable"])
+
+
+def test_h2_h4_primary_estimates_cover_their_planted_values(lake_copy, specs):
+    """Where the synthetic market plants the effect a hypothesis tests, the primary
+    estimate's 95% interval covers the truth table's value (skips if a family is absent)."""
+    from pipelines.factors import materialize
+    from pipelines.registry import load_families
+
+    if "letf" not in load_families() or not lake_copy.files("letf_funds"):
+        pytest.skip("the letf factor family or letf_funds rows are absent")
+    materialize(lake_copy, "letf")
+    checked = 0
+    for name in ("H2", "H4"):
+        r = run_hypothesis(lake_copy, specs[name])
+        if not r["evaluable"] or "truth" not in r:
+            continue
+        checked += 1
+        assert r["truth"]["covered"], (name, r["primary"], r["truth"])
+        assert r["primary"]["ci_low"] < r["primary"]["ci_high"]
+    assert checked >= 1

@@ -56,7 +56,28 @@ def run_hypothesis(lake: Lake, spec: dict, *, events_file=None) -> dict:
         res = RUNNERS[spec["kind"]](lake, spec, events_file=events_file)
     except NotEvaluable as exc:
         return {**base, "status": f"not evaluable: {exc}", "evaluable": False}
+    if spec.get("truth"):
+        t = primary_truth(lake, spec["truth"], res["primary"])
+        if t:
+            res["truth"] = t
     return {**base, "status": "ok", "evaluable": True, **res}
+
+
+def primary_truth(lake: Lake, tspec: dict, primary: dict) -> dict | None:
+    """The planted value of the primary estimate from the lake's `truth` table:
+    scale * (value - minus), e.g. a drift difference or an impact per $1B scaled to per $.
+    None when the lake has no such truth row (real data)."""
+    v = D.truth_value(lake, *tspec["value"])
+    if v is None:
+        return None
+    if tspec.get("minus"):
+        m = D.truth_value(lake, *tspec["minus"])
+        if m is None:
+            return None
+        v -= m
+    v *= float(tspec.get("scale", 1.0))
+    return {"value": v, "covered": bool(primary["ci_low"] <= v <= primary["ci_high"]),
+            "source": " - ".join("/".join(x) for x in [tspec["value"], tspec.get("minus")] if x)}
 
 
 def run_all(lake: Lake, specs: dict[str, dict], *, events_file=None, progress=None) -> list[dict]:
@@ -96,8 +117,8 @@ def regime_labels(values: np.ndarray, cond: dict) -> np.ndarray:
     `threshold`. The threshold is fixed in the file, never estimated from the sample, so a
     label uses nothing after its own decision time."""
     v = np.asarray(values, float)
-    if cond.get("split", "sign") == "sign":
-        on = v < 0
+    if cond.get("split", "sign") in ("sign", "below_trailing_median"):
+        on = v < 0  # for the trailing median, values arrive already net of their median
     else:
         on = v >= float(cond["threshold"])
     return np.where(~np.isfinite(v), "", np.where(on, "on", "off"))
@@ -213,6 +234,8 @@ def _label_text(cond, k) -> str:
     for c in _conditions(cond):
         if c.get("split", "sign") == "sign":
             parts.append(f"{c['factor']} < 0")
+        elif c["split"] == "below_trailing_median":
+            parts.append(f"{c['factor']} below its {c.get('window', 63)}-session median")
         else:
             parts.append(f"{c['factor']} >= {c['threshold']}")
     text = " and ".join(parts)
@@ -224,9 +247,18 @@ def _condition_values(lake: Lake, cond, ev: pd.DataFrame, entity: str, mkt: str)
     out = []
     for c in _conditions(cond):
         f = D.factor_frame(lake, c["factor"])
+        if c.get("split") == "below_trailing_median":
+            f = relative_to_trailing_median(f, int(c.get("window", 63)))
         ent = ev["symbol"].to_numpy() if (entity == "symbol" and c.get("entity", "event") == "event") else np.full(len(ev), mkt)
         out.append(D.value_as_of(f, ent, decision))
     return out
+
+
+def relative_to_trailing_median(f: pd.DataFrame, window: int) -> pd.DataFrame:
+    """Factor rows minus the median of the entity's last `window` rows up to and including
+    each date (point in time: no later row enters a median)."""
+    med = f.groupby("entity", sort=False)["value"].transform(lambda v: v.rolling(window, min_periods=20).median())
+    return f.assign(value=f["value"] - med)
 
 
 def _combine_labels(values: list[np.ndarray], cond) -> np.ndarray:
