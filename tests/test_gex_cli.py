@@ -1,0 +1,60 @@
+"""`eventvol gex`: every field in --json, --profile and --all-roots, one-sentence errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pipelines.gex import POSITIONING_FIELDS
+from pipelines.positioning import positioning_summary
+
+
+def run(*args):
+    code = "from research.cli import main; import sys; sys.argv = ['eventvol'] + sys.argv[1:]; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_gex_json_profile_and_roots(small_lake):
+    import datetime as dt
+
+    day = "2023-03-01"
+    p = run("gex", "--lake", str(small_lake.root), "--underlying", "ACME", "--date", day, "--json", "--profile",
+            "--all-roots", "--grid", "21")
+    assert p.returncode == 0, p.stderr
+    obj = json.loads(p.stdout)
+    for name in POSITIONING_FIELDS:
+        assert name in obj, name
+    direct = positioning_summary(small_lake, "ACME", dt.date(2023, 3, 1), all_roots=True, profile=True, n_grid=21)
+    for name in POSITIONING_FIELDS:
+        want = direct[name]
+        assert (obj[name] is None and not np.isfinite(want)) or obj[name] == want, name
+    prof = obj["profile"]
+    assert len(prof["spots"]) == 21
+    assert prof["spots"][0] == pytest.approx(0.5 * obj["spot"]) and prof["spots"][-1] == pytest.approx(1.5 * obj["spot"])
+    # the profile at the spot (grid point 10 of 21 is exactly S) is the net GEX
+    assert prof["net_gex_per_1pct"][10] == pytest.approx(obj["net_gex_per_1pct"], rel=1e-12)
+    roots = obj["zero_gamma_roots"]
+    assert len(roots) == obj["zero_gamma_roots_found"]
+    # a sign change of the profile between grid points implies a root in between
+    g = np.sign(prof["net_gex_per_1pct"])
+    for i in np.flatnonzero(g[:-1] * g[1:] < 0):
+        assert any(prof["spots"][i] <= r <= prof["spots"][i + 1] for r in roots)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--sign-model", "nope"), "unknown --sign-model"),
+    (("--grid", "2"), "--grid must be at least 3"),
+    (("--underlying", "NOPE"), "no option quotes for underlying"),
+    (("--date", "2023-13-01"), "--date must be a date"),
+])
+def test_gex_errors_are_one_sentence(small_lake, args, message):
+    base = {"--underlying": "ACME", "--date": "2023-03-01"}
+    base.update(dict(zip(args[::2], args[1::2])))
+    p = run("gex", "--lake", str(small_lake.root), *[x for kv in base.items() for x in kv])
+    assert p.returncode == 2
+    assert message in p.stderr and "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
