@@ -88,8 +88,8 @@ def run(lake: Lake, params: StraddleParams = StraddleParams(), *, symbols: list[
     mult = t["multiplier"].fillna(100).astype(float)
     qty = pd.Series(np.where(t["traded"], params.quantity, 0), index=t["event_id"], dtype=float)
     res = simulate_round_trips(
-        entry_price=pd.Series((t["entry_ask"].fillna(0) * mult).to_numpy(), index=t["event_id"]),
-        exit_price=pd.Series((t["exit_bid"].fillna(0) * mult).to_numpy(), index=t["event_id"]),
+        entry_price=pd.Series((t["entry_ask"] * mult).to_numpy(float), index=t["event_id"]),
+        exit_price=pd.Series((t["exit_bid"] * mult).to_numpy(float), index=t["event_id"]),
         quantity=qty,
         fees_per_order=pd.Series(2 * params.quantity * params.fee_per_contract, index=t["event_id"]),
     )

@@ -33,8 +33,18 @@ def simulate_round_trips(entry_price: pd.Series, exit_price: pd.Series, quantity
     short round trip (sell first, buy back). Prices are dollars per structure."""
     cols = entry_price.index
     rel = pd.Index([-1, 0], name="session_rel_reaction")
-    price = pd.DataFrame([entry_price.to_numpy(float), exit_price.to_numpy(float)], index=rel, columns=cols)
     q = quantity.to_numpy(float)
+    entry, exit_ = entry_price.to_numpy(float), exit_price.to_numpy(float)
+    # vectorbt needs finite prices > 0; a worthless exit (bid 0) is legitimate. Shifting both
+    # fills of a column by the same constant leaves a round trip's dollar P&L unchanged, and
+    # untraded columns (quantity 0) get a placeholder price.
+    low = np.minimum(entry, exit_)
+    shift = np.where(np.isfinite(low), np.maximum(1.0 - low, 0.0), 0.0)
+    untraded = (q == 0) | ~np.isfinite(entry) | ~np.isfinite(exit_)
+    q = np.where(untraded, 0.0, q)
+    entry = np.where(untraded, 1.0, entry + shift)
+    exit_ = np.where(untraded, 1.0, exit_ + shift)
+    price = pd.DataFrame([entry, exit_], index=rel, columns=cols)
     size = pd.DataFrame([q, -q], index=rel, columns=cols)
     fees = pd.DataFrame([fees_per_order.to_numpy(float)] * 2, index=rel, columns=cols)
     fees = fees.where(size != 0, 0.0)

@@ -182,3 +182,20 @@ def test_gex_factor_ignores_the_future(lake_copy):
     pd.testing.assert_frame_equal(before, after, check_exact=True)
     changed = read_factor(lake_copy, "net_gex_per_1pct", start=cut + dt.timedelta(days=1))
     assert len(changed) > 0
+
+
+def test_round_trips_with_worthless_exits_and_unpriced_events():
+    """A straddle sold at a bid of 0 loses its whole premium plus fees; an event with no
+    quote is not traded (P&L 0) instead of crashing the simulation."""
+    from strategies.engine import simulate_round_trips
+
+    idx = pd.Index(["worthless", "normal", "unpriced", "filtered"])
+    res = simulate_round_trips(
+        entry_price=pd.Series([250.0, 1210.0, np.nan, 300.0], index=idx),
+        exit_price=pd.Series([0.0, 1500.0, 40.0, 310.0], index=idx),
+        quantity=pd.Series([1.0, 2.0, 1.0, 0.0], index=idx),
+        fees_per_order=pd.Series([1.30, 2.60, 1.30, 1.30], index=idx),
+    )
+    assert res.pnl["worthless"] == pytest.approx(-250.0 - 2 * 1.30, abs=1e-9)
+    assert res.pnl["normal"] == pytest.approx(2 * (1500.0 - 1210.0) - 2 * 2.60, abs=1e-9)
+    assert res.pnl["unpriced"] == 0.0 and res.pnl["filtered"] == 0.0

@@ -265,7 +265,13 @@ class _Market:
         r_idx = self.close[t, n_s] / self.close[t - 1, n_s] - 1.0
         lev = np.array([lv for _, lv, _ in cfg.letf_funds])
         self.letf_flow[t] = np.sum(self.letf_aum[t - 1] * lev * (lev - 1) * r_idx)
-        self.letf_aum[t] = self.letf_aum[t - 1] * (1 + lev * r_idx)
+        # investors' creations and redemptions pull AUM back toward its base size and keep it
+        # within [0.2, 3] x base: the flow feedback (impact x sum AUM L(L-1)) then stays well
+        # below 1 and the market cannot spiral (a -3x fund would otherwise compound without
+        # bound in a falling market)
+        grown = self.letf_aum[t - 1] * np.maximum(1 + lev * r_idx, 0.05)
+        base = self.letf_aum[0]
+        self.letf_aum[t] = np.clip(grown + 0.05 * (base - grown), 0.2 * base, 3.0 * base)
         self.log_level = 0.97 * self.log_level + 0.08 * z.level[t - 1] + 0.03 * np.array([0.0, 0.15])
 
     # ------------------------------------------------------------------ one session's chain
