@@ -6,7 +6,8 @@ the same files, streaming partition by partition:
   - pipeline: pipelines.gex.positioning for every (underlying, trade date), all outputs
     including zero gamma; and the same without zero gamma (net GEX, walls, VEX, CEX, buckets);
   - pandas: a plain pandas implementation (vectorized gamma, then groupby-sum) of net GEX only;
-  - scan floor: DuckDB reading the same columns and only summing them per (underlying, date).
+  - scan floor: DuckDB reading the same columns as the pipeline and only summing (numbers) or
+    counting (strings) them per (underlying, date).
 Also: the zero-gamma solve time of one SPX-sized chain (`--chain-contracts`, default 20,000).
 
     .venv/bin/python benchmarks/bench_gex.py                    # 2M rows, < 2 minutes
@@ -35,9 +36,13 @@ import pyarrow.parquet as pq
 from scipy.special import ndtr  # noqa: F401  (imported before timing)
 
 from pipelines import gex
-from pipelines.loaders import CHAIN_COLUMNS, group_ids
+from pipelines.loaders import group_ids
 
-SPOT_SUM_COLS = ["strike", "iv", "open_interest", "underlying_price", "volume"]
+# the columns pipelines.gex.positioning reads (bid, ask and root are not needed)
+GEX_COLUMNS = ["underlying", "trade_date", "expiration", "settlement", "strike", "option_type", "volume",
+               "open_interest", "iv", "underlying_price", "multiplier"]
+SCAN_AGGS = ("sum(strike), sum(iv), sum(open_interest), sum(underlying_price), sum(volume), sum(multiplier), "
+             "min(expiration), count(settlement), count(option_type)")
 
 
 def synth_partition(rng: np.random.Generator, days: np.ndarray, n_und: int, per_chain: int) -> pa.Table:
@@ -97,7 +102,7 @@ def run_pipeline(files, zero_gamma: bool) -> tuple[int, float, int]:
     rows = groups = 0
     t0 = time.perf_counter()
     for f in files:
-        tbl = pq.read_table(f, columns=CHAIN_COLUMNS)
+        tbl = pq.read_table(f, columns=GEX_COLUMNS)
         gid, keys = group_ids(tbl)
         gex.positioning(gex.ChainArrays.from_arrow(tbl, gid), len(keys), zero_gamma=zero_gamma)
         rows += tbl.num_rows
@@ -112,7 +117,7 @@ def run_pandas(files) -> tuple[int, float]:
     rows = 0
     t0 = time.perf_counter()
     for f in files:
-        df = pq.read_table(f, columns=CHAIN_COLUMNS).to_pandas()
+        df = pq.read_table(f, columns=GEX_COLUMNS).to_pandas()
         val = pd.to_datetime(df["trade_date"]).dt.tz_localize("America/New_York") + pd.Timedelta(hours=16)
         settle_h = np.where(df["settlement"] == "AM", 9.5, 16.0)
         exp = pd.to_datetime(df["expiration"]).dt.tz_localize("America/New_York") + pd.to_timedelta(settle_h, unit="h")
@@ -132,10 +137,9 @@ def run_pandas(files) -> tuple[int, float]:
 def run_scan(files) -> tuple[int, float]:
     con = duckdb.connect()
     rows = 0
-    sums = ", ".join(f"sum({c})" for c in SPOT_SUM_COLS)
     t0 = time.perf_counter()
     for f in files:
-        res = con.sql(f"SELECT underlying, trade_date, count(*) AS n, {sums} FROM read_parquet(?) "
+        res = con.sql(f"SELECT underlying, trade_date, count(*) AS n, {SCAN_AGGS} FROM read_parquet(?) "
                       "GROUP BY ALL", params=[str(f)]).fetchall()
         rows += sum(r[2] for r in res)
     return rows, time.perf_counter() - t0
