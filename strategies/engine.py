@@ -38,8 +38,11 @@ def simulate_round_trips(entry_price: pd.Series, exit_price: pd.Series, quantity
     # vectorbt needs finite prices > 0; a worthless exit (bid 0) is legitimate. Shifting both
     # fills of a column by the same constant leaves a round trip's dollar P&L unchanged, and
     # untraded columns (quantity 0) get a placeholder price.
+    # (vectorbt also rejects a sale whose proceeds do not cover its fixed fee, so the lowest
+    # fill is lifted above 1 + fee per unit.)
     low = np.minimum(entry, exit_)
-    shift = np.where(np.isfinite(low), np.maximum(1.0 - low, 0.0), 0.0)
+    floor = 1.0 + fees_per_order.to_numpy(float) / np.maximum(np.abs(q), 1.0)
+    shift = np.where(np.isfinite(low), np.maximum(floor - low, 0.0), 0.0)
     untraded = (q == 0) | ~np.isfinite(entry) | ~np.isfinite(exit_)
     q = np.where(untraded, 0.0, q)
     entry = np.where(untraded, 1.0, entry + shift)
