@@ -25,6 +25,15 @@ class PanelResult:
     portfolio: vbt.Portfolio
 
 
+def positive_shift(lowest_price: np.ndarray, fees_per_order: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """Per column, the constant to add to every price so that the lowest is above 1 + the
+    fixed fee per unit: vectorbt fills only at positive prices and rejects a sale whose
+    proceeds do not cover its fixed fee. Adding one constant to both fills of a round trip
+    leaves its dollar P&L unchanged."""
+    floor = 1.0 + np.asarray(fees_per_order, float) / np.maximum(np.abs(np.asarray(units, float)), 1.0)
+    return np.where(np.isfinite(lowest_price), np.maximum(floor - lowest_price, 0.0), 0.0)
+
+
 def simulate_round_trips(entry_price: pd.Series, exit_price: pd.Series, quantity: pd.Series,
                          fees_per_order: pd.Series) -> PanelResult:
     """Buy `quantity` structures at `entry_price` and sell them at `exit_price`, per column.
@@ -38,11 +47,7 @@ def simulate_round_trips(entry_price: pd.Series, exit_price: pd.Series, quantity
     # vectorbt needs finite prices > 0; a worthless exit (bid 0) is legitimate. Shifting both
     # fills of a column by the same constant leaves a round trip's dollar P&L unchanged, and
     # untraded columns (quantity 0) get a placeholder price.
-    # (vectorbt also rejects a sale whose proceeds do not cover its fixed fee, so the lowest
-    # fill is lifted above 1 + fee per unit.)
-    low = np.minimum(entry, exit_)
-    floor = 1.0 + fees_per_order.to_numpy(float) / np.maximum(np.abs(q), 1.0)
-    shift = np.where(np.isfinite(low), np.maximum(floor - low, 0.0), 0.0)
+    shift = positive_shift(np.minimum(entry, exit_), fees_per_order.to_numpy(float), q)
     untraded = (q == 0) | ~np.isfinite(entry) | ~np.isfinite(exit_)
     q = np.where(untraded, 0.0, q)
     entry = np.where(untraded, 1.0, entry + shift)
@@ -84,7 +89,7 @@ def simulate_panel(mark: np.ndarray, entry_fill: np.ndarray, exit_fill: np.ndarr
     price[exit_row, cols] = exit_fill
     traded = units != 0
     lows = np.nanmin(np.vstack([price, mark]), axis=0)
-    shift = np.where(np.isfinite(lows), np.maximum(1.0 - lows, 0.0), 0.0)
+    shift = positive_shift(lows, np.broadcast_to(fees_per_order, lows.shape), units)
     price = np.nan_to_num(price + shift, nan=1.0)
     close = np.nan_to_num(mark + shift, nan=1.0)
     size = np.full((n_rows, n_cols), np.nan)

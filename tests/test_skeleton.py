@@ -199,3 +199,14 @@ def test_round_trips_with_worthless_exits_and_unpriced_events():
     assert res.pnl["worthless"] == pytest.approx(-250.0 - 2 * 1.30, abs=1e-9)
     assert res.pnl["normal"] == pytest.approx(2 * (1500.0 - 1210.0) - 2 * 2.60, abs=1e-9)
     assert res.pnl["unpriced"] == 0.0 and res.pnl["filtered"] == 0.0
+
+
+def test_panel_engine_charges_fees_on_a_worthless_exit():
+    from strategies.engine import simulate_panel
+
+    mark = np.array([[3.0, 3.0], [1.0, 2.0], [0.0, 0.5]])
+    res = simulate_panel(mark=mark, entry_fill=np.array([3.2, 3.2]), exit_fill=np.array([0.0, 0.4]),
+                         exit_row=np.array([2, 2]), units=np.array([1.0, -2.0]),
+                         fees_per_order=np.array([2.5, 2.5]))
+    assert res.pnl.iloc[0] == pytest.approx(0.0 - 3.2 - 2 * 2.5, abs=1e-9)
+    assert res.pnl.iloc[1] == pytest.approx(-2.0 * (0.4 - 3.2) - 2 * 2.5, abs=1e-9)
