@@ -158,7 +158,11 @@ def zero_gamma_chain(n_contracts: int, repeats: int = 7) -> dict:
         t0 = time.perf_counter()
         roots = gex.zero_gamma_roots(ch)
         times.append(time.perf_counter() - t0)
-    return {"contracts": tbl.num_rows, "grid": gex.DEFAULT_GRID, "roots_found": len(roots),
+    from pipelines import nb as kernels
+
+    _, (c, inv_sd, a) = gex._single(ch, gex.DEFAULT_SIGN_MODEL)
+    grid = kernels.grid_points(inv_sd, gex.DEFAULT_GRID, *gex.ROOT_RANGE)
+    return {"contracts": tbl.num_rows, "min_grid": gex.DEFAULT_GRID, "grid_used": int(grid), "roots_found": len(roots),
             "median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times)}
 
 

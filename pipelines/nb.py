@@ -236,7 +236,9 @@ def _polish(la, lb, fa, fb, c, inv_sd, a):
     """Root in ln(spot) of S inside [la, lb] with fa * fb < 0: Newton steps (one pass over
     the contracts gives S and its slope), replaced by bisection whenever a step leaves the
     bracket; stops at ~1e-15 in ln(spot), i.e. ~1e-13 relative in spot."""
-    x = 0.5 * (la + lb)
+    x = la - fa * (lb - la) / (fb - fa)  # secant start: the bracket is already narrow
+    if not (la < x < lb):
+        x = 0.5 * (la + lb)
     for _ in range(100):
         f, df = _sum_and_slope(x, c, inv_sd, a)
         if f == 0.0:
