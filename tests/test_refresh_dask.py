@@ -58,7 +58,7 @@ def test_local_and_dask_engines_give_identical_values(base_path, tmp_path, clust
                        check=False, env={**os.environ, "CI": "1"}, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     summary = json.loads(p.stdout)
-    assert summary["engine"] == "dask" and summary["units_failed"] == 0
+    assert summary["engine"] == "dask" and summary["units_failed"] == 0, summary["failed"][:2]
     assert summary["units_computed"] == len(r1.computed) and summary["rows_written"] == r1.rows_written
     pd.testing.assert_frame_equal(values(Lake.open(dask.root)), values(local), check_exact=True)
     ex = DaskExecutor(cluster.scheduler_address)
