@@ -28,48 +28,49 @@ def demo(
     lake: LakeOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.html and report.pdf.")] = Path("out"),
     seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 7,
+    scale: Annotated[str, typer.Option(help="Synthetic market size: tiny, small, medium or large (>= 100M option rows).")] = "small",
     pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Also write report.pdf.")] = True,
 ) -> None:
     """Build the synthetic market (if the lake is empty), compute the factors, backtest the
     earnings straddle, run the declared hypotheses and write OUT/report.html and report.pdf."""
-    from data_lake.synthetic import SyntheticConfig, build
-    from pipelines.factors import materialize
+    from data_lake.synthetic import build, config_for
+    from pipelines.refresh import refresh
     from pipelines.registry import load_families
     from research.progress import status
     from research.report import build_research_report
     from strategies.earnings_straddle import StraddleParams, run
 
     t0 = time.perf_counter()
+    cfg = config_for(scale, seed=seed)
     root = lake or default_lake_path()
     lk = Lake.open(root, create=True)
     with status("eventvol demo") as step:
         if lk.is_empty():
             step("simulating the synthetic market")
-            counts = build(lk, SyntheticConfig(seed=seed), progress=lambda t: step(f"writing {t}"))
+            counts = build(lk, cfg, progress=lambda t: step(f"writing {t}"))
         else:
             counts = None
-        run_id, _ = materialize(lk, progress=step)
-        # the cross-sectional families feed the dashboards and H3-H5; a family that cannot
-        # run on this lake leaves its hypotheses "not evaluable" instead of failing the demo
-        for name in ("dispersion", "momentum", "letf", "squeeze"):
-            if name in load_families():
-                try:
-                    materialize(lk, name, progress=step)
-                except EventvolError as exc:
-                    step(f"{name} skipped: {exc}")
+        # the refresh runner computes only what is due: a rerun on the same lake is quick.
+        # The cross-sectional families feed the dashboards and H3-H5; a unit that cannot be
+        # computed leaves its hypotheses "not evaluable" instead of failing the demo.
+        families = [f for f in ("gex", "dispersion", "momentum", "letf", "squeeze") if f in load_families()]
+        result = refresh(lk, factors=families, log=lambda line: step(line.split(" fingerprint=")[0]))
+        run_id = result.run_id or "no new factor units"
+        if result.failed:
+            err.print(f"eventvol demo: warning: {result.error()}")
         step("backtesting the earnings straddle")
         params = StraddleParams()
         trades, failure = None, None
         try:
             trades = run(lk, params).trades
-        except (EventvolError, ValueError) as exc:
+        except EventvolError as exc:
             # the report is the demo's product: a backtest that cannot run on this lake is
             # reported (one line, below) and left out of the report rather than losing it
             failure = f"{type(exc).__name__}: {exc}"
         paths = build_research_report(
             lk, out_dir, trades=trades, pdf=pdf, progress=step,
             title="eventvol demo: event-driven volatility research note",
-            extra_provenance={"factor run": run_id, "synthetic seed": seed,
+            extra_provenance={"factor run": run_id, "synthetic seed": seed, "synthetic scale": scale,
                               "straddle": f"fee ${params.fee_per_contract}/contract, quantity {params.quantity}"},
         )
     from research.event_table import gex_split, summarize
@@ -130,5 +131,5 @@ def main() -> None:
         sys.exit(130)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m research.cli
     main()
