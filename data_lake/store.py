@@ -48,6 +48,24 @@ class WriteResult:
     partitions_unchanged: list[str] = field(default_factory=list)
 
 
+def where_sql(*, equals: dict[str, object] | None = None, date_col: str = "trade_date",
+              start=None, end=None) -> tuple[str | None, list]:
+    """A parameterized WHERE body (no keyword) for equality filters on trusted column names
+    and an inclusive date range on `date_col`; (None, []) when nothing is filtered."""
+    clauses, params = [], []
+    for col, value in (equals or {}).items():
+        if value is not None:
+            clauses.append(f'"{col}" = ?')
+            params.append(value)
+    if start is not None:
+        clauses.append(f'"{date_col}" >= ?')
+        params.append(pd.Timestamp(start).date())
+    if end is not None:
+        clauses.append(f'"{date_col}" <= ?')
+        params.append(pd.Timestamp(end).date())
+    return (" AND ".join(clauses) or None), params
+
+
 def default_lake_path() -> Path:
     return Path(os.environ.get("EVENTVOL_LAKE", "lake"))
 

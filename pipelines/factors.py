@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from data_lake import Lake
-from data_lake.store import new_run_id
+from data_lake.store import new_run_id, where_sql
 from pipelines.loaders import month_ranges
 from pipelines.registry import FactorSpec, load_families
 
@@ -44,14 +44,5 @@ def materialize(lake: Lake, spec: FactorSpec | str = "gex", *, start=None, end=N
 
 def read_factor(lake: Lake, name: str, *, entity: str | None = None, start=None, end=None) -> pd.DataFrame:
     """Rows (trade_date, entity, value) of one factor output, ordered by entity and date."""
-    clauses, params = ["factor = ?"], [name]
-    if entity is not None:
-        clauses.append("entity = ?")
-        params.append(entity)
-    if start is not None:
-        clauses.append("trade_date >= ?")
-        params.append(pd.Timestamp(start).date())
-    if end is not None:
-        clauses.append("trade_date <= ?")
-        params.append(pd.Timestamp(end).date())
-    return lake.read("factors", columns=["trade_date", "entity", "value"], where=" AND ".join(clauses), params=params)
+    where, params = where_sql(equals={"factor": name, "entity": entity}, start=start, end=end)
+    return lake.read("factors", columns=["trade_date", "entity", "value"], where=where, params=params)

@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 
 from data_lake import Lake, NoDataError
+from data_lake.store import where_sql
 
 CHAIN_COLUMNS = [
     "underlying", "trade_date", "root", "expiration", "settlement", "strike", "option_type",
@@ -34,18 +35,9 @@ def load_chains(lake: Lake, *, underlying: str | None = None, start=None, end=No
                 as_of=None, columns: list[str] | None = None) -> pa.Table:
     """Option rows as Arrow, sorted by (underlying, trade_date, root, expiration, strike,
     option_type), filtered in the Parquet scan. `as_of` hides rows not yet available."""
-    clauses, params = [], []
-    if underlying is not None:
-        clauses.append("underlying = ?")
-        params.append(underlying)
-    if start is not None:
-        clauses.append("trade_date >= ?")
-        params.append(pd.Timestamp(start).date())
-    if end is not None:
-        clauses.append("trade_date <= ?")
-        params.append(pd.Timestamp(end).date())
+    where, params = where_sql(equals={"underlying": underlying}, start=start, end=end)
     return lake.read_arrow("option_quotes", columns=columns or CHAIN_COLUMNS,
-                           where=" AND ".join(clauses) or None, params=params, as_of=as_of)
+                           where=where, params=params, as_of=as_of)
 
 
 def column(tbl: pa.Table, name: str) -> np.ndarray:

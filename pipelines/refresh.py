@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 
 from data_lake import EventvolError, Lake, NoDataError, calendars
 from data_lake import spec as table_spec
-from data_lake.store import new_run_id
+from data_lake.store import new_run_id, where_sql
 from pipelines.executors import ENGINES, Task, make_executor
 from pipelines.registry import FactorSpec, family_of, load_families
 
@@ -200,14 +200,8 @@ def unit_fingerprints(lake: Lake, spec: FactorSpec, dates: Sequence[dt.date]) ->
 
 def driver_dates(lake: Lake, spec: FactorSpec, start: dt.date | None, end: dt.date | None) -> list[dt.date]:
     """Distinct trade dates of the family's driver table in [start, end], ascending."""
-    clauses, params = [], []
-    if start is not None:
-        clauses.append("trade_date >= ?")
-        params.append(start)
-    if end is not None:
-        clauses.append("trade_date <= ?")
-        params.append(end)
-    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    body, params = where_sql(start=start, end=end)
+    where = f" WHERE {body}" if body else ""
     tbl = lake.query(f'SELECT DISTINCT trade_date FROM "{spec.driver_table}"{where} ORDER BY trade_date', params)
     return [pd.Timestamp(x).date() for x in tbl.column("trade_date").to_numpy(zero_copy_only=False)]
 

@@ -186,7 +186,7 @@ def _factor_series(lake, name: str, entity: str) -> pd.Series:
 def factor_dashboards(lake, index: str) -> list[dict]:
     """Charts of the factor families present in the lake; a family that is absent is listed
     with a note instead of a chart."""
-    from research.studies.data import factor_names, returns_panel
+    from research.studies.data import factor_names
 
     have = factor_names(lake)
     out = []

@@ -3,7 +3,6 @@ real data folder (tests using it skip with a clear message when it is absent).""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 

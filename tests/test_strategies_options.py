@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from data_lake import calendars
 from strategies.marks import mark_legs, structure_marks
 from strategies.option_events import (MissingFactorError, OptionEventParams, require_factors, run_sweep,
                                       tradable_events)

@@ -14,7 +14,7 @@ from conftest import SMALL
 
 from data_lake import NoDataError
 from research.studies import data as D
-from research.studies.registry import (NotEvaluable, load_hypotheses, regime_labels, run_all, run_hypothesis,
+from research.studies.registry import (load_hypotheses, regime_labels, run_all, run_hypothesis,
                                        session_vol_ratio_frames)
 
 

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from data_lake.ingest.formats import FORMATS, Context, Format
-from data_lake.ingest.reader import (BLOCK_BYTES, IngestError, check_size, head_lines,
+from data_lake.ingest.reader import (IngestError, check_size, head_lines,
                                      max_bytes_default, read_batches, require_columns, split_csv_line)
 from data_lake.schemas import TableSpec, spec
 from data_lake.validate import ROW_CHECKS, conform

@@ -67,7 +67,7 @@ class ChainBuilder:
     def stock_contracts(self, t: int, spot: np.ndarray) -> dict[str, np.ndarray]:
         cfg, d = self.cfg, self.sess[t]
         exp = self.monthly[self.monthly >= d][: cfg.stock_expiries]
-        n_s, n_e, h = len(spot), len(exp), self.STOCK_HALF_STRIKES
+        n_e, h = len(exp), self.STOCK_HALF_STRIKES
         step = strike_step(spot)
         grid = (np.round(spot / step)[:, None] + np.arange(-h, h + 1)[None, :]) * step[:, None]  # (n_s, 2h+1)
         keep = (np.abs(grid / spot[:, None] - 1.0) <= cfg.stock_strike_range) & (grid > 0)
