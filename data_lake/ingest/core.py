@@ -168,7 +168,8 @@ def _read_file(f: Format, path: Path, ctx: Context, max_bytes: int) -> tuple[pa.
         header = split_csv_line(head_lines(path, f.header_line)[-1])
         require_columns(path, header, list(f.required))
     parts, rejects, n_read = [], [], 0
-    for b in read_batches(path, header_line=f.header_line, names=names, max_bytes=max_bytes):
+    for b in read_batches(path, header_line=f.header_line, names=names, max_bytes=max_bytes,
+                          columns=f.columns):
         n_read += len(b) + len([r for r in b.rejects])
         if len(b):
             rows = f.parse(b, ctx)

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -52,33 +53,46 @@ class Format:
     parse: Callable[[Batch, Context], list[dict]]
     names: Callable[[Path], list[str] | None] | None = None  # renamed columns, if any
     inspect: Callable[[Path], dict] | None = None  # header facts read before the rows
+    # every column `parse` may read; the others are split (field counts stay checked) but not
+    # converted to Arrow strings, which is most of the reading time of wide vendor files
+    columns: tuple[str, ...] | None = None
 
 
 # ---------------------------------------------------------------- shared helpers
-def _dates_at(dates: pa.Array, hhmm: str, *, next_session: bool = False) -> pa.Array:
-    """UTC timestamps of US/Eastern `hhmm` on each date (or on the next NYSE session)."""
+@lru_cache(maxsize=4096)
+def _day_at_us(day: np.datetime64, hhmm: str, next_session: bool) -> np.datetime64:
+    d = calendars.next_session(day) if next_session else pd.Timestamp(day).date()
+    return np.datetime64(calendars.market_time_utc(d, hhmm).tz_localize(None), "us")
+
+
+@lru_cache(maxsize=4096)
+def _close_us(day: np.datetime64) -> np.datetime64:
+    d = pd.Timestamp(day).date()
+    close = calendars.session_close_utc(d) if calendars.is_session(d) else calendars.market_time_utc(d, "16:00")
+    return np.datetime64(close.tz_localize(None), "us")
+
+
+def _per_day(dates: pa.Array, at_day: Callable[[np.datetime64], np.datetime64], plus_us: int = 0) -> pa.Array:
+    """UTC timestamps `at_day(day) + plus_us` for each date: the calendar is asked once per
+    distinct day (a 5M-row chain holds a few hundred), then the answers are gathered."""
     d = dates.to_numpy(zero_copy_only=False).astype("datetime64[D]")
     out = np.full(len(d), np.datetime64("NaT"), dtype="datetime64[us]")
     valid = ~np.isnat(d)
-    for u in np.unique(d[valid]):
-        day = calendars.next_session(u) if next_session else pd.Timestamp(u).date()
-        out[d == u] = np.datetime64(calendars.market_time_utc(day, hhmm).tz_localize(None), "us")
+    if valid.any():
+        days, inverse = np.unique(d[valid], return_inverse=True)
+        per_day = np.array([at_day(u) for u in days], dtype="datetime64[us]") + np.timedelta64(plus_us, "us")
+        out[valid] = per_day[inverse]
     return pa.array(out, type=pa.timestamp("us")).cast(UTC_TS)
+
+
+def _dates_at(dates: pa.Array, hhmm: str, *, next_session: bool = False) -> pa.Array:
+    """UTC timestamps of US/Eastern `hhmm` on each date (or on the next NYSE session)."""
+    return _per_day(dates, lambda u: _day_at_us(u, hhmm, next_session))
 
 
 def _session_close(dates: pa.Array, plus_minutes: int = 0) -> pa.Array:
     """Each date's NYSE close (13:00 ET on half days) plus a delay, UTC."""
-    d = dates.to_numpy(zero_copy_only=False).astype("datetime64[D]")
-    out = np.full(len(d), np.datetime64("NaT"), dtype="datetime64[us]")
-    valid = ~np.isnat(d)
-    for u in np.unique(d[valid]):
-        day = pd.Timestamp(u).date()
-        if calendars.is_session(day):
-            close = calendars.session_close_utc(day)
-        else:
-            close = calendars.market_time_utc(day, "16:00")
-        out[d == u] = np.datetime64((close + pd.Timedelta(minutes=plus_minutes)).tz_localize(None), "us")
-    return pa.array(out, type=pa.timestamp("us")).cast(UTC_TS)
+    return _per_day(dates, _close_us, plus_minutes * 60_000_000)
 
 
 def _underlying_of(root: pa.Array) -> pa.Array:
@@ -194,6 +208,10 @@ def _quotetable_parse(b: Batch, ctx: Context) -> list[dict]:
 EOD_REQUIRED = ("underlying_symbol", "quote_date", "root", "expiration", "strike", "option_type",
                 "trade_volume", "bid_eod", "ask_eod", "underlying_bid_eod", "underlying_ask_eod",
                 "open_interest")
+
+
+EOD_COLUMNS = EOD_REQUIRED + ("active_underlying_price_1545", "underlying_bid_1545", "underlying_ask_1545",
+                              "implied_volatility_1545", "delta_1545", "gamma_1545", "vega_1545", "theta_1545")
 
 
 def _mid_if_positive(bid: pa.Array, ask: pa.Array) -> pa.Array:
@@ -485,7 +503,7 @@ def _ff_parse(b: Batch, ctx: Context) -> list[dict]:
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("cboe-quotetable", "option_quotes", "cboe", 4, tuple(QT_NAMES), _quotetable_parse,
            names=lambda p: QT_NAMES, inspect=_quotetable_inspect),
-    Format("cboe-eod", "option_quotes", "cboe-datashop", 1, EOD_REQUIRED, _eod_parse),
+    Format("cboe-eod", "option_quotes", "cboe-datashop", 1, EOD_REQUIRED, _eod_parse, columns=EOD_COLUMNS),
     Format("ivydb-opprcd", "option_quotes", "optionmetrics", 1,
            ("date", "exdate", "cp_flag", "strike_price", "best_bid", "best_offer", "volume",
             "open_interest", "impl_volatility", "ticker"), _opprcd_parse),

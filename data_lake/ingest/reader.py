@@ -4,6 +4,12 @@ Every cell is read as text (so one bad number never refuses a whole file) in blo
 `BLOCK_BYTES`; a line longer than a block fails the file cleanly instead of growing memory.
 `Batch` turns text columns into typed Arrow arrays and records each unreadable cell as a
 rejection with its file, line and column.
+
+Speed: a column of a block is first converted by one strict Arrow cast (C++, no per-cell
+Python or regex); only when that cast refuses some cell (or yields NaN/inf, which the text
+rules refuse) does the column take the cell-by-cell text path, so bad cells keep their exact
+line, column and reason. The fast path accepts a subset of what the text path accepts, with
+the same values (tests/test_ingest_fastpath.py checks both on tricky cells).
 """
 
 from __future__ import annotations
@@ -26,6 +32,44 @@ from data_lake.errors import EventvolError
 BLOCK_BYTES = 1 << 20  # also the longest line accepted
 DEFAULT_MAX_BYTES = 1 << 30  # larger files are refused: split them or pass max_bytes
 _NUMBER = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
+_EXACT_INT = 2**53  # the text path reads integers through float64: beyond this it rounds
+_CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
+
+
+def _strict_cast(raw: pa.Array, typ: pa.DataType) -> pa.Array | None:
+    """`raw` (untrimmed text, empty = missing) cast to `typ` in one pass, or None when any
+    non-empty cell does not convert (the caller then takes the per-cell text path)."""
+    try:
+        return pc.cast(raw, typ)
+    except _CAST_ERRORS:
+        pass
+    if raw.null_count == len(raw) or not pc.any(pc.equal(raw, "")).as_py():
+        return None
+    try:  # empty cells are missing values, as in the text path
+        return pc.cast(pc.if_else(pc.equal(raw, ""), pa.scalar(None, pa.string()), raw), typ)
+    except _CAST_ERRORS:
+        return None
+
+
+def fast_number(raw: pa.Array) -> pa.Array | None:
+    """float64 of a text column when every non-empty cell is a finite plain number, else None."""
+    f = _strict_cast(raw, pa.float64())
+    if f is None or (len(f) > f.null_count and not pc.all(pc.is_finite(f)).as_py()):
+        return None  # NaN/inf spellings are "not a number" for the text path
+    return f
+
+
+def fast_integer(raw: pa.Array) -> pa.Array | None:
+    """int64 of a text column when every non-empty cell is a plain integer below 2**53, else None."""
+    i = _strict_cast(raw, pa.int64())
+    if i is None or (len(i) > i.null_count and pc.max(pc.abs_checked(i)).as_py() >= _EXACT_INT):
+        return None
+    return i
+
+
+def fast_iso_date(raw: pa.Array) -> pa.Array | None:
+    """date32 of a text column when every non-empty cell is a valid YYYY-MM-DD date, else None."""
+    return _strict_cast(raw, pa.date32())
 
 
 class IngestError(EventvolError):
@@ -78,6 +122,7 @@ class Batch:
     cols: dict[str, pa.Array]
     bad: np.ndarray = field(init=False)
     rejects: list[dict] = field(default_factory=list)
+    _text: dict[str, pa.Array] = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         self.bad = np.zeros(len(self.lines), dtype=bool)
@@ -86,9 +131,11 @@ class Batch:
         return len(self.lines)
 
     def text(self, name: str) -> pa.Array:
-        """Trimmed text of a column; empty cells are null."""
-        arr = pc.utf8_trim_whitespace(self.cols[name])
-        return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+        """Trimmed text of a column; empty cells are null (computed once per column)."""
+        if name not in self._text:
+            arr = pc.utf8_trim_whitespace(self.cols[name])
+            self._text[name] = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+        return self._text[name]
 
     def reject(self, mask: np.ndarray, column: str, reason: str, values: pa.Array | None = None) -> None:
         """Quarantine rows where `mask` is true (only the first reason of a row is kept)."""
@@ -104,6 +151,9 @@ class Batch:
 
     def number(self, name: str, *, label: str | None = None) -> pa.Array:
         """Column `name` as float64; unparseable cells quarantine their row."""
+        fast = fast_number(self.cols[name])
+        if fast is not None:
+            return fast
         arr = self.text(name)
         ok = pc.match_substring_regex(arr, _NUMBER)
         bad = pc.and_kleene(pc.invert(ok), pc.is_valid(arr))
@@ -115,6 +165,9 @@ class Batch:
 
     def integer(self, name: str, *, label: str | None = None) -> pa.Array:
         """Column `name` as int64 (a fractional value quarantines its row)."""
+        fast = fast_integer(self.cols[name])
+        if fast is not None:
+            return fast
         f = self.number(name, label=label)
         frac = pc.not_equal(f, pc.floor(f)).to_numpy(zero_copy_only=False)
         frac = np.where(pc.is_null(f).to_numpy(zero_copy_only=False), False, frac)
@@ -126,6 +179,10 @@ class Batch:
     def date(self, name: str, formats: tuple[str, ...] = ("%Y-%m-%d", "%Y%m%d", "%m/%d/%Y"), *,
              label: str | None = None) -> pa.Array:
         """Column `name` as date32, trying each format in turn; unparseable cells quarantine."""
+        if formats[0] == "%Y-%m-%d":  # the first format wins, so ISO cells read the same
+            fast = fast_iso_date(self.cols[name])
+            if fast is not None:
+                return fast
         arr = self.text(name)
         out = pa.nulls(len(arr), pa.timestamp("s"))
         for fmt in formats:
@@ -137,10 +194,12 @@ class Batch:
 
 
 def read_batches(path: Path, *, header_line: int, names: list[str] | None = None,
-                 max_bytes: int | None = None) -> Iterator[Batch]:
+                 max_bytes: int | None = None, columns: tuple[str, ...] | None = None) -> Iterator[Batch]:
     """Stream a CSV whose header is on line `header_line` (1-based) in blocks.
 
-    `names` renames the columns (for files with repeated header names). Rows with the wrong
+    `names` renames the columns (for files with repeated header names); `columns`, if given,
+    limits the batches to those of its columns the file has (every line's field count is still
+    checked against the whole header). Rows with the wrong
     number of fields become rejections of their line. Lines are counted physically, so files
     whose quoted cells hold newlines report approximate line numbers.
     """
@@ -149,6 +208,7 @@ def read_batches(path: Path, *, header_line: int, names: list[str] | None = None
     header = head_lines(path, header_line)[-1]
     file_names = split_csv_line(header)
     cols = names or file_names
+    keep = cols if columns is None else [c for c in cols if c in set(columns)]
     skipped: list[tuple[int, str]] = []
 
     def on_invalid(row) -> str:
@@ -164,8 +224,8 @@ def read_batches(path: Path, *, header_line: int, names: list[str] | None = None
                                            encoding="utf8"),
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False,
                                              ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in cols},
-                                                 strings_can_be_null=False),
+            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in keep},
+                                                 include_columns=keep, strings_can_be_null=False),
         )
     except pa.ArrowInvalid as exc:
         stream.close()
@@ -196,7 +256,7 @@ def read_batches(path: Path, *, header_line: int, names: list[str] | None = None
             if skip_lines:
                 cand = cand[~np.isin(cand, np.fromiter(skip_lines, np.int64))]
             lines = cand[:n]
-            batch = Batch(str(path), lines, {c: rb.column(c) for c in cols})
+            batch = Batch(str(path), lines, {c: rb.column(c) for c in keep})
             for ln, text in new_skips:
                 if ln is not None and text.strip() == "":
                     continue  # blank lines are not data
@@ -207,7 +267,7 @@ def read_batches(path: Path, *, header_line: int, names: list[str] | None = None
         # rows skipped after the last batch
         tail = [s for s in skipped if s[0] not in done_skips and s[1].strip()]
         if tail:
-            b = Batch(str(path), np.zeros(0, np.int64), {c: pa.array([], pa.string()) for c in cols})
+            b = Batch(str(path), np.zeros(0, np.int64), {c: pa.array([], pa.string()) for c in keep})
             for ln, text in tail:
                 b.rejects.append({"file": str(path), "line": int(ln or 0), "column": "",
                                   "reason": f"expected {len(cols)} fields", "value": text[:200]})
