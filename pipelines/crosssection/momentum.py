@@ -30,6 +30,7 @@ import pandas as pd
 
 from data_lake import Lake
 from pipelines.crosssection import common as cx
+from pipelines.crosssection import kernels
 from pipelines.registry import FactorSpec, register
 
 MOM_LONG, MOM_SKIP = 252, 21
@@ -60,19 +61,11 @@ def quantile_groups(signal: np.ndarray, eligible: np.ndarray) -> tuple[np.ndarra
     """(winners, losers) boolean [rows, names]: per row, the top and bottom decile (terciles
     with fewer than 50 eligible names) of `signal` among `eligible` finite values. Ties are
     broken by column order so the groups are deterministic."""
-    ok = eligible & np.isfinite(signal)
-    n = ok.sum(axis=1)
-    q = np.where(n >= DECILE_MIN_NAMES, 10, 3)
-    k = n // q
-    # rank 0 = lowest; ineligible names get +inf so they sort last.
-    key = np.where(ok, signal, np.inf)
-    order = np.argsort(key, axis=1, kind="stable")
-    rank = np.empty_like(order)
-    rows = np.arange(signal.shape[0])[:, None]
-    rank[rows, order] = np.arange(signal.shape[1])[None, :]
-    losers = ok & (rank < k[:, None])
-    winners = ok & (rank >= (n - k)[:, None])
-    return winners, losers
+    # compiled per-row stable sort of the eligible values (the same groups as a stable
+    # argsort of the whole row, without sorting the ineligible names or building a rank matrix)
+    sig = np.ascontiguousarray(signal, dtype=float)
+    elig = np.ascontiguousarray(np.broadcast_to(eligible, sig.shape), dtype=bool)
+    return kernels.quantile_groups_rows(sig, elig, DECILE_MIN_NAMES)
 
 
 def wml_returns(ret: np.ndarray, winners: np.ndarray, losers: np.ndarray) -> np.ndarray:
@@ -111,65 +104,51 @@ def mean_residual_correlation(stock: np.ndarray, market: np.ndarray) -> float:
     return float((c.sum() - np.trace(c)) / (k * (k - 1)))
 
 
-def _group_comovement(lc: np.ndarray, li: np.ndarray, group: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Batched `mean_residual_correlation` for each row t in `rows` (all >= WEEK*WEEKS):
-    weekly log returns of the names in group[t] regressed on the index's, residual
-    correlations averaged over pairs. Uses sum_{i!=j} z_i.z_j = |sum_i z_i|^2 - sum_i |z_i|^2
-    on unit-norm residuals z, so no k x k matrix is formed."""
-    k_max = int(group[rows].sum(axis=1).max()) if len(rows) else 0
-    out = np.full(len(rows), np.nan)
-    if k_max < 2:
-        return out
-    # column indices of each row's group, padded with -1
-    order = np.argsort(~group[rows], axis=1, kind="stable")[:, :k_max]
-    valid = np.take_along_axis(group[rows], order, axis=1)
-    cols = np.where(valid, order, 0)
-    pts = rows[:, None] - WEEK * WEEKS + WEEK * np.arange(WEEKS + 1)[None, :]  # [r, 53]
-    px = lc[pts[:, :, None], cols[:, None, :]]  # [r, 53, k]
-    wk = np.diff(px, axis=1)  # [r, 52, k]
-    mk = np.diff(li[pts], axis=1)  # [r, 52]
-    ok = valid & np.isfinite(wk).all(axis=1)
-    wk = np.where(ok[:, None, :], wk, 0.0)
-    m = mk - mk.mean(axis=1, keepdims=True)
-    xc = wk - wk.mean(axis=1, keepdims=True)
-    beta = np.einsum("rw,rwk->rk", m, xc) / np.einsum("rw,rw->r", m, m)[:, None]
-    resid = xc - m[:, :, None] * beta[:, None, :]
-    sd = np.sqrt((resid * resid).sum(axis=1))
-    k = ok.sum(axis=1)
-    degenerate = (ok & (sd == 0)).any(axis=1) | ~np.isfinite(mk).all(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(ok[:, None, :], resid / np.where(sd > 0, sd, 1.0)[:, None, :], 0.0)
-        tot = z.sum(axis=2)
-        pair_sum = (tot * tot).sum(axis=1) - (z * z).sum(axis=(1, 2))
-        res = pair_sum / (k * (k - 1))
-    return np.where((k >= 2) & ~degenerate, res, np.nan)
+def weekly_log_returns(close: np.ndarray) -> np.ndarray:
+    """log close[t] - log close[t-WEEK] per column (NaN for the first WEEK rows, gaps and
+    non-positive closes): every weekly return comomentum needs, computed once per panel."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lc = np.log(np.where(close > 0, close, np.nan))
+    out = np.full(lc.shape, np.nan)
+    out[WEEK:] = lc[WEEK:] - lc[:-WEEK]
+    return out
 
 
 def comomentum(close: np.ndarray, index_close: np.ndarray, winners: np.ndarray, losers: np.ndarray,
-               rows: np.ndarray, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(winners, losers) comomentum at each row in `rows` (NaN elsewhere), in blocks of rows
-    to bound memory ([block, 53, group size] arrays)."""
+               rows: np.ndarray, block: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(winners, losers) comomentum at each row in `rows` (NaN elsewhere): for row t, the
+    `mean_residual_correlation` of the WEEKS weekly log returns ending at t of that group's
+    names on the index's. A compiled loop per row (parallel over rows) accumulates
+    sum_{i!=j} z_i.z_j = |sum_i z_i|^2 - sum_i |z_i|^2 on unit-norm residuals z, so no k x k
+    matrix is formed; each row reads only its own 261 sessions. `block` is accepted for
+    compatibility and ignored (no [rows, weeks, names] temporaries any more)."""
     n = close.shape[0]
     cw, cl = np.full(n, np.nan), np.full(n, np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lc, li = np.log(close), np.log(index_close)
-    rows = np.asarray(rows)
+    rows = np.asarray(rows, dtype=np.int64)
     rows = rows[rows >= WEEK * WEEKS]
-    for i in range(0, len(rows), block):
-        r = rows[i:i + block]
-        cw[r] = _group_comovement(lc, li, winners, r)
-        cl[r] = _group_comovement(lc, li, losers, r)
+    if len(rows) == 0:
+        return cw, cl
+    wk = weekly_log_returns(np.asarray(close, float))
+    wi = weekly_log_returns(np.asarray(index_close, float)[:, None])[:, 0]
+    cw[rows], cl[rows] = kernels.comomentum_rows(wk, wi, np.ascontiguousarray(winners), np.ascontiguousarray(losers),
+                                                 rows, WEEK, WEEKS)
     return cw, cl
 
 
-def index_momentum(close: cx.Panel, members: pd.DataFrame, index: str, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """Every per-index output as arrays aligned with `close.dates`; comomentum only on `rows`."""
+def index_momentum(close: cx.Panel, members: pd.DataFrame, index: str, rows: np.ndarray, *,
+                   mask: np.ndarray | None = None, mom: np.ndarray | None = None,
+                   ret: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Every per-index output as arrays aligned with `close.dates`; comomentum only on `rows`.
+    `mask` (members of `index`, the index itself excluded), `mom` (momentum_12_1 of the
+    panel) and `ret` (its simple returns) may be passed in when computed once for several
+    indexes; they are derived from the panel otherwise."""
     is_index = close.symbols == index
     idx_close = close.values[:, np.flatnonzero(is_index)[0]]
-    mask = cx.member_mask(members, index, close.dates, close.symbols) & ~is_index[None, :]
-    mom = momentum_12_1(close.values)
+    if mask is None:
+        mask = cx.member_mask(members, index, close.dates, close.symbols) & ~is_index[None, :]
+    mom = momentum_12_1(close.values) if mom is None else mom
     winners, losers = quantile_groups(mom, mask)
-    wml = wml_returns(cx.simple_returns(close.values), winners, losers)
+    wml = wml_returns(cx.simple_returns(close.values) if ret is None else ret, winners, losers)
     cw, cl = comomentum(close.values, idx_close, winners, losers, rows)
     mret = cx.simple_returns(idx_close)
     r24 = np.full(len(idx_close), np.nan)
@@ -198,13 +177,16 @@ def compute(data: dict, start: dt.date, end: dt.date) -> pd.DataFrame:
     parts = []
     any_member = np.zeros(close.values.shape, bool)
     syms = set(close.symbols)
+    # one momentum and one return panel for every index (pure functions of the panel)
+    mom_all, ret = momentum_12_1(close.values), cx.simple_returns(close.values)
     for index in data["indexes"]:
-        any_member |= cx.member_mask(members, index, close.dates, close.symbols) & (close.symbols != index)[None, :]
+        mask = cx.member_mask(members, index, close.dates, close.symbols) & (close.symbols != index)[None, :]
+        any_member |= mask
         if index not in syms:
             continue
-        res = index_momentum(close, members, index, rows)
+        res = index_momentum(close, members, index, rows, mask=mask, mom=mom_all, ret=ret)
         parts += [cx.long_rows(name, close.dates, index, res[name], start, end) for name in INDEX_OUTPUTS]
-    mom = np.where(any_member, momentum_12_1(close.values), np.nan)
+    mom = np.where(any_member, mom_all, np.nan)
     parts.append(cx.long_rows_panel("momentum_12_1", close.dates, close.symbols, mom, start, end))
     return cx.concat_rows(parts)
 
