@@ -56,7 +56,8 @@ def _to_arrow_column(values, field: pa.Field, table: str) -> pa.Array:
         else:
             arr = values
         if isinstance(arr, pa.ChunkedArray):
-            arr = arr.combine_chunks()
+            # one chunk is used as is: combining would copy every column of every write
+            arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
         if arr.type == field.type:
             return arr
         if pa.types.is_timestamp(field.type) and pa.types.is_timestamp(arr.type) and arr.type.tz is None:
@@ -108,13 +109,17 @@ def validate(spec: TableSpec, tbl: pa.Table, con: duckdb.DuckDBPyConnection) -> 
             )
     con.register("__validate", tbl)
     try:
-        for col, bad_sql, reason in ROW_CHECKS.get(spec.name, []):
-            hit = con.execute(
-                f"SELECT rn FROM (SELECT row_number() OVER () - 1 AS rn, * FROM __validate) "
-                f"WHERE coalesce({bad_sql}, false) LIMIT 1"
-            ).fetchall()
-            if hit:
-                raise ValidationError(f"table {spec.name!r}: row {hit[0][0]} column {col!r}: {reason}")
+        checks = ROW_CHECKS.get(spec.name, [])
+        if checks:
+            # one pass over the rows for all checks (the first row failing each check), then the
+            # first check in order that failed, as checking them one by one would report
+            firsts = ", ".join(f"min(rn) FILTER (WHERE coalesce({bad_sql}, false))" for _, bad_sql, _ in checks)
+            hits = con.execute(
+                f"SELECT {firsts} FROM (SELECT row_number() OVER () - 1 AS rn, * FROM __validate)"
+            ).fetchall()[0]
+            for (col, _, reason), row in zip(checks, hits):
+                if row is not None:
+                    raise ValidationError(f"table {spec.name!r}: row {row} column {col!r}: {reason}")
         keys = ", ".join(f'"{k}"' for k in spec.key)
         dup = con.execute(
             f"SELECT count(*) FROM (SELECT {keys} FROM __validate GROUP BY ALL HAVING count(*) > 1)"
