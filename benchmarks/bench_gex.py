@@ -3,8 +3,10 @@
 Synthetic mode (default): writes an option_quotes-shaped Parquet lake of `--rows` rows into a
 temp dir, one month partition at a time (never the whole lake in memory), then measures over
 the same files, streaming partition by partition:
-  - pipeline: pipelines.gex.positioning for every (underlying, trade date), all outputs
-    including zero gamma; and the same without zero gamma (net GEX, walls, VEX, CEX, buckets);
+  - pipeline: the `gex` family's path (DuckDB reads the needed columns as numbers and flags,
+    pipelines.gex.positioning for every (underlying, trade date)), all outputs including zero
+    gamma; the same without zero gamma (net GEX, walls, VEX, CEX, buckets); and that again
+    with r interpolated per contract from a rates curve;
   - pandas: a plain pandas implementation (vectorized gamma, then groupby-sum) of net GEX only;
   - scan floor: DuckDB reading the same columns as the pipeline and only summing (numbers) or
     counting (strings) them per (underlying, date).
@@ -20,6 +22,7 @@ Ratios are measured in the same run; absolute numbers depend on the machine and 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import resource
 import shutil
@@ -36,11 +39,8 @@ import pyarrow.parquet as pq
 from scipy.special import ndtr  # noqa: F401  (imported before timing)
 
 from pipelines import gex
-from pipelines.loaders import group_ids
+from pipelines.loaders import GEX_COLUMNS, gex_chains_sql, group_ids, is_grouped
 
-# the columns pipelines.gex.positioning reads (bid, ask and root are not needed)
-GEX_COLUMNS = ["underlying", "trade_date", "expiration", "settlement", "strike", "option_type", "volume",
-               "open_interest", "iv", "underlying_price", "multiplier"]
 SCAN_AGGS = ("sum(strike), sum(iv), sum(open_interest), sum(underlying_price), sum(volume), sum(multiplier), "
              "min(expiration), count(settlement), count(option_type)")
 
@@ -98,16 +98,30 @@ def build_synthetic(root: Path, rows: int, per_chain: int, n_und: int, seed: int
     return files
 
 
-def run_pipeline(files, zero_gamma: bool) -> tuple[int, float, int]:
+def run_pipeline(files, zero_gamma: bool, rates: pa.Table | None = None) -> tuple[int, float, int]:
+    """What the `gex` family does per month partition (pipelines.loaders.load_gex_chains):
+    DuckDB reads the needed columns as numbers and flags, unordered, checked for grouping."""
+    con = duckdb.connect()
     rows = groups = 0
     t0 = time.perf_counter()
     for f in files:
-        tbl = pq.read_table(f, columns=GEX_COLUMNS)
+        tbl = con.sql(gex_chains_sql("read_parquet(?)"), params=[str(f)]).to_arrow_table()
+        if not is_grouped(tbl):
+            raise RuntimeError(f"{f}: rows are not grouped by (underlying, trade_date)")
         gid, keys = group_ids(tbl)
-        gex.positioning(gex.ChainArrays.from_arrow(tbl, gid), len(keys), zero_gamma=zero_gamma)
+        gex.positioning(gex.ChainArrays.from_arrow(tbl, gid, rates), len(keys), zero_gamma=zero_gamma)
         rows += tbl.num_rows
         groups += len(keys)
     return rows, time.perf_counter() - t0, groups
+
+
+def rates_curve(files) -> pa.Table:
+    """A Treasury-like zero curve (8 tenors, 4.0% to 4.6%) on every trade date of the files."""
+    days = sorted({d for f in files for d in pq.read_table(f, columns=["trade_date"]).column(0).unique().to_pylist()})
+    tenors = np.array([1, 30, 91, 182, 365, 730, 1825, 3650], np.int32)
+    curve = 0.04 + 0.006 * np.log1p(tenors / 365.0) / np.log1p(10.0)
+    return pa.table({"trade_date": pa.array(np.repeat(days, len(tenors)), pa.date32()),
+                     "tenor_days": np.tile(tenors, len(days)), "rate": np.tile(curve, len(days))})
 
 
 def run_pandas(files) -> tuple[int, float]:
@@ -170,7 +184,9 @@ def warm_up() -> None:
     rng = np.random.default_rng(0)
     tbl = synth_partition(rng, np.array(["2024-03-01"], dtype="datetime64[D]"), 2, 200)
     gid, keys = group_ids(tbl)
-    gex.positioning(gex.ChainArrays.from_arrow(tbl, gid), len(keys))
+    curve = pa.table({"trade_date": pa.array([dt.date(2024, 3, 1)] * 2, pa.date32()),
+                      "tenor_days": pa.array([30, 365], pa.int32()), "rate": [0.04, 0.045]})
+    gex.positioning(gex.ChainArrays.from_arrow(tbl, gid, curve), len(keys))
 
 
 def rate(rows, seconds):
@@ -204,12 +220,15 @@ def main() -> None:
         rows, secs, groups = run_pipeline(files, zero_gamma=True)
         rss_pipeline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         _, secs_core, _ = run_pipeline(files, zero_gamma=False)
+        _, secs_rates, _ = run_pipeline(files, zero_gamma=False, rates=rates_curve(files))
         _, secs_scan = run_scan(files)
         _, secs_pd = run_pandas(files)
         out.update({
             "rows": rows, "groups": groups, "rows_per_group": rows / max(groups, 1),
             "pipeline_all_outputs": {"seconds": secs, "rows_per_s": rate(rows, secs)},
             "pipeline_without_zero_gamma": {"seconds": secs_core, "rows_per_s": rate(rows, secs_core)},
+            "pipeline_without_zero_gamma_with_rates_curve": {"seconds": secs_rates,
+                                                             "rows_per_s": rate(rows, secs_rates)},
             "pandas_groupby_net_gex_only": {"seconds": secs_pd, "rows_per_s": rate(rows, secs_pd)},
             "duckdb_scan_floor": {"seconds": secs_scan, "rows_per_s": rate(rows, secs_scan)},
             "ratio_all_outputs_vs_scan": secs_scan / secs, "ratio_all_outputs_vs_pandas": secs_pd / secs,

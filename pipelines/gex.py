@@ -31,30 +31,76 @@ SIGN_MODELS = {
 DEFAULT_SIGN_MODEL = "dealer_long_calls_short_puts"
 
 
-def _eastern_epoch_seconds(dates: np.ndarray, hhmm: str) -> np.ndarray:
-    """UTC epoch seconds of wall-clock `hhmm` US/Eastern on each date (the time-zone rule is
-    applied once per calendar day in the range, then looked up: no sort of the rows)."""
-    days = np.asarray(dates, dtype="datetime64[D]").astype(np.int64)
-    if days.size == 0:
-        return np.zeros(0)
-    lo, hi = int(days.min()), int(days.max())
-    if hi - lo > 4 * days.size + 1000:  # sparse dates over a long span: unique is cheaper
-        uniq, inv = np.unique(days, return_inverse=True)
-    else:
-        uniq, inv = np.arange(lo, hi + 1), days - lo
-    local = pd.DatetimeIndex(uniq.astype("datetime64[D]").astype("datetime64[ns]")) + pd.Timedelta(hhmm + ":00")
+def _eastern_epoch_seconds_of_days(days: np.ndarray, hhmm: str) -> np.ndarray:
+    """UTC epoch seconds (float) of wall-clock `hhmm` US/Eastern on each day number (days
+    since 1970-01-01); meant for a few thousand distinct days, not for rows."""
+    local = pd.DatetimeIndex(np.asarray(days, np.int64).astype("datetime64[D]").astype("datetime64[ns]")) \
+        + pd.Timedelta(hhmm + ":00")
     utc = local.tz_localize(EASTERN).tz_convert("UTC")
-    return (utc.asi8 // 1_000_000_000).astype(float)[inv]
+    return (utc.asi8 // 1_000_000_000).astype(float)
+
+
+def years_to_expiry_days(trade_day: np.ndarray, expiry_day: np.ndarray, is_am: np.ndarray) -> np.ndarray:
+    """`years_to_expiry` from integer day numbers (days since 1970-01-01) and AM flags.
+
+    T depends on (trade day, expiry day, AM) only, so the time-zone rule runs once per distinct
+    calendar day (three small tables: 16:00 ET valuation, 09:30 and 16:00 ET settlement) and
+    the rows are a table look-up and one subtraction in a numba pass: the same two floats
+    subtracted and divided as row-wise arithmetic would, so the same bits."""
+    from pipelines import nb as kernels
+
+    td = np.ascontiguousarray(trade_day, np.int64)
+    ed = np.ascontiguousarray(expiry_day, np.int64)
+    am = np.ascontiguousarray(is_am, np.bool_)
+    if td.size == 0:
+        return np.zeros(0)
+    lo = int(min(td.min(), ed.min()))
+    hi = int(max(td.max(), ed.max()))
+    if hi - lo <= 4 * td.size + 100_000:  # dense day range: index tables by day - lo
+        days = np.arange(lo, hi + 1)
+        ti, ei = td - lo, ed - lo
+    else:  # a few far-apart dates: tables over the distinct days only
+        days, inv = np.unique(np.concatenate([td, ed]), return_inverse=True)
+        ti, ei = inv[:td.size], inv[td.size:]
+    valuation = _eastern_epoch_seconds_of_days(days, "16:00")
+    settle_am = _eastern_epoch_seconds_of_days(days, "09:30")
+    return kernels.years_from_day_tables(np.ascontiguousarray(ti), np.ascontiguousarray(ei), am,
+                                         valuation, settle_am, valuation, SECONDS_PER_YEAR)
 
 
 def years_to_expiry(trade_date, expiration, settlement) -> np.ndarray:
     """ACT/365 years from 16:00 ET on `trade_date` to settlement on `expiration`
     (`settlement` 'AM'/'PM' strings, or booleans meaning AM: 09:30 ET, else 16:00 ET)."""
-    valuation = _eastern_epoch_seconds(trade_date, "16:00")
     settlement = np.asarray(settlement)
     am = settlement if settlement.dtype == bool else settlement == "AM"
-    settle = np.where(am, _eastern_epoch_seconds(expiration, "09:30"), _eastern_epoch_seconds(expiration, "16:00"))
-    return (settle - valuation) / SECONDS_PER_YEAR
+    td = np.asarray(trade_date, dtype="datetime64[D]").astype(np.int64)
+    ed = np.asarray(expiration, dtype="datetime64[D]").astype(np.int64)
+    td, ed, am = np.broadcast_arrays(td, ed, np.asarray(am, bool))
+    return years_to_expiry_days(td.ravel(), ed.ravel(), am.ravel()).reshape(td.shape)
+
+
+def rates_per_row(curves: pa.Table | None, trade_day: np.ndarray, days_to_expiry: np.ndarray) -> np.ndarray | None:
+    """Continuous rate r (decimal) per row from `rates` rows (trade_date, tenor_days, rate):
+    the curve of the row's own trade date, linear in tenor (calendar days) at the row's
+    calendar days to expiry, flat beyond the first and last tenor; 0 on trade dates without a
+    curve (ARCHITECTURE.md: "r from `rates`, else 0"). None (meaning r = 0 everywhere) when
+    there are no curves at all, so a lake without rates computes exactly as before."""
+    if curves is None or curves.num_rows == 0:
+        return None
+    from pipelines import nb as kernels
+
+    cd = curves.column("trade_date")
+    c_day = cd.cast(pa.int32()).to_numpy().astype(np.int64) if not pa.types.is_timestamp(cd.type) \
+        else np.asarray(cd.to_numpy(), "datetime64[D]").astype(np.int64)
+    c_ten = curves.column("tenor_days").cast(pa.float64()).to_numpy()
+    c_rate = curves.column("rate").cast(pa.float64()).to_numpy()
+    order = np.lexsort((c_ten, c_day))
+    c_day, c_ten, c_rate = c_day[order], c_ten[order], c_rate[order]
+    days, first = np.unique(c_day, return_index=True)
+    starts = np.append(first, len(c_day)).astype(np.int64)
+    return kernels.interp_rates(np.ascontiguousarray(trade_day, np.int64),
+                                np.ascontiguousarray(days_to_expiry, np.float64), days, starts,
+                                np.ascontiguousarray(c_ten), np.ascontiguousarray(c_rate))
 
 
 def dealer_sign(is_call: np.ndarray, model: str = DEFAULT_SIGN_MODEL) -> np.ndarray:
@@ -103,22 +149,32 @@ class ChainArrays:
         return (z if self.r is None else np.asarray(self.r, float)), (z if self.q is None else np.asarray(self.q, float))
 
     @classmethod
-    def from_arrow(cls, tbl: pa.Table, group: np.ndarray) -> "ChainArrays":
-        """From chain rows in the canonical option_quotes columns."""
+    def from_arrow(cls, tbl: pa.Table, group: np.ndarray, rates: pa.Table | None = None) -> "ChainArrays":
+        """From chain rows in the canonical option_quotes columns, or in the numeric columns of
+        `pipelines.loaders.GEX_SELECT` (is_am / is_call booleans instead of settlement /
+        option_type strings). `rates`: `rates` table rows for r (see `rates_per_row`); None
+        means r = 0. q is 0: the lake has no dividend-yield source yet."""
         num = lambda name: tbl.column(name).cast(pa.float64()).to_numpy()  # noqa: E731  (nulls -> NaN)
+
+        def flag(name: str, string_col: str, value: str) -> np.ndarray:
+            col = tbl.column(name) if name in tbl.column_names else pc.equal(tbl.column(string_col), value)
+            return col.fill_null(False).to_numpy(zero_copy_only=False)
+
+        day = lambda name: tbl.column(name).cast(pa.int32()).to_numpy().astype(np.int64)  # noqa: E731
+        trade_day, expiry_day = day("trade_date"), day("expiration")
+        dte = expiry_day - trade_day
         return cls(
             group=group,
             spot=num("underlying_price"),
             strike=num("strike"),
-            t_years=years_to_expiry(tbl.column("trade_date").to_numpy(), tbl.column("expiration").to_numpy(),
-                                    pc.equal(tbl.column("settlement"), "AM").to_numpy(zero_copy_only=False)),
+            t_years=years_to_expiry_days(trade_day, expiry_day, flag("is_am", "settlement", "AM")),
             iv=num("iv"),
             open_interest=num("open_interest"),
             multiplier=num("multiplier"),
-            is_call=pc.equal(tbl.column("option_type"), "C").to_numpy(zero_copy_only=False),
+            is_call=flag("is_call", "option_type", "C"),
             volume=num("volume") if "volume" in tbl.column_names else None,
-            days_to_expiry=(tbl.column("expiration").to_numpy().astype("datetime64[D]")
-                            - tbl.column("trade_date").to_numpy().astype("datetime64[D]")).astype(np.int64),
+            days_to_expiry=dte,
+            r=rates_per_row(rates, trade_day, dte),
         )
 
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from data_lake import Lake
 from pipelines import gex as gexmod
-from pipelines.loaders import chain_for, group_ids, load_chains
+from pipelines.loaders import chain_for, group_ids, load_gex_chains, load_rates
 from pipelines.registry import FACTOR_ROW_COLUMNS, FactorSpec, register
 
 GEX_OUTPUTS = ("net_gex_per_1pct", "net_gex_per_point", "contracts_used", "spot", "zero_gamma", "call_wall",
@@ -19,13 +19,15 @@ GEX_OUTPUTS = ("net_gex_per_1pct", "net_gex_per_point", "contracts_used", "spot"
                "zero_dte_volume_share")
 
 
-def gex_factor_rows(chains: pa.Table, sign_model: str = gexmod.DEFAULT_SIGN_MODEL) -> pd.DataFrame:
+def gex_factor_rows(chains: pa.Table, sign_model: str = gexmod.DEFAULT_SIGN_MODEL,
+                    rates: pa.Table | None = None) -> pd.DataFrame:
     """Long rows (factor, trade_date, entity, value) of net GEX per (underlying, trade_date)
-    from chain rows sorted by (underlying, trade_date)."""
+    from chain rows grouped by (underlying, trade_date) (canonical columns or
+    `loaders.GEX_SELECT`); r from `rates` rows (None: r = 0)."""
     gid, keys = group_ids(chains)
     if keys.empty:
         return pd.DataFrame(columns=FACTOR_ROW_COLUMNS)
-    res = gexmod.positioning(gexmod.ChainArrays.from_arrow(chains, gid), len(keys), sign_model)
+    res = gexmod.positioning(gexmod.ChainArrays.from_arrow(chains, gid, rates), len(keys), sign_model)
     # NaN (no zero crossing, no wall, no volume) is a real answer: it is stored as a row with a
     # NaN value so that the unit counts as computed.
     parts = [
@@ -40,8 +42,11 @@ GEX = register(FactorSpec(
     name="gex",
     inputs=("option_quotes",),
     outputs=GEX_OUTPUTS,
-    load=lambda lake, start, end: load_chains(lake, start=start, end=end),
-    compute=lambda chains, start, end: gex_factor_rows(chains),
+    # only the columns the family needs, flags and numbers converted in the DuckDB scan; the
+    # rates curves of the same trade dates give r
+    load=lambda lake, start, end: (load_gex_chains(lake, start=start, end=end),
+                                   load_rates(lake, start=start, end=end)),
+    compute=lambda data, start, end: gex_factor_rows(data[0], rates=data[1]),
     description="dealer gamma/vanna/charm positioning per underlying and session: net GEX, zero gamma, walls, "
                 "expiry buckets, 0DTE volume share",
 ))
@@ -55,7 +60,9 @@ def positioning_summary(lake: Lake, underlying: str, trade_date: dt.date,
     zero_gamma_roots (every crossing in [0.5 S, 1.5 S]); `profile` adds profile = {spots,
     net_gex_per_1pct} on the bracketing grid."""
     chain = chain_for(lake, underlying, trade_date)
-    return chain_summary(gexmod.ChainArrays.from_arrow(chain, np.zeros(chain.num_rows, np.int64)), underlying,
+    d = pd.Timestamp(trade_date).date()
+    rates = load_rates(lake, start=d, end=d)
+    return chain_summary(gexmod.ChainArrays.from_arrow(chain, np.zeros(chain.num_rows, np.int64), rates), underlying,
                          trade_date, sign_model, profile=profile, all_roots=all_roots, n_grid=n_grid)
 
 
