@@ -173,15 +173,19 @@ def _read_file(f: Format, path: Path, ctx: Context, max_bytes: int) -> tuple[pa.
         n_read += len(b) + len([r for r in b.rejects])
         if len(b):
             rows = f.parse(b, ctx)
+            any_bad = bool(b.bad.any())  # the common case keeps every row: no filtering copy
             keep = pa.array(~b.bad)
+            lines = pa.array(b.lines[~b.bad] if any_bad else b.lines, pa.int64())
             for cols in rows:
                 cols = {k: v for k, v in cols.items() if v is not None}
                 if s.name == "option_quotes":
-                    cols["vendor"] = pa.array([f.vendor] * len(b), pa.string())
-                    cols["ingest_id"] = pa.array([ctx.ingest_id] * len(b), pa.string())
-                tbl = conform(s, pa.table(cols).filter(keep)) if cols else None
-                if tbl is not None:
-                    parts.append(tbl.append_column("__line", pa.array(b.lines[~b.bad], pa.int64())))
+                    cols["vendor"] = pa.repeat(pa.scalar(f.vendor, pa.string()), len(b))
+                    cols["ingest_id"] = pa.repeat(pa.scalar(ctx.ingest_id, pa.string()), len(b))
+                if not cols:
+                    continue
+                tbl = pa.table(cols)
+                tbl = conform(s, tbl.filter(keep) if any_bad else tbl)
+                parts.append(tbl.append_column("__line", lines))
         rejects += b.rejects
     if not parts:
         return None, rejects, n_read
@@ -242,7 +246,11 @@ def ingest_files(lake, fmt: str, paths: list[Path], *, progress: Callable | None
     ingest_id = report.ingest_id = make_ingest_id(fmt, paths)
     if rows is not None and "ingest_id" in rows.column_names:
         i = rows.column_names.index("ingest_id")
-        rows = rows.set_column(i, "ingest_id", pa.array([ingest_id] * rows.num_rows, pa.string()))
+        rows = rows.set_column(i, "ingest_id", pa.repeat(pa.scalar(ingest_id, pa.string()), rows.num_rows))
+    if rows is not None:
+        # one chunk per column: the lake's conform then keeps the columns without copying them,
+        # and its partition filters and merge work on contiguous arrays
+        rows = rows.combine_chunks()
     # one rejection per vendor line: a line is quarantined as a whole, for its first reason
     seen, unique = set(), []
     for r in rejects:

@@ -75,14 +75,12 @@ def _close_us(day: np.datetime64) -> np.datetime64:
 def _per_day(dates: pa.Array, at_day: Callable[[np.datetime64], np.datetime64], plus_us: int = 0) -> pa.Array:
     """UTC timestamps `at_day(day) + plus_us` for each date: the calendar is asked once per
     distinct day (a 5M-row chain holds a few hundred), then the answers are gathered."""
-    d = dates.to_numpy(zero_copy_only=False).astype("datetime64[D]")
-    out = np.full(len(d), np.datetime64("NaT"), dtype="datetime64[us]")
-    valid = ~np.isnat(d)
-    if valid.any():
-        days, inverse = np.unique(d[valid], return_inverse=True)
-        per_day = np.array([at_day(u) for u in days], dtype="datetime64[us]") + np.timedelta64(plus_us, "us")
-        out[valid] = per_day[inverse]
-    return pa.array(out, type=pa.timestamp("us")).cast(UTC_TS)
+    days = pc.unique(dates).drop_null()
+    per_day = np.array([at_day(u) for u in days.to_numpy(zero_copy_only=False).astype("datetime64[D]")],
+                       dtype="datetime64[us]") + np.timedelta64(plus_us, "us")
+    # a null date finds no day and stays null
+    out = pc.take(pa.array(per_day, type=pa.timestamp("us")), pc.index_in(dates, value_set=days))
+    return out.cast(UTC_TS)
 
 
 def _dates_at(dates: pa.Array, hhmm: str, *, next_session: bool = False) -> pa.Array:
@@ -108,6 +106,9 @@ def _settlement_of(root: pa.Array) -> pa.Array:
 
 def _option_type(b: Batch, name: str) -> pa.Array:
     """'C'/'P' from C, P, Call, Put (any case); anything else quarantines its row."""
+    raw = b.cols[name]
+    if pc.all(pc.is_in(raw, value_set=pa.array(["C", "P"]))).as_py():
+        return raw  # already canonical (the usual case): no trimming, upper-casing or mapping
     t = pc.utf8_upper(b.text(name))
     t = pc.if_else(pc.is_in(t, value_set=pa.array(["CALL", "C"])), "C",
                    pc.if_else(pc.is_in(t, value_set=pa.array(["PUT", "P"])), "P", t))

@@ -60,11 +60,16 @@ def fast_number(raw: pa.Array) -> pa.Array | None:
 
 
 def fast_integer(raw: pa.Array) -> pa.Array | None:
-    """int64 of a text column when every non-empty cell is a plain integer below 2**53, else None."""
-    i = _strict_cast(raw, pa.int64())
-    if i is None or (len(i) > i.null_count and pc.max(pc.abs_checked(i)).as_py() >= _EXACT_INT):
+    """int64 of a text column when every non-empty cell is a whole number below 2**53, else None.
+
+    Read through float64, as the text path does: Arrow's integer cast also takes hex ("0x10")."""
+    f = fast_number(raw)
+    if f is None:
         return None
-    return i
+    if len(f) > f.null_count and not (pc.all(pc.equal(f, pc.floor(f))).as_py()
+                                      and pc.max(pc.abs(f)).as_py() < _EXACT_INT):
+        return None
+    return pc.cast(f, pa.int64())
 
 
 def fast_iso_date(raw: pa.Array) -> pa.Array | None:
@@ -174,6 +179,11 @@ class Batch:
         if frac.any():
             self.reject(frac, label or name, "not a whole number", f)
             f = pc.if_else(pa.array(frac), pa.scalar(None, pa.float64()), f)
+        # 1e400 (inf) or 1e19 cannot be int64: refuse the cell rather than fail the file
+        big = pc.fill_null(pc.invert(pc.less(pc.abs(f), float(2**63))), False).to_numpy(zero_copy_only=False)
+        if big.any():
+            self.reject(big, label or name, "integer out of range", f)
+            f = pc.if_else(pa.array(big), pa.scalar(None, pa.float64()), f)
         return pc.cast(f, pa.int64())
 
     def date(self, name: str, formats: tuple[str, ...] = ("%Y-%m-%d", "%Y%m%d", "%m/%d/%Y"), *,
