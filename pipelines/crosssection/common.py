@@ -123,14 +123,19 @@ def member_mask(members: pd.DataFrame, index: str, dates: np.ndarray, symbols: n
     m = members[members["index"] == index]
     if m.empty:
         return mask
-    # vectorized date conversion (one Timestamp per row was most of this function's time)
+    col = np.array([pos.get(s, -1) for s in m["symbol"]], dtype=np.int64)
     lo64 = pd.to_datetime(m["start_date"]).to_numpy().astype("datetime64[D]")
     hi64 = pd.to_datetime(m["end_date"]).to_numpy().astype("datetime64[D]")
     hi64[np.isnat(hi64)] = np.datetime64("9999-12-31", "D")  # NULL end: still a member
-    for sym, lo, hi in zip(m["symbol"], lo64, hi64):
-        if sym in pos:
-            mask[:, pos[sym]] |= (dates >= lo) & (dates <= hi)
-    return mask
+    keep = col >= 0
+    # Each membership spans the rows [first, stop) of the ascending dates; count open spans
+    # per cell with +1/-1 marks and a running sum (overlapping spans of a symbol just add).
+    first = np.searchsorted(dates, lo64[keep], "left")
+    stop = np.searchsorted(dates, hi64[keep], "right")
+    marks = np.zeros((len(dates) + 1, len(symbols)), np.int32)
+    np.add.at(marks, (first, col[keep]), 1)
+    np.add.at(marks, (stop, col[keep]), -1)
+    return np.cumsum(marks[:-1], axis=0) > 0
 
 
 def weight_panel(weights: pd.DataFrame, index: str, dates: np.ndarray, symbols: np.ndarray,
@@ -166,9 +171,14 @@ def long_rows(factor: str, dates: np.ndarray, entity, values: np.ndarray,
     """Long factor rows for dates in [start, end] with finite values."""
     dates = np.asarray(dates, dtype="datetime64[D]")
     values = np.asarray(values, float)
-    ent = np.broadcast_to(np.asarray(entity, dtype=object), values.shape)
     keep = (dates >= np.datetime64(start, "D")) & (dates <= np.datetime64(end, "D")) & np.isfinite(values)
-    return pd.DataFrame({"factor": factor, "trade_date": dates[keep], "entity": ent[keep], "value": values[keep]},
+    if np.ndim(entity) == 0:
+        # one entity: build its Arrow strings directly (object -> string inference is slow)
+        ent = pd.Series(string_array_from_codes(np.zeros(int(keep.sum()), np.int64), [str(entity)]),
+                        dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+    else:
+        ent = np.broadcast_to(np.asarray(entity, dtype=object), values.shape)[keep]
+    return pd.DataFrame({"factor": factor, "trade_date": dates[keep], "entity": ent, "value": values[keep]},
                         columns=FACTOR_ROW_COLUMNS)
 
 
@@ -198,12 +208,15 @@ def string_array_from_codes(codes: np.ndarray, names: list[str]) -> pa.StringArr
     table = np.zeros((len(enc), max(width, 1)), dtype=np.uint8)
     for i, b in enumerate(enc):
         table[i, :len(b)] = np.frombuffer(b, dtype=np.uint8)
-    row_lens = lens[codes] if len(codes) else np.zeros(0, np.int64)
-    offsets = np.zeros(len(codes) + 1, dtype=np.int64)
-    np.cumsum(row_lens, out=offsets[1:])
-    if len(codes) and (lens == width).all():
-        data = table[codes].ravel()  # fixed-width names (tickers usually are): one gather
+    if len(codes) and width > 0 and (lens == width).all():
+        # fixed-width names (tickers usually are): offsets are a multiple of the width and
+        # the data one gather of width-byte items
+        offsets = np.arange(len(codes) + 1, dtype=np.int64) * width
+        data = table.view(np.dtype((np.void, width)))[:, 0][codes].view(np.uint8)
     else:
+        row_lens = lens[codes] if len(codes) else np.zeros(0, np.int64)
+        offsets = np.zeros(len(codes) + 1, dtype=np.int64)
+        np.cumsum(row_lens, out=offsets[1:])
         data = table[codes][np.arange(max(width, 1))[None, :] < row_lens[:, None]]
     if offsets[-1] < 2**31:
         return pa.StringArray.from_buffers(len(codes), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data))

@@ -18,6 +18,7 @@ import pandas as pd
 
 from data_lake import Lake
 from pipelines.crosssection import common as cx
+from pipelines.crosssection import kernels
 from pipelines.registry import FactorSpec, register
 
 RATIO_WINDOWS = (5, 21, 63)
@@ -59,7 +60,13 @@ def dispersion_ratio(index_vol: np.ndarray, member_vol: np.ndarray, mask: np.nda
     """Mean of member vols (over `mask` & finite vol, weighted by `weights` when given, else
     equal) divided by the index vol, per row. NaN if no member qualifies."""
     ok = mask & np.isfinite(member_vol)
-    w = np.ones(member_vol.shape) if weights is None else np.asarray(weights, float)
+    if weights is None:
+        # equal weights: 1.0 * v == v and a sum of ones is an exact count, so this is the
+        # weighted form below bit for bit, without two [rows, names] temporaries
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(ok, member_vol, 0.0).sum(axis=1) / ok.sum(axis=1)
+            return np.where(ok.any(axis=1), mean / index_vol, np.nan)
+    w = np.asarray(weights, float)
     ok &= np.isfinite(w) & (w > 0)
     w = np.where(ok, w, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -76,18 +83,19 @@ def index_dispersion(close: cx.Panel, members: pd.DataFrame, weights: pd.DataFra
     cap = cx.weight_panel(weights, index, close.dates, close.symbols, close_ns)
     cap = np.where(mask, cap, np.nan)
     out = {}
+    no_index = np.full(len(close.dates), np.nan)
     for w in sorted(set(RATIO_WINDOWS) | set(CORR_WINDOWS)):
         vol = cx.realized_vol(lr, w)
-        ivol = close.values[:, 0] * np.nan if not is_index.any() else vol[:, np.flatnonzero(is_index)[0]]
-        mvol = np.where(mask, vol, np.nan)
+        ivol = no_index if not is_index.any() else vol[:, np.flatnonzero(is_index)[0]].copy()
+        # one compiled pass per row: the same numbers as dispersion_ratio (equal and cap
+        # weights) and implied_correlation on the masked panels, bit for bit (tested)
+        ratio, ratio_cw, corr = kernels.dispersion_rows(vol, ivol, mask, cap, w in CORR_WINDOWS)
         if w in RATIO_WINDOWS:
-            out[f"dispersion_ratio_{w}d"] = dispersion_ratio(ivol, mvol, mask)
-            out[f"dispersion_ratio_cw_{w}d"] = dispersion_ratio(ivol, mvol, mask, cap)
+            out[f"dispersion_ratio_{w}d"] = ratio
+            out[f"dispersion_ratio_cw_{w}d"] = ratio_cw
         if w in CORR_WINDOWS:
             # Cap weights where the index publishes them, else equal weights over members.
-            has_cap = np.isfinite(np.where(np.isfinite(mvol), cap, np.nan)).any(axis=1)
-            wts = np.where(has_cap[:, None], cap, np.where(mask, 1.0, np.nan))
-            out[f"realized_corr_{w}d"] = implied_correlation(ivol, mvol, wts)
+            out[f"realized_corr_{w}d"] = corr
     return out
 
 

@@ -70,17 +70,10 @@ def quantile_groups(signal: np.ndarray, eligible: np.ndarray) -> tuple[np.ndarra
 
 def wml_returns(ret: np.ndarray, winners: np.ndarray, losers: np.ndarray) -> np.ndarray:
     """Equal-weighted winners-minus-losers return on row t with groups from row t-1."""
-    out = np.full(ret.shape[0], np.nan)
-    if ret.shape[0] < 2:
-        return out
-    w, l, r = winners[:-1], losers[:-1], ret[1:]
-    fin = np.isfinite(r)
-    wn, ln = (w & fin).sum(axis=1), (l & fin).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        wr = np.where(w & fin, r, 0.0).sum(axis=1) / wn
-        lr = np.where(l & fin, r, 0.0).sum(axis=1) / ln
-    out[1:] = np.where((wn > 0) & (ln > 0), wr - lr, np.nan)
-    return out
+    # compiled per row; sums in numpy's pairwise order, so the same numbers as
+    # where(group & finite, r, 0).sum(axis=1) / count
+    return kernels.wml_rows(np.ascontiguousarray(ret, dtype=float), np.ascontiguousarray(winners, dtype=bool),
+                            np.ascontiguousarray(losers, dtype=bool))
 
 
 def mean_residual_correlation(stock: np.ndarray, market: np.ndarray) -> float:
@@ -128,7 +121,7 @@ def comomentum(close: np.ndarray, index_close: np.ndarray, winners: np.ndarray, 
     rows = rows[rows >= WEEK * WEEKS]
     if len(rows) == 0:
         return cw, cl
-    wk = weekly_log_returns(np.asarray(close, float))
+    wk = np.ascontiguousarray(weekly_log_returns(np.asarray(close, float)).T)  # [names, rows]
     wi = weekly_log_returns(np.asarray(index_close, float)[:, None])[:, 0]
     cw[rows], cl[rows] = kernels.comomentum_rows(wk, wi, np.ascontiguousarray(winners), np.ascontiguousarray(losers),
                                                  rows, WEEK, WEEKS)
