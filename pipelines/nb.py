@@ -54,7 +54,8 @@ def _group(lo, hi, spot, strike, t, iv, oi, mult, is_call, volume, days, r, q, c
         sd = sig * sq
         d1 = (math.log(s / strike[i]) + (r[i] - q[i] + 0.5 * sig * sig) * ti) / sd
         d2 = d1 - sd
-        dq = math.exp(-q[i] * ti)
+        qi = q[i]
+        dq = math.exp(-qi * ti) if qi != 0.0 else 1.0  # exp(-0) is 1.0 exactly: same bits
         pdf = INV_SQRT_2PI * math.exp(-0.5 * d1 * d1)
         sign = call_sign if is_call[i] else put_sign
         w = sign * o * mult[i]
@@ -62,10 +63,12 @@ def _group(lo, hi, spot, strike, t, iv, oi, mult, is_call, volume, days, r, q, c
         g = w * gamma * s * s * 0.01
         vanna = -dq * pdf * d2 / sig
         core = dq * pdf * (2.0 * (r[i] - q[i]) * ti - d2 * sd) / (2.0 * ti * sd)
-        if is_call[i]:
-            charm = q[i] * dq * _ncdf(d1) - core
+        if qi == 0.0:  # the N(d1) term vanishes: skip the erfc
+            charm = -core
+        elif is_call[i]:
+            charm = qi * dq * _ncdf(d1) - core
         else:
-            charm = -q[i] * dq * _ncdf(-d1) - core
+            charm = -qi * dq * _ncdf(-d1) - core
         out[0] += g
         out[1] += w * vanna * s * 0.01
         out[2] += w * charm / 365.0 * s
