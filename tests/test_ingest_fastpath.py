@@ -12,8 +12,7 @@ import pyarrow as pa
 import pytest
 
 from data_lake import Lake
-from data_lake.ingest import ingest_files, read_quarantine
-from data_lake.ingest import reader
+from data_lake.ingest import ingest_files, read_quarantine, reader
 from data_lake.ingest.reader import Batch
 
 FIX = Path(__file__).parent / "fixtures" / "ingest"

@@ -241,6 +241,8 @@ def ingest_files(lake, fmt: str, paths: list[Path], *, progress: Callable | None
             rows = con.sql(f"SELECT * EXCLUDE (__line, __file) FROM __all QUALIFY row_number() OVER "
                            f"(PARTITION BY {keys} ORDER BY __file DESC) = 1").to_arrow_table()
             con.unregister("__all")
+        good.clear()  # the per-file tables are no longer needed: free them before the copies below
+        tbl = None
     finally:
         con.close()
     ingest_id = report.ingest_id = make_ingest_id(fmt, paths)
