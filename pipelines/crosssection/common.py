@@ -174,8 +174,7 @@ def long_rows(factor: str, dates: np.ndarray, entity, values: np.ndarray,
     keep = (dates >= np.datetime64(start, "D")) & (dates <= np.datetime64(end, "D")) & np.isfinite(values)
     if np.ndim(entity) == 0:
         # one entity: build its Arrow strings directly (object -> string inference is slow)
-        ent = pd.Series(string_array_from_codes(np.zeros(int(keep.sum()), np.int64), [str(entity)]),
-                        dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+        ent = string_column(np.zeros(int(keep.sum()), np.int64), [str(entity)])
     else:
         ent = np.broadcast_to(np.asarray(entity, dtype=object), values.shape)[keep]
     return pd.DataFrame({"factor": factor, "trade_date": dates[keep], "entity": ent, "value": values[keep]},
@@ -191,10 +190,29 @@ def long_rows_panel(factor: str, dates: np.ndarray, symbols: np.ndarray, values:
     inside = (dates >= np.datetime64(start, "D")) & (dates <= np.datetime64(end, "D"))
     keep = inside[:, None] & np.isfinite(values)
     ti, si = np.nonzero(keep)
-    ent = string_array_from_codes(si, [str(x) for x in symbols])
-    return pd.DataFrame({"factor": factor, "trade_date": dates[ti],
-                         "entity": pd.Series(ent, dtype=pd.StringDtype("pyarrow", na_value=np.nan)),
+    return pd.DataFrame({"factor": string_column(np.zeros(len(ti), np.int64), [factor]), "trade_date": dates[ti],
+                         "entity": string_column(si, [str(x) for x in symbols]),
                          "value": values[ti, si]}, columns=FACTOR_ROW_COLUMNS)
+
+
+def long_rows_block(factors, dates: np.ndarray, entity: str, values: np.ndarray,
+                    start: dt.date, end: dt.date) -> pd.DataFrame:
+    """Long rows of several factors of one entity at once: `values[dates, k]` belongs to
+    `factors[k]`; dates in [start, end], finite values only. One frame instead of one per
+    factor (frame construction, not arithmetic, dominated the per-index outputs)."""
+    dates = np.asarray(dates, dtype="datetime64[D]")
+    values = np.asarray(values, float)
+    inside = (dates >= np.datetime64(start, "D")) & (dates <= np.datetime64(end, "D"))
+    keep = (inside[:, None] & np.isfinite(values)).T  # factor-major, dates ascending within
+    ki, ti = np.nonzero(keep)
+    return pd.DataFrame({"factor": string_column(ki, [str(f) for f in factors]), "trade_date": dates[ti],
+                         "entity": string_column(np.zeros(len(ti), np.int64), [str(entity)]),
+                         "value": values[ti, ki]}, columns=FACTOR_ROW_COLUMNS)
+
+
+def string_column(codes: np.ndarray, names: list[str]) -> pd.Series:
+    """pandas string column `names[codes[i]]` (Arrow-backed, NaN as missing value)."""
+    return pd.Series(string_array_from_codes(codes, names), dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
 
 def string_array_from_codes(codes: np.ndarray, names: list[str]) -> pa.StringArray:
@@ -211,7 +229,7 @@ def string_array_from_codes(codes: np.ndarray, names: list[str]) -> pa.StringArr
     if len(codes) and width > 0 and (lens == width).all():
         # fixed-width names (tickers usually are): offsets are a multiple of the width and
         # the data one gather of width-byte items
-        offsets = np.arange(len(codes) + 1, dtype=np.int64) * width
+        offsets = np.arange(len(codes) + 1, dtype=np.int64 if len(codes) * width >= 2**31 else np.int32) * width
         data = table.view(np.dtype((np.void, width)))[:, 0][codes].view(np.uint8)
     else:
         row_lens = lens[codes] if len(codes) else np.zeros(0, np.int64)
@@ -219,7 +237,7 @@ def string_array_from_codes(codes: np.ndarray, names: list[str]) -> pa.StringArr
         np.cumsum(row_lens, out=offsets[1:])
         data = table[codes][np.arange(max(width, 1))[None, :] < row_lens[:, None]]
     if offsets[-1] < 2**31:
-        return pa.StringArray.from_buffers(len(codes), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data))
+        return pa.StringArray.from_buffers(len(codes), pa.py_buffer(offsets.astype(np.int32, copy=False)), pa.py_buffer(data))
     return pa.LargeStringArray.from_buffers(len(codes), pa.py_buffer(offsets), pa.py_buffer(data)).cast(pa.string())
 
 

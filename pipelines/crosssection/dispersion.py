@@ -108,10 +108,13 @@ def compute(data: dict, start: dt.date, end: dt.date) -> pd.DataFrame:
             continue
         res = index_dispersion(close, data["members"], data["weights"], index, data["close_ns"])
         # every output's 3-year rank in one compiled pass over a [dates, outputs] block
-        pct = cx.trailing_percentile_panel(np.column_stack([res[name] for name in BASE_OUTPUTS]))
-        for i, name in enumerate(BASE_OUTPUTS):
-            parts.append(cx.long_rows(name, close.dates, index, res[name], start, end))
-            parts.append(cx.long_rows(f"{name}_pct3y", close.dates, index, pct[:, i], start, end))
+        base = np.column_stack([res[name] for name in BASE_OUTPUTS])
+        pct = cx.trailing_percentile_panel(base)
+        # rows in the order the family always wrote them: each output, then its rank
+        names = [n for name in BASE_OUTPUTS for n in (name, f"{name}_pct3y")]
+        block = np.empty((len(close.dates), 2 * len(BASE_OUTPUTS)))
+        block[:, 0::2], block[:, 1::2] = base, pct
+        parts.append(cx.long_rows_block(names, close.dates, index, block, start, end))
     return cx.concat_rows(parts)
 
 

@@ -178,7 +178,8 @@ def compute(data: dict, start: dt.date, end: dt.date) -> pd.DataFrame:
         if index not in syms:
             continue
         res = index_momentum(close, members, index, rows, mask=mask, mom=mom_all, ret=ret)
-        parts += [cx.long_rows(name, close.dates, index, res[name], start, end) for name in INDEX_OUTPUTS]
+        parts.append(cx.long_rows_block(INDEX_OUTPUTS, close.dates, index,
+                                        np.column_stack([res[name] for name in INDEX_OUTPUTS]), start, end))
     mom = np.where(any_member, mom_all, np.nan)
     parts.append(cx.long_rows_panel("momentum_12_1", close.dates, close.symbols, mom, start, end))
     return cx.concat_rows(parts)
