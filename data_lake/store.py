@@ -97,6 +97,7 @@ class Lake:
         self.root = root.resolve()
         self.lock = WriterLock(self.root / "locks" / "writer.lock", self.root)
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._empty_at_connect: list[str] = []
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -156,7 +157,12 @@ class Lake:
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
+        """A cached connection; recreated when a table that was empty at connect time has
+        files now (its view was an empty typed select, other views are live globs)."""
+        if self._con is not None and any(self.files(t) for t in self._empty_at_connect):
+            self._con = None
         if self._con is None:
+            self._empty_at_connect = [t for t in TABLES if not self.files(t)]
             self._con = self.connect()
         return self._con
 
@@ -235,6 +241,7 @@ class Lake:
             raise ValueError(f"unknown write mode {mode!r}")
         s = spec(table)
         with self.writer():
+            was_empty = not self.files(table)
             con = duckdb.connect()
             con.execute("SET TimeZone = 'UTC'")
             try:
@@ -242,8 +249,9 @@ class Lake:
                 result = self._write_partitions(s, tbl, mode, con)
             finally:
                 con.close()
-            if result.partitions_written:
-                self._con = None  # views of now non-empty tables must be recreated
+            # views are globs, so only a table's first files change the catalog's SQL
+            if result.partitions_written and (was_empty or not (self.root / "catalog.duckdb").exists()):
+                self._con = None
                 self.rebuild_catalog()
             return result
 
@@ -253,9 +261,11 @@ class Lake:
             return
         col = tbl.column(s.partition_col)
         ym = pc.add(pc.multiply(pc.year(col), 100), pc.month(col))
-        for value in sorted(pc.unique(ym).to_pylist()):
+        values = sorted(pc.unique(ym).to_pylist())
+        for value in values:
             name = f"year={value // 100:04d}/month={value % 100:02d}"
-            yield name, tbl.filter(pc.equal(ym, value))
+            # one month (the usual ingest or refresh): the table itself, not a filtered copy
+            yield name, tbl if len(values) == 1 else tbl.filter(pc.equal(ym, value))
 
     def _merge(self, s: TableSpec, old: pa.Table | None, new: pa.Table, con) -> pa.Table:
         order = ", ".join(f'"{c}"' for c in s.order)

@@ -189,3 +189,13 @@ def test_missing_lake_is_a_one_sentence_error(tmp_path):
 
     with pytest.raises(LakeNotFoundError, match="no lake at"):
         Lake.open(tmp_path / "nowhere")
+
+
+def test_a_long_lived_reader_sees_a_table_written_by_another_process(empty_lake):
+    reader = Lake.open(empty_lake.root)
+    assert reader.read("bars").empty  # its connection now holds bars as an empty view
+    writer = Lake.open(empty_lake.root)
+    writer.write("bars", _bars([1.0, 2.0, 3.0]))
+    assert reader.read("bars")["close"].tolist() == [1.0, 2.0, 3.0]
+    writer.write("bars", _bars([1.0, 2.0, 4.0]))  # not a first write: the glob view is live
+    assert reader.read("bars")["close"].tolist() == [1.0, 2.0, 4.0]
