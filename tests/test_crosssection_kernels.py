@@ -175,3 +175,30 @@ def test_comomentum_kernel_is_window_local_and_matches_the_definition():
         assert cw[t] == pytest.approx(exp, rel=1e-12, abs=1e-12)
         checked += np.isfinite(exp)
     assert checked > 30
+
+
+def test_realized_vol_scaled_in_the_kernel_equals_scaling_the_std_afterwards():
+    x = panel(9, cols=40)
+    assert np.array_equal(cx.realized_vol(x, 21), cx.rolling_std(x, 21) * np.sqrt(252), equal_nan=True)
+    assert np.array_equal(cx.realized_vol(x[:, 5], 21), cx.rolling_std(x[:, 5], 21) * np.sqrt(252), equal_nan=True)
+
+
+def test_member_mask_spans_equal_a_per_date_loop():
+    import datetime as dt
+    dates = np.arange(np.datetime64("2020-01-01"), np.datetime64("2020-12-31")).astype("datetime64[D]")
+    symbols = np.array(["A", "BB", "C", "D", "IDX"], dtype=object)
+    members = pd.DataFrame({
+        "index": ["IDX"] * 6 + ["OTH"],
+        "symbol": ["A", "A", "BB", "C", "ZZ", "D", "A"],  # A twice (overlapping spans), ZZ not in the panel
+        "start_date": [dt.date(2019, 1, 1), dt.date(2020, 1, 20), dt.date(2020, 3, 3), dt.date(2020, 12, 30),
+                       dt.date(2020, 1, 1), dt.date(2021, 2, 1), dt.date(2020, 1, 1)],
+        "end_date": [dt.date(2020, 2, 1), None, dt.date(2020, 3, 3), None, None, None, dt.date(2020, 5, 5)]})
+    got = cx.member_mask(members, "IDX", dates, symbols)
+    exp = np.zeros_like(got)
+    for _, m in members[members["index"] == "IDX"].iterrows():
+        if m["symbol"] in set(symbols):
+            hi = np.datetime64("9999-12-31") if m["end_date"] is None else np.datetime64(m["end_date"])
+            exp[:, list(symbols).index(m["symbol"])] |= (dates >= np.datetime64(m["start_date"])) & (dates <= hi)
+    assert np.array_equal(got, exp)
+    assert got[:, 0].all() and got[:, 1].sum() == 1 and got[:, 2].sum() == 1 and not got[:, 3:].any()
+    assert not cx.member_mask(members, "NONE", dates, symbols).any()

@@ -80,7 +80,7 @@ def rolling_std(x: np.ndarray, window: int) -> np.ndarray:
     if x.shape[1] > 1:
         # compiled loop, same summation order as numpy's strided reduction below (oldest row
         # first for multi-column panels): equal bit for bit, without [rows, cols, window] passes
-        return kernels.rolling_std_cols(np.ascontiguousarray(x), int(window))
+        return kernels.rolling_std_cols(np.ascontiguousarray(x), int(window), 1.0)
     out = np.full(x.shape, np.nan)
     if x.shape[0] >= window:
         # numpy reduces each window of the strided view on its own (no running sum); for one
@@ -94,7 +94,11 @@ def rolling_std(x: np.ndarray, window: int) -> np.ndarray:
 
 def realized_vol(log_ret: np.ndarray, window: int) -> np.ndarray:
     """Annualized realized vol (ARCHITECTURE: ddof=1 std of daily log returns x sqrt(252))."""
-    return rolling_std(log_ret, window) * np.sqrt(TRADING_DAYS)
+    x = np.asarray(log_ret, float)
+    if x.ndim == 2 and x.shape[1] > 1:
+        # the same product std * sqrt(252), taken inside the kernel (no extra panel pass)
+        return kernels.rolling_std_cols(np.ascontiguousarray(x), int(window), float(np.sqrt(TRADING_DAYS)))
+    return rolling_std(x, window) * np.sqrt(TRADING_DAYS)
 
 
 def trailing_percentile(x: np.ndarray, window: int = PCT_WINDOW_SESSIONS,
@@ -128,14 +132,12 @@ def member_mask(members: pd.DataFrame, index: str, dates: np.ndarray, symbols: n
     hi64 = pd.to_datetime(m["end_date"]).to_numpy().astype("datetime64[D]")
     hi64[np.isnat(hi64)] = np.datetime64("9999-12-31", "D")  # NULL end: still a member
     keep = col >= 0
-    # Each membership spans the rows [first, stop) of the ascending dates; count open spans
-    # per cell with +1/-1 marks and a running sum (overlapping spans of a symbol just add).
+    # each membership is the row span [first, stop) of the ascending dates: one slice each
     first = np.searchsorted(dates, lo64[keep], "left")
     stop = np.searchsorted(dates, hi64[keep], "right")
-    marks = np.zeros((len(dates) + 1, len(symbols)), np.int32)
-    np.add.at(marks, (first, col[keep]), 1)
-    np.add.at(marks, (stop, col[keep]), -1)
-    return np.cumsum(marks[:-1], axis=0) > 0
+    for c, a, b in zip(col[keep].tolist(), first.tolist(), stop.tolist()):
+        mask[a:b, c] = True
+    return mask
 
 
 def weight_panel(weights: pd.DataFrame, index: str, dates: np.ndarray, symbols: np.ndarray,

@@ -25,14 +25,15 @@ import numpy as np
 
 
 @nb.njit(cache=True, parallel=True, error_model="numpy")
-def rolling_std_cols(x, window):
+def rolling_std_cols(x, window, scale):
     """Sample std (ddof=1) of the trailing `window` rows per column of a C-contiguous 2-D
     float array; NaN for the first window-1 rows or when a window holds a NaN.
 
     Sums run oldest row first, the same order numpy's reduction of a [rows, cols, window]
     strided view uses for multi-column panels, so values equal the numpy form bit for bit.
     The loop over columns inside a window is vectorized (independent sums), the outer loop
-    over rows is parallel."""
+    over rows is parallel. Each std is multiplied by `scale` (1.0: none; sqrt(252):
+    annualized), the same single rounding as multiplying the std array afterwards."""
     n, m = x.shape
     out = np.full((n, m), np.nan)
     if n < window:
@@ -52,7 +53,7 @@ def rolling_std_cols(x, window):
             var = (s2[j] - s1[j] * s1[j] / inv_w) / (window - 1)
             if var < 0.0:  # NaN stays NaN (no full window)
                 var = 0.0
-            out[t, j] = math.sqrt(var)
+            out[t, j] = math.sqrt(var) * scale  # x * 1.0 == x exactly
     return out
 
 
