@@ -202,3 +202,17 @@ def test_member_mask_spans_equal_a_per_date_loop():
     assert np.array_equal(got, exp)
     assert got[:, 0].all() and got[:, 1].sum() == 1 and got[:, 2].sum() == 1 and not got[:, 3:].any()
     assert not cx.member_mask(members, "NONE", dates, symbols).any()
+
+
+def test_string_columns_from_codes_and_long_row_blocks():
+    import datetime as dt
+    for names in (["AB", "CD", "EF"], ["A", "BBB", "", "CC"], ["ÄX", "B"]):
+        codes = np.random.default_rng(10).integers(0, len(names), 500)
+        assert cx.string_array_from_codes(codes, names).to_pylist() == [names[c] for c in codes]
+    dates = np.arange(np.datetime64("2024-01-01"), np.datetime64("2024-01-06")).astype("datetime64[D]")
+    vals = np.array([[1.0, np.nan], [2.0, 20.0], [np.nan, 30.0], [4.0, 40.0], [5.0, 50.0]])
+    got = cx.long_rows_block(["f", "g"], dates, "SPX", vals, dt.date(2024, 1, 2), dt.date(2024, 1, 4))
+    exp = cx.concat_rows([cx.long_rows(n, dates, "SPX", vals[:, k], dt.date(2024, 1, 2), dt.date(2024, 1, 4))
+                          for k, n in enumerate(["f", "g"])])
+    pd.testing.assert_frame_equal(got, exp, check_exact=True)
+    assert got["value"].tolist() == [2.0, 4.0, 20.0, 30.0, 40.0] and set(got["entity"]) == {"SPX"}

@@ -218,29 +218,10 @@ def string_column(codes: np.ndarray, names: list[str]) -> pd.Series:
 
 
 def string_array_from_codes(codes: np.ndarray, names: list[str]) -> pa.StringArray:
-    """Arrow string array `names[codes[i]]`, assembled from byte buffers with numpy (offsets =
-    cumulative name lengths, data = each name's UTF-8 bytes gathered by code): several times
-    faster than casting a dictionary array for a million rows."""
-    codes = np.asarray(codes, dtype=np.int64)
-    enc = [n.encode("utf-8") for n in names]
-    lens = np.array([len(b) for b in enc], dtype=np.int64)
-    width = int(lens.max()) if len(enc) else 0
-    table = np.zeros((len(enc), max(width, 1)), dtype=np.uint8)
-    for i, b in enumerate(enc):
-        table[i, :len(b)] = np.frombuffer(b, dtype=np.uint8)
-    if len(codes) and width > 0 and (lens == width).all():
-        # fixed-width names (tickers usually are): offsets are a multiple of the width and
-        # the data one gather of width-byte items
-        offsets = np.arange(len(codes) + 1, dtype=np.int64 if len(codes) * width >= 2**31 else np.int32) * width
-        data = table.view(np.dtype((np.void, width)))[:, 0][codes].view(np.uint8)
-    else:
-        row_lens = lens[codes] if len(codes) else np.zeros(0, np.int64)
-        offsets = np.zeros(len(codes) + 1, dtype=np.int64)
-        np.cumsum(row_lens, out=offsets[1:])
-        data = table[codes][np.arange(max(width, 1))[None, :] < row_lens[:, None]]
-    if offsets[-1] < 2**31:
-        return pa.StringArray.from_buffers(len(codes), pa.py_buffer(offsets.astype(np.int32, copy=False)), pa.py_buffer(data))
-    return pa.LargeStringArray.from_buffers(len(codes), pa.py_buffer(offsets), pa.py_buffer(data)).cast(pa.string())
+    """Arrow string array `names[codes[i]]`: Arrow's `take` on the few distinct names copies
+    bytes in C++, several times faster than casting a dictionary array or going through a
+    million Python strings."""
+    return pa.array(names, pa.string()).take(pa.array(np.asarray(codes, dtype=np.int64)))
 
 
 def concat_rows(parts: list[pd.DataFrame]) -> pd.DataFrame:
