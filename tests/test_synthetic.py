@@ -79,10 +79,39 @@ def test_macro_iv_crush_and_vanna_drift(market):
     cfg, tables, bars, truth = market
     macro = pd.concat([_events(tables, k) for k in ("CPI", "NFP", "FOMC")])
     idx = bars[bars.symbol == cfg.index].set_index("trade_date")
-    moves = idx.loc[idx.index.isin(macro["reaction_session"]), "ret"]
-    quiet = idx.loc[~idx.index.isin(macro["reaction_session"]), "ret"]
-    assert moves.abs().mean() > 1.2 * quiet.abs().mean()  # release-day jumps
-    assert truth.loc["vanna_drift_low_vex", "value"] < 0 < truth.loc["vanna_drift_high_vex", "value"]
+    release = idx.index.isin(macro["reaction_session"])
+    assert idx.loc[release, "ret"].abs().mean() > 1.2 * idx.loc[~release, "ret"].abs().mean()  # jumps
+
+    # IV: the first index expiry after the release, ATM, is bid before and crushed after
+    q = tables["option_quotes"]
+    import pyarrow.compute as pc
+
+    iq = q.filter(pc.and_(pc.equal(q.column("underlying"), cfg.index), pc.equal(q.column("root"), cfg.index + "W"))).to_pandas()
+    iq = iq[iq.option_type == "C"]
+    days = list(idx.index)
+    crushed, n = 0, 0
+    for day in sorted(set(macro["reaction_session"]))[:30]:
+        pos = days.index(day)
+        before = days[pos - 1]
+        rows = iq[iq.trade_date.isin([before, day]) & (iq.expiration > day)]
+        exp = rows.expiration.min()
+        atm = rows[rows.expiration == exp].assign(d=lambda x: (x.strike - x.underlying_price).abs())
+        iv = atm.sort_values("d").groupby("trade_date")["iv"].first()
+        crushed += iv.loc[before] > iv.loc[day]
+        n += 1
+    assert crushed / n > 0.85
+
+    # vanna drift: release-session index return is lower when the index's net VEX at the
+    # previous close is below its trailing 63-session median (VEX from the pipeline)
+    rows = gex_factor_rows(q.filter(pc.equal(q.column("underlying"), cfg.index)))
+    vex = rows[rows.factor == "net_vex_per_volpt"].set_index("trade_date")["value"]
+    vex.index = pd.to_datetime(vex.index).date
+    median = vex.rolling(63, min_periods=20).median()
+    low = (vex < median).shift(1)  # regime at the previous close
+    r = pd.DataFrame({"ret": idx["ret"], "low": low.reindex(idx.index)})[release].dropna()
+    diff = r.loc[r.low.astype(bool), "ret"].mean() - r.loc[~r.low.astype(bool), "ret"].mean()
+    planted = truth.loc["vanna_drift_low_vex", "value"] - truth.loc["vanna_drift_high_vex", "value"]
+    assert diff < 0 and abs(diff - planted) < 0.008
 
 
 def test_dispersion_ratio_reaches_about_seven_in_extreme_weeks(market):
