@@ -80,7 +80,7 @@ def test_study_all_adds_benjamini_hochberg(small_lake_path, run):
     res = run("study", "--all", "--lake", str(small_lake_path), "--json")
     assert res.returncode == 0, res.stderr
     hyps = json.loads(res.stdout)["hypotheses"]
-    assert [h["name"] for h in hyps] == ["H1", "H2", "H3", "H4", "H5", "H6"]
+    assert [h["name"] for h in hyps] == ["H1", "H2", "H3", "H4", "H5", "H6", "H7"]
     ok = [h for h in hyps if h["evaluable"]]
     m = len(ok)
     ranked = sorted(ok, key=lambda h: h["primary"]["p_value"])

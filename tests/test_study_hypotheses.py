@@ -23,8 +23,8 @@ def specs():
     return load_hypotheses()
 
 
-def test_registry_ships_h1_to_h6(specs):
-    assert list(specs) == ["H1", "H2", "H3", "H4", "H5", "H6"]
+def test_registry_ships_h1_to_h7(specs):
+    assert list(specs) == ["H1", "H2", "H3", "H4", "H5", "H6", "H7"]
     for s in specs.values():
         assert s["title"] and s["claim"] and s["kind"] in ("event_study", "regression")
 
