@@ -53,3 +53,23 @@ def real_data() -> Path:
     return REAL_DATA
 
 
+
+
+@pytest.fixture
+def eventvol_cli(monkeypatch, capsys):
+    """Run `eventvol ARGS...` in this process; returns (exit code, stdout, stderr)."""
+    import sys
+
+    from research import cli
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["eventvol", *args])
+        code = 0
+        try:
+            cli.main()
+        except SystemExit as exc:
+            code = exc.code or 0
+        got = capsys.readouterr()
+        return code, got.out, got.err
+
+    return run

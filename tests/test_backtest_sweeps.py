@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pandas as pd
@@ -14,19 +13,6 @@ from strategies.engine import simulate_panel
 from strategies.metrics import event_metrics, max_drawdown
 from strategies.sweep import ParamError, param_grid, parse_param_options, parse_split, walk_forward
 from strategies.option_events import OptionEventParams
-
-
-def _cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    from research import cli
-
-    monkeypatch.setattr(sys, "argv", ["eventvol", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    got = capsys.readouterr()
-    return code, got.out, got.err
 
 
 def test_max_drawdown_and_sharpe_by_hand():
@@ -149,8 +135,8 @@ def test_squeeze_pnl_by_hand_and_missing_factor_error(lake_copy):
     assert t["pnl"].iloc[0] == pytest.approx(1e5 * (c[13] / c[10] - 1), rel=1e-9)
 
 
-def test_cli_json_sweep_matches_its_trades(small_lake_path, monkeypatch, capsys):
-    code, out, _ = _cli(monkeypatch, capsys, "backtest", "earnings-straddle", "--lake", str(small_lake_path),
+def test_cli_json_sweep_matches_its_trades(small_lake_path, eventvol_cli):
+    code, out, _ = eventvol_cli("backtest", "earnings-straddle", "--lake", str(small_lake_path),
                         "--param", "side=long,short", "--param", "fill=mid,worst", "--json")
     assert code == 0
     doc = json.loads(out)
@@ -162,17 +148,17 @@ def test_cli_json_sweep_matches_its_trades(small_lake_path, monkeypatch, capsys)
         assert m["mean_pnl"] == pytest.approx(pnl.mean()) and m["trades"] == len(pnl)
 
 
-def test_cli_walk_forward_and_errors(small_lake_path, monkeypatch, capsys):
-    code, out, _ = _cli(monkeypatch, capsys, "backtest", "earnings-straddle", "--lake", str(small_lake_path),
+def test_cli_walk_forward_and_errors(small_lake_path, eventvol_cli):
+    code, out, _ = eventvol_cli("backtest", "earnings-straddle", "--lake", str(small_lake_path),
                         "--param", "side=long,short", "--split", "walk-forward:train=6,test=3", "--json")
     doc = json.loads(out)
     assert code == 0 and doc["walk_forward"]["out_of_sample"]["trades"] > 0
     assert {"in_sample", "out_of_sample", "folds"} <= set(doc["walk_forward"])
-    code, _, err = _cli(monkeypatch, capsys, "backtest", "no-such", "--lake", str(small_lake_path))
+    code, _, err = eventvol_cli("backtest", "no-such", "--lake", str(small_lake_path))
     assert code == 2 and "unknown strategy 'no-such'" in err and "Traceback" not in err
-    code, _, err = _cli(monkeypatch, capsys, "backtest", "momentum-crash", "--lake", str(small_lake_path))
+    code, _, err = eventvol_cli("backtest", "momentum-crash", "--lake", str(small_lake_path))
     assert code == 2 and "needs factor" in err and err.count("\n") == 1
-    code, _, err = _cli(monkeypatch, capsys, "backtest", "earnings-straddle", "--lake", str(small_lake_path),
+    code, _, err = eventvol_cli("backtest", "earnings-straddle", "--lake", str(small_lake_path),
                         "--param", "side")
     assert code == 2 and "key=v1,v2" in err
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 
 import numpy as np
 import pandas as pd
@@ -13,24 +12,12 @@ import pytest
 
 from pipelines.crosssection import dispersion
 from pipelines.factors import compute_range
-from research import cli
 
 
-def run(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["eventvol", "factor", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
-def test_factor_json_equals_the_registered_computation_and_materializes_once(lake_copy, monkeypatch, capsys):
+def test_factor_json_equals_the_registered_computation_and_materializes_once(lake_copy, eventvol_cli):
     args = ["--lake", str(lake_copy.root), "--name", "dispersion_ratio_21d", "--entity", "SYNX",
             "--start", "2023-06-01", "--end", "2023-06-30", "--json"]
-    code, out, err = run(monkeypatch, capsys, *args)
+    code, out, err = eventvol_cli("factor", *args)
     assert code == 0, err
     rows = json.loads(out)
     exp = compute_range(lake_copy, dispersion.DISPERSION, dt.date(2023, 6, 1), dt.date(2023, 6, 30))
@@ -40,7 +27,7 @@ def test_factor_json_equals_the_registered_computation_and_materializes_once(lak
     np.testing.assert_array_equal([r["value"] for r in rows], exp["value"].to_numpy())
     runs = lambda: len(lake_copy.read("runs", where="command = 'factor:dispersion'"))
     assert runs() == 1
-    code, out2, _ = run(monkeypatch, capsys, *args)
+    code, out2, _ = eventvol_cli("factor", *args)
     assert code == 0 and out2 == out and runs() == 1  # read back from `factors`, not recomputed
 
 
@@ -52,25 +39,25 @@ def test_factor_json_equals_the_registered_computation_and_materializes_once(lak
      "has no values for entity 'NOPE'"),
     (["--name", "dispersion_ratio_21d", "--start", "2031-01-02", "--end", "2031-01-31"], "has no values in the requested range"),
 ])
-def test_factor_bad_input_is_one_sentence_and_exit_2(lake_copy, monkeypatch, capsys, args, message):
-    code, out, err = run(monkeypatch, capsys, "--lake", str(lake_copy.root), *args)
+def test_factor_bad_input_is_one_sentence_and_exit_2(lake_copy, args, message, eventvol_cli):
+    code, out, err = eventvol_cli("factor", "--lake", str(lake_copy.root), *args)
     assert code == 2 and out == ""
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
-def test_factor_missing_lake(tmp_path, monkeypatch, capsys):
-    code, _, err = run(monkeypatch, capsys, "--lake", str(tmp_path / "nowhere"), "--name", "dispersion_ratio_21d")
+def test_factor_missing_lake(tmp_path, eventvol_cli):
+    code, _, err = eventvol_cli("factor", "--lake", str(tmp_path / "nowhere"), "--name", "dispersion_ratio_21d")
     assert code == 2 and "no lake at" in err
 
 
-def test_factor_whole_history_is_computed_once_even_where_a_month_has_no_value(lake_copy, monkeypatch, capsys):
+def test_factor_whole_history_is_computed_once_even_where_a_month_has_no_value(lake_copy, eventvol_cli):
     # dispersion_ratio_63d has no value in January (63 sessions of history needed), but its
     # family has other outputs there: the second call reads, it does not recompute
     args = ["--lake", str(lake_copy.root), "--name", "dispersion_ratio_63d", "--entity", "SYNX", "--json"]
-    code, out, err = run(monkeypatch, capsys, *args)
+    code, out, err = eventvol_cli("factor", *args)
     assert code == 0, err
     rows = json.loads(out)
     assert rows[0]["trade_date"] >= "2023-04-01" and rows[-1]["trade_date"] == "2023-08-31"
     runs = lambda: len(lake_copy.read("runs", where="command = 'factor:dispersion'"))
     assert runs() == 1
-    assert run(monkeypatch, capsys, *args)[1] == out and runs() == 1
+    assert eventvol_cli("factor", *args)[1] == out and runs() == 1
