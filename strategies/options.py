@@ -7,30 +7,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from strategies.structures import select_structure
+
 LEG_KEY = ["underlying", "root", "expiration", "strike", "option_type"]
 
 
 def select_atm_straddles(entry_chains: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
-    """One ATM straddle per event, chosen from the entry-session chain only.
-
-    `entry_chains` are option rows carrying the `event_id` they were fetched for; `events`
-    has event_id and reaction_session. Expiry: the first expiration strictly after the
-    reaction session (alive at the exit close). Strike: nearest the entry spot among strikes
-    quoted on both sides with a positive ask (ties: the lower strike). Returns one row per
-    event: event_id, underlying, root, expiration, strike, entry_spot.
-    """
+    """One ATM straddle per event, chosen from the entry-session chain only: the straddle
+    rule of `strategies.structures.select_structure` (first expiration strictly after the
+    reaction session; strike nearest the entry spot among strikes quoted on both sides with a
+    positive ask, ties the lower strike). `events` has event_id, entry_session and
+    reaction_session. Returns one row per event: event_id, underlying, root, expiration,
+    strike, entry_spot."""
     cols = ["event_id", "underlying", "root", "expiration", "strike", "entry_spot"]
-    if entry_chains.empty:
-        return pd.DataFrame(columns=cols)
-    c = entry_chains.merge(events[["event_id", "reaction_session"]], on="event_id")
-    c = c[(c["expiration"] > c["reaction_session"]) & (c["ask"] > 0) & c["bid"].notna()]
-    first = c.groupby("event_id")["expiration"].transform("min")
-    c = c[c["expiration"] == first]
-    both = c.groupby(["event_id", "root", "strike"])["option_type"].transform("nunique") == 2
-    c = c[both].assign(distance=lambda x: (x["strike"] - x["underlying_price"]).abs())
-    c = c.sort_values(["event_id", "distance", "strike", "root"], kind="mergesort")
-    best = c.drop_duplicates("event_id", keep="first")
-    return best.rename(columns={"underlying_price": "entry_spot"})[cols].reset_index(drop=True)
+    legs = select_structure(entry_chains, events, "straddle")
+    one = legs[legs["option_type"] == "C"][cols].reset_index(drop=True)
+    one["expiration"] = pd.to_datetime(one["expiration"]).dt.date  # the lake's DATE values
+    return one
 
 
 def straddle_legs(straddles: pd.DataFrame) -> pd.DataFrame:
