@@ -36,31 +36,21 @@ def positive_shift(lowest_price: np.ndarray, fees_per_order: np.ndarray, units: 
 
 def simulate_round_trips(entry_price: pd.Series, exit_price: pd.Series, quantity: pd.Series,
                          fees_per_order: pd.Series) -> PanelResult:
-    """Buy `quantity` structures at `entry_price` and sell them at `exit_price`, per column.
+    """Buy `quantity` structures at `entry_price` and sell them at `exit_price`, per column:
+    a two-row event panel (entry close, reaction close).
 
     `quantity` may be 0 (a filtered-out event: no trade, P&L 0); a negative quantity is a
-    short round trip (sell first, buy back). Prices are dollars per structure."""
-    cols = entry_price.index
-    rel = pd.Index([-1, 0], name="session_rel_reaction")
-    q = quantity.to_numpy(float)
+    short round trip (sell first, buy back); a column with a missing price is not traded.
+    Prices are dollars per structure."""
     entry, exit_ = entry_price.to_numpy(float), exit_price.to_numpy(float)
-    # vectorbt needs finite prices > 0; a worthless exit (bid 0) is legitimate. Shifting both
-    # fills of a column by the same constant leaves a round trip's dollar P&L unchanged, and
-    # untraded columns (quantity 0) get a placeholder price.
-    shift = positive_shift(np.minimum(entry, exit_), fees_per_order.to_numpy(float), q)
-    untraded = (q == 0) | ~np.isfinite(entry) | ~np.isfinite(exit_)
-    q = np.where(untraded, 0.0, q)
-    entry = np.where(untraded, 1.0, entry + shift)
-    exit_ = np.where(untraded, 1.0, exit_ + shift)
-    price = pd.DataFrame([entry, exit_], index=rel, columns=cols)
-    size = pd.DataFrame([q, -q], index=rel, columns=cols)
-    fees = pd.DataFrame([fees_per_order.to_numpy(float)] * 2, index=rel, columns=cols)
-    fees = fees.where(size != 0, 0.0)
-    pf = vbt.Portfolio.from_orders(
-        close=price, size=size, size_type="amount", fixed_fees=fees,
-        init_cash=INIT_CASH_PER_COLUMN, freq="1D", direction="both",
+    q = quantity.to_numpy(float)
+    q = np.where(np.isfinite(entry) & np.isfinite(exit_), q, 0.0)
+    return simulate_panel(
+        mark=np.vstack([entry, exit_]), entry_fill=entry, exit_fill=exit_,
+        exit_row=np.ones(len(entry), dtype=np.int64), units=q,
+        fees_per_order=fees_per_order.to_numpy(float), columns=entry_price.index,
+        index=pd.Index([-1, 0], name="session_rel_reaction"),
     )
-    return PanelResult(pnl=pf.total_profit(), portfolio=pf)
 
 
 def simulate_panel(mark: np.ndarray, entry_fill: np.ndarray, exit_fill: np.ndarray, exit_row: np.ndarray,
