@@ -160,6 +160,7 @@ class _Market:
         self.wml = np.zeros(n_t)
         self.loadings = np.zeros((n_t, n_s))
         self.crash = np.zeros(n_t, bool)
+        self.hazard = np.zeros(n_t)  # crash probability of each session (recorded for `truth`)
         self.disp = np.zeros(n_t, bool)
         self.rebound = np.zeros(n_t, bool)
         self.letf_aum = np.zeros((n_t, len(cfg.letf_funds)))
@@ -234,7 +235,8 @@ class _Market:
         di = cfg.dispersion_idio_mult if self.disp[t] else 1.0
         sigma_f = cfg.wml_vol_daily * (cfg.dispersion_rotation_mult if self.disp[t] else 1.0)
         self.loadings[t] = self._momentum_loadings(t)
-        self.crash[t] = z.crash[t] < self._crash_hazard(t)
+        self.hazard[t] = self._crash_hazard(t)
+        self.crash[t] = z.crash[t] < self.hazard[t]
         self.wml[t] = cfg.momentum_premium_daily + sigma_f * z.wml[t] - self.crash[t] * cfg.crash_size_sd * sigma_f
         self._update_squeezes(t)
 
@@ -413,6 +415,12 @@ class _Market:
                     rows.append((settle, sess[t + 8].date(), sym, int(frac[i] * floats[i]), int(floats[i])))
         return pd.DataFrame(rows, columns=["settlement_date", "publish_date", "symbol", "shares_short", "float_shares"])
 
+    def _mean_hazard(self, sel: np.ndarray) -> float:
+        """Mean crash probability over the selected sessions (session 0 has no return)."""
+        sel = sel.copy()
+        sel[0] = False
+        return float(self.hazard[sel].mean()) if sel.any() else float("nan")
+
     def truth(self) -> pd.DataFrame:
         cfg = self.cfg
         c = asdict(cfg)
@@ -445,6 +453,10 @@ class _Market:
             ("momentum", "crashes", float(self.crash.sum()),
              json.dumps([str(self.sessions[t].date()) for t in np.flatnonzero(self.crash)])),
             ("momentum", "rebound_share", float(self.rebound.mean()), "realized share of rebound-state sessions"),
+            ("momentum", "crash_hazard_mean_rebound", self._mean_hazard(self.rebound),
+             "mean crash probability over rebound-state sessions"),
+            ("momentum", "crash_hazard_mean_other", self._mean_hazard(~self.rebound),
+             "mean crash probability over the other sessions from the second on"),
             ("dispersion", "high_regime_share", float(self.disp.mean()), "realized share of high-dispersion sessions"),
             ("dispersion", "rotation_mult", cfg.dispersion_rotation_mult, "rotation vol multiplier in high dispersion"),
             ("dispersion", "idio_mult", cfg.dispersion_idio_mult, "idiosyncratic vol multiplier in high dispersion"),
@@ -458,6 +470,8 @@ class _Market:
             ("market", "index_base_vol", cfg.market_vol, "annualized vol of the market factor"),
             ("config", "seed", float(cfg.seed), json.dumps(c, sort_keys=True, default=str)),
         ]
+        # a sample without rebound sessions has no mean hazard there: the row is left out
+        rows = [r for r in rows if not (r[0] == "momentum" and r[1].startswith("crash_hazard_mean") and np.isnan(r[2]))]
         return pd.DataFrame(rows, columns=["mechanism", "parameter", "value", "description"])
 
 

@@ -9,6 +9,11 @@ Two kinds of hypothesis:
   mechanism's session-level vol ratio compared with the lake's `truth` table.
 - kind = "regression": an outcome over the next `horizon` sessions regressed on factor values
   at t (and their product when `interaction = true`), Newey-West HAC errors.
+
+A `[mechanism]` table names an estimator of the planted mechanism behind a hypothesis
+(`session_vol_ratio` for H1, `rebound_crash_rates` for H3, `squeeze_followthrough` for H5,
+see research/studies/mechanisms.py) and the `truth` row (optionally minus `truth_minus`) its
+interval is compared with.
 """
 
 from __future__ import annotations
@@ -52,10 +57,20 @@ def load_hypotheses(folder: Path = HYPOTHESES) -> dict[str, dict]:
 def run_hypothesis(lake: Lake, spec: dict, *, events_file=None) -> dict:
     """Run one hypothesis; returns a JSON-ready dict with `status` "ok" or "not evaluable: ..."."""
     base = {"name": spec["name"], "title": spec["title"], "claim": spec["claim"], "kind": spec["kind"]}
+    extra = {}
+    mech = spec.get("mechanism")
+    if mech and mech.get("estimator") in LAKE_MECHANISMS:
+        # the mechanism needs only bars, events and short interest: it is reported even when
+        # the primary test's factors are missing
+        try:
+            extra["mechanism"] = mechanism_truth(lake, mech, LAKE_MECHANISMS[mech["estimator"]](lake, mech))
+        except NotEvaluable as exc:
+            extra["mechanism"] = {"status": f"not evaluable: {exc}"}
     try:
         res = RUNNERS[spec["kind"]](lake, spec, events_file=events_file)
     except NotEvaluable as exc:
-        return {**base, "status": f"not evaluable: {exc}", "evaluable": False}
+        return {**base, "status": f"not evaluable: {exc}", "evaluable": False, **extra}
+    res.update(extra)
     if spec.get("truth"):
         t = primary_truth(lake, spec["truth"], res["primary"])
         if t:
@@ -279,12 +294,64 @@ def session_vol_ratio(lake: Lake, mech: dict, rets: pd.DataFrame, market: pd.Ser
     differs between regimes only by scale, the 'both negative' coefficient is exactly
     2 log(vol ratio), so ratio = exp(b / 2), with the interval mapped the same way."""
     out = session_vol_ratio_frames(D.factor_frame(lake, mech["factor"]), rets, market, events, mech["factor"])
+    return mechanism_truth(lake, mech, out)
+
+
+def mechanism_truth(lake: Lake, mech: dict, out: dict) -> dict:
+    """Add the planted value (`truth`, minus `truth_minus` when given) from the lake's
+    `truth` table and whether the estimate's interval covers it; unchanged on real data."""
     if mech.get("truth"):
         tv = D.truth_value(lake, *mech["truth"])
+        if tv is not None and mech.get("truth_minus"):
+            m = D.truth_value(lake, *mech["truth_minus"])
+            tv = None if m is None else tv - m
         if tv is not None:
             out["truth"] = tv
             out["truth_covered"] = bool(out["ci_low"] <= tv <= out["ci_high"])
     return out
+
+
+def _lake_panels(lake: Lake) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    """(stock closes sessions x symbols, index closes, event-reaction skip mask) from the
+    lake's bars and events, for the H3/H5 mechanism estimators."""
+    from research.studies import mechanisms as MX
+
+    mkt = D.market_symbol(lake)
+    tbl = lake.read_arrow("bars", columns=["trade_date", "symbol", "close"])
+    if tbl.num_rows == 0:
+        raise NotEvaluable("the lake has no bars")
+    close = MX.close_panel(pd.DataFrame({
+        "trade_date": tbl["trade_date"].to_numpy().astype("datetime64[ns]"),
+        "symbol": tbl["symbol"].to_numpy(zero_copy_only=False).astype(str),
+        "close": tbl["close"].to_numpy()}))
+    if mkt not in close.columns:
+        raise NotEvaluable(f"no bars for the market index {mkt}")
+    stocks = close.drop(columns=[mkt])
+    events = lake.read("events", columns=["kind", "symbol", "reaction_session"]) if lake.files("events") else \
+        pd.DataFrame(columns=["kind", "symbol", "reaction_session"])
+    return stocks, close[mkt], MX.event_skip(events, close.index, stocks.columns)
+
+
+def rebound_crash_rates_lake(lake: Lake, mech: dict) -> dict:
+    from research.studies import mechanisms as MX
+
+    stocks, index_close, skip = _lake_panels(lake)
+    return MX.rebound_crash_rates(stocks, index_close, skip, k=float(mech.get("k", 3.0)))
+
+
+def squeeze_followthrough_lake(lake: Lake, mech: dict) -> dict:
+    from research.studies import mechanisms as MX
+
+    if not lake.files("short_interest"):
+        raise NotEvaluable("the lake has no short_interest table")
+    stocks, index_close, skip = _lake_panels(lake)
+    si = lake.read("short_interest", columns=["settlement_date", "publish_date", "symbol", "shares_short", "float_shares"])
+    return MX.squeeze_followthrough(stocks, index_close, si, skip, threshold=float(mech.get("threshold", 0.10)),
+                                    k=float(mech.get("k", 3.0)))
+
+
+LAKE_MECHANISMS = {"rebound_crash_rates": rebound_crash_rates_lake,
+                   "squeeze_followthrough": squeeze_followthrough_lake}
 
 
 def session_vol_ratio_frames(f: pd.DataFrame, rets: pd.DataFrame, market: pd.Series, events: pd.DataFrame,
