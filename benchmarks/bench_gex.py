@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 from scipy.special import ndtr  # noqa: F401  (imported before timing)
 
 from pipelines import gex
-from pipelines.loaders import GEX_COLUMNS, gex_chains_sql, group_ids, is_grouped
+from pipelines.loaders import GEX_COLUMNS, GEX_DICTIONARY, group_ids, grouped_chains_of
 
 SCAN_AGGS = ("sum(strike), sum(iv), sum(open_interest), sum(underlying_price), sum(volume), sum(multiplier), "
              "min(expiration), count(settlement), count(option_type)")
@@ -101,13 +101,10 @@ def build_synthetic(root: Path, rows: int, per_chain: int, n_und: int, seed: int
 def run_pipeline(files, zero_gamma: bool, rates: pa.Table | None = None) -> tuple[int, float, int]:
     """What the `gex` family does per month partition (pipelines.loaders.load_gex_chains):
     DuckDB reads the needed columns as numbers and flags, unordered, checked for grouping."""
-    con = duckdb.connect()
     rows = groups = 0
     t0 = time.perf_counter()
     for f in files:
-        tbl = con.sql(gex_chains_sql("read_parquet(?)"), params=[str(f)]).to_arrow_table()
-        if not is_grouped(tbl):
-            raise RuntimeError(f"{f}: rows are not grouped by (underlying, trade_date)")
+        tbl = grouped_chains_of([pq.read_table(f, columns=GEX_COLUMNS, read_dictionary=list(GEX_DICTIONARY))])
         gid, keys = group_ids(tbl)
         gex.positioning(gex.ChainArrays.from_arrow(tbl, gid, rates), len(keys), zero_gamma=zero_gamma)
         rows += tbl.num_rows

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipelines import bsm
+from pipelines.columns import string_flag
 
 SECONDS_PER_YEAR = 365.0 * 86400.0
 EASTERN = "America/New_York"
@@ -157,8 +157,9 @@ class ChainArrays:
         num = lambda name: tbl.column(name).cast(pa.float64()).to_numpy()  # noqa: E731  (nulls -> NaN)
 
         def flag(name: str, string_col: str, value: str) -> np.ndarray:
-            col = tbl.column(name) if name in tbl.column_names else pc.equal(tbl.column(string_col), value)
-            return col.fill_null(False).to_numpy(zero_copy_only=False)
+            if name in tbl.column_names:
+                return tbl.column(name).fill_null(False).to_numpy(zero_copy_only=False)
+            return string_flag(tbl.column(string_col), value)
 
         day = lambda name: tbl.column(name).cast(pa.int32()).to_numpy().astype(np.int64)  # noqa: E731
         trade_day, expiry_day = day("trade_date"), day("expiration")

@@ -10,6 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from data_lake import Lake, NoDataError
+from data_lake.schemas import spec
+from pipelines.columns import dictionary_codes
 from data_lake.store import where_sql
 
 CHAIN_COLUMNS = [
@@ -22,17 +24,10 @@ CHAIN_COLUMNS = [
 GEX_COLUMNS = ["underlying", "trade_date", "expiration", "settlement", "strike", "option_type", "volume",
                "open_interest", "iv", "underlying_price", "multiplier"]
 
-# The same columns as DuckDB hands them to numpy: the two string flags become BOOLEAN and every
-# number DOUBLE (nulls -> NaN) in the scan, so no string or integer column crosses into Python.
-# Dates stay date32 (zero-copy to int32 day numbers). `{src}` is a table, view or read_parquet().
-GEX_SELECT = (
-    "underlying, trade_date, expiration, "
-    "coalesce(settlement = 'AM', false) AS is_am, coalesce(option_type = 'C', false) AS is_call, "
-    "CAST(strike AS DOUBLE) AS strike, CAST(volume AS DOUBLE) AS volume, "
-    "CAST(open_interest AS DOUBLE) AS open_interest, CAST(iv AS DOUBLE) AS iv, "
-    "CAST(underlying_price AS DOUBLE) AS underlying_price, CAST(multiplier AS DOUBLE) AS multiplier"
-)
-CHAIN_ORDER = "underlying, trade_date, root, expiration, strike, option_type"
+# string columns of GEX_COLUMNS read dictionary-encoded (as Parquet stores them): a code per row,
+# never a Python or Arrow string per row
+GEX_DICTIONARY = ("underlying", "settlement", "option_type")
+GROUP_KEYS = ("underlying", "trade_date")
 
 
 def month_ranges(lake: Lake, table: str, start=None, end=None) -> list[tuple[dt.date, dt.date]]:
@@ -58,46 +53,58 @@ def load_chains(lake: Lake, *, underlying: str | None = None, start=None, end=No
                            where=where, params=params, as_of=as_of)
 
 
-def gex_chains_sql(src: str, where: str | None = None, *, ordered: bool = False) -> str:
-    """SELECT of `GEX_SELECT` from `src`. Unordered, DuckDB keeps the order of the rows in the
-    files (its default preserve_insertion_order), which the lake writes sorted by
-    (underlying, trade_date, root, expiration, strike, option_type) in one file per month."""
-    sql = f"SELECT {GEX_SELECT} FROM {src}" + (f" WHERE {where}" if where else "")
-    return sql + (f" ORDER BY {CHAIN_ORDER}" if ordered else "")
+def _row_codes(col: pa.ChunkedArray) -> np.ndarray:
+    """Numbers per row that change exactly where the column's value changes (for adjacent-row
+    comparisons): dictionary codes, day numbers or the values themselves."""
+    if pa.types.is_dictionary(col.type):
+        return dictionary_codes(col)[0]
+    if pa.types.is_date32(col.type):
+        return col.cast(pa.int32()).to_numpy()
+    return col.to_numpy()
 
 
-def is_grouped(tbl: pa.Table, keys=("underlying", "trade_date")) -> bool:
-    """True when rows are sorted by `keys` (so each group is contiguous)."""
+def is_grouped(tbl: pa.Table, keys=GROUP_KEYS) -> bool:
+    """True when rows are sorted by `keys` (so each group is contiguous): the keys of the
+    successive runs of equal keys strictly increase."""
     if tbl.num_rows < 2:
         return True
-    ties = None
-    for k in keys:
-        col = tbl.column(k)
-        a, b = col.slice(0, tbl.num_rows - 1), col.slice(1)
-        less = pc.less(b, a).fill_null(False)
-        bad = less if ties is None else pc.and_(ties, less)
-        if pc.any(bad).as_py():
-            return False
-        eq = pc.equal(b, a).fill_null(True)
-        ties = eq if ties is None else pc.and_(ties, eq)
-    return True
+    first = group_ids(tbl, keys)[1]
+    if len(first) < 2:
+        return True
+    idx = pd.MultiIndex.from_frame(first)
+    return bool(idx.is_monotonic_increasing and idx.is_unique)
 
 
 def load_gex_chains(lake: Lake, *, underlying: str | None = None, start=None, end=None, as_of=None) -> pa.Table:
-    """The `GEX_SELECT` columns of option rows, grouped by (underlying, trade_date) in the
-    lake's row order, filtered in the Parquet scan. Read without ORDER BY (a sort of the whole
-    range costs ~4x the scan); if the rows come back out of order anyway (several files in a
-    partition), they are read again sorted. `as_of` hides rows not yet available."""
-    where, params = where_sql(equals={"underlying": underlying}, start=start, end=end)
-    if as_of is not None:
-        ts = pd.Timestamp(as_of)
-        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-        where = (f"({where}) AND " if where else "") + '"available_ts" <= ?'
-        params = [*params, ts.to_pydatetime()]
-    tbl = lake.query(gex_chains_sql("option_quotes", where), params)
+    """The `GEX_COLUMNS` of option rows in their stored types, the `GEX_DICTIONARY` strings
+    dictionary-encoded, grouped by (underlying, trade_date). Read partition by partition by
+    Arrow's Parquet reader in the lake's row order, which the lake writes sorted by
+    (underlying, trade_date, root, expiration, strike, option_type): no sort. Rows that come
+    back out of order anyway (a file written by something else) are sorted by the group keys
+    (stable). `as_of` hides rows not yet available."""
+    parts = list(lake.scan_partitions("option_quotes", columns=GEX_COLUMNS, equals={"underlying": underlying},
+                                      start=start, end=end, as_of=as_of, dictionary=GEX_DICTIONARY))
+    if not parts:
+        schema = pa.schema([(c, pa.dictionary(pa.int32(), pa.string()) if c in GEX_DICTIONARY else
+                             spec("option_quotes").schema.field(c).type) for c in GEX_COLUMNS])
+        return schema.empty_table()
+    return grouped_chains_of(parts)
+
+
+def grouped_chains_of(parts: list[pa.Table]) -> pa.Table:
+    """Partition tables (as `Lake.scan_partitions` reads them) as one table, dictionaries
+    unified, grouped by (underlying, trade_date)."""
+    tbl = pa.concat_tables(parts).unify_dictionaries()
     if not is_grouped(tbl):
-        tbl = lake.query(gex_chains_sql("option_quotes", where, ordered=True), params)
+        tbl = tbl.take(sort_indices_by_keys(tbl))
     return tbl
+
+
+def sort_indices_by_keys(tbl: pa.Table, keys=GROUP_KEYS) -> pa.Array:
+    """Stable sort order of `tbl` by `keys` (dictionary columns by their string values)."""
+    plain = pa.table({k: (tbl.column(k).cast(tbl.column(k).type.value_type)
+                          if pa.types.is_dictionary(tbl.column(k).type) else tbl.column(k)) for k in keys})
+    return pc.sort_indices(plain, sort_keys=[(k, "ascending") for k in keys])
 
 
 def load_rates(lake: Lake, *, start=None, end=None) -> pa.Table:
@@ -123,9 +130,9 @@ def column(tbl: pa.Table, name: str) -> np.ndarray:
     return col.to_numpy()
 
 
-def group_ids(tbl: pa.Table, keys=("underlying", "trade_date")) -> tuple[np.ndarray, pd.DataFrame]:
+def group_ids(tbl: pa.Table, keys=GROUP_KEYS) -> tuple[np.ndarray, pd.DataFrame]:
     """Group id per row for contiguous groups of a table sorted by `keys`, and the keys of
-    each group."""
+    each group (strings as str, dates as datetime64)."""
     if tbl.num_rows == 0:
         return np.zeros(0, np.int64), pd.DataFrame(columns=list(keys))
     change = np.zeros(tbl.num_rows, bool)
@@ -137,11 +144,17 @@ def group_ids(tbl: pa.Table, keys=("underlying", "trade_date")) -> tuple[np.ndar
             ne = pc.not_equal(col.slice(1), col.slice(0, tbl.num_rows - 1)).fill_null(True)
             change[1:] |= ne.to_numpy(zero_copy_only=False)
         else:
-            v = col.to_numpy()
+            v = _row_codes(col)
             change[1:] |= v[1:] != v[:-1]
     gid = np.cumsum(change) - 1
-    first = np.flatnonzero(change)
-    return gid, pd.DataFrame({k: tbl.column(k).take(pa.array(first)).to_numpy(zero_copy_only=False) for k in keys})
+    first = pa.array(np.flatnonzero(change))
+    out = {}
+    for k in keys:
+        col = tbl.column(k).take(first)
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(col.type.value_type)
+        out[k] = col.to_numpy(zero_copy_only=False)
+    return gid, pd.DataFrame(out)
 
 
 def chain_for(lake: Lake, underlying: str, trade_date) -> pa.Table:

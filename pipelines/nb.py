@@ -31,15 +31,71 @@ def _ncdf(x):
 
 
 @nb.njit(cache=True, nogil=True)
+def _table_size(n):
+    """Power of two >= 2n (load factor <= 1/2 keeps probe chains short)."""
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    return size
+
+
+@nb.njit(cache=True, nogil=True)
+def _strike_slot(keys, strike):
+    """Slot of `strike` in an open-addressing table of strikes (NaN = empty slot), inserting
+    it if absent. Fibonacci hashing of the float's bits; linear probing."""
+    mask = keys.shape[0] - 1
+    bits = np.float64(strike).view(np.uint64)
+    h = ((bits * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) & np.uint64(mask)
+    j = np.int64(h)
+    while True:
+        k = keys[j]
+        if k != k:  # empty
+            keys[j] = strike
+            return j
+        if k == strike:
+            return j
+        j = (j + 1) & mask
+
+
+@nb.njit(cache=True, nogil=True)
+def _walls(keys, call_sum, put_sum, has_call, has_put, out):
+    """call_wall / put_wall: the strike with the largest |summed GEX| among strikes with a
+    usable call / put; on a tie the lowest such strike (as an ascending scan would pick)."""
+    out[9] = np.nan
+    out[10] = np.nan
+    best_c = -1.0
+    best_p = -1.0
+    for j in range(keys.shape[0]):
+        k = keys[j]
+        if k != k:
+            continue
+        if has_call[j]:
+            v = abs(call_sum[j])
+            if v > best_c or (v == best_c and k < out[9]):
+                best_c = v
+                out[9] = k
+        if has_put[j]:
+            v = abs(put_sum[j])
+            if v > best_p or (v == best_p and k < out[10]):
+                best_p = v
+                out[10] = k
+
+
+@nb.njit(cache=True, nogil=True)
 def _group(lo, hi, spot, strike, t, iv, oi, mult, is_call, volume, days, r, q, call_sign, put_sign, out):
     s = spot[lo]
     for k in range(out.shape[0]):
         out[k] = 0.0
-    n = hi - lo
-    gex_row = np.zeros(n)
-    used_row = np.zeros(n, np.bool_)
-    for j in range(n):
-        i = lo + j
+    # walls: GEX summed per strike over every expiry (and root), in a hash table filled in the
+    # same pass (rows arrive in strike order only within an expiry, so no sort is needed and
+    # each strike's sum accumulates in row order: the same bits as a stable sort would give)
+    size = _table_size(hi - lo)
+    keys = np.full(size, np.nan)
+    call_sum = np.zeros(size)
+    put_sum = np.zeros(size)
+    has_call = np.zeros(size, np.bool_)
+    has_put = np.zeros(size, np.bool_)
+    for i in range(lo, hi):
         v = volume[i]
         if v == v:  # not NaN
             out[7] += v
@@ -79,37 +135,14 @@ def _group(lo, hi, spot, strike, t, iv, oi, mult, is_call, volume, days, r, q, c
         else:
             out[5] += g
         out[8] += 1.0
-        gex_row[j] = g
-        used_row[j] = True
-    # walls: GEX summed over every expiry (and root) at a strike, largest |call| / |put| sum
-    out[9] = np.nan
-    out[10] = np.nan
-    order = np.argsort(strike[lo:hi], kind="mergesort")
-    best_c = -1.0
-    best_p = -1.0
-    j = 0
-    while j < n:
-        k0 = strike[lo + order[j]]
-        cs = 0.0
-        ps = 0.0
-        any_c = False
-        any_p = False
-        while j < n and strike[lo + order[j]] == k0:
-            jj = order[j]
-            if used_row[jj]:
-                if is_call[lo + jj]:
-                    cs += gex_row[jj]
-                    any_c = True
-                else:
-                    ps += gex_row[jj]
-                    any_p = True
-            j += 1
-        if any_c and abs(cs) > best_c:
-            best_c = abs(cs)
-            out[9] = k0
-        if any_p and abs(ps) > best_p:
-            best_p = abs(ps)
-            out[10] = k0
+        j = _strike_slot(keys, strike[i])
+        if is_call[i]:
+            call_sum[j] += g
+            has_call[j] = True
+        else:
+            put_sum[j] += g
+            has_put[j] = True
+    _walls(keys, call_sum, put_sum, has_call, has_put, out)
 
 
 @nb.njit(cache=True, parallel=True)

@@ -17,6 +17,7 @@ from scipy.stats import norm
 
 from pipelines import gex
 from pipelines.factors import compute_range
+from pipelines.columns import string_flag
 from pipelines.loaders import group_ids, is_grouped, load_chains, load_gex_chains, load_rates
 from pipelines.positioning import GEX, gex_factor_rows, positioning_summary
 
@@ -147,22 +148,44 @@ def test_rates_of_other_dates_change_nothing_and_future_rates_do_not_leak(lake_c
     assert summary["net_gex_per_1pct"] == on[on.entity == und].value_1.iloc[0]
 
 
-def test_gex_loader_reads_numbers_and_flags_grouped(small_lake):
+def test_gex_loader_reads_codes_not_strings_grouped_and_equal_to_the_canonical_read(small_lake):
     lo, hi = dt.date(2023, 2, 1), dt.date(2023, 2, 28)
     fast = load_gex_chains(small_lake, start=lo, end=hi)
     full = load_chains(small_lake, start=lo, end=hi)
     assert fast.num_rows == full.num_rows and is_grouped(fast)
-    for name in ("strike", "iv", "open_interest", "volume", "underlying_price", "multiplier"):
-        assert pa.types.is_float64(fast.schema.field(name).type)
-    np.testing.assert_array_equal(fast.column("is_call").to_numpy(zero_copy_only=False),
-                                  (full.column("option_type").to_numpy(zero_copy_only=False) == "C"))
-    np.testing.assert_array_equal(fast.column("is_am").to_numpy(zero_copy_only=False),
-                                  (full.column("settlement").to_numpy(zero_copy_only=False) == "AM"))
-    a = gex.ChainArrays.from_arrow(fast, group_ids(fast)[0])
-    b = gex.ChainArrays.from_arrow(full, group_ids(full)[0])
+    # strings arrive dictionary-encoded (one code per row), numbers in their stored types
+    for name in ("underlying", "settlement", "option_type"):
+        assert pa.types.is_dictionary(fast.schema.field(name).type)
+    assert pa.types.is_int64(fast.schema.field("open_interest").type)
+    np.testing.assert_array_equal(string_flag(fast.column("option_type"), "C"),
+                                  full.column("option_type").to_numpy(zero_copy_only=False) == "C")
+    np.testing.assert_array_equal(string_flag(fast.column("settlement"), "AM"),
+                                  full.column("settlement").to_numpy(zero_copy_only=False) == "AM")
+    ga, ka = group_ids(fast)
+    gb, kb = group_ids(full)
+    np.testing.assert_array_equal(ga, gb)
+    assert ka.equals(kb)
+    a = gex.ChainArrays.from_arrow(fast, ga)
+    b = gex.ChainArrays.from_arrow(full, gb)
     for name in ("group", "spot", "strike", "t_years", "iv", "open_interest", "multiplier", "is_call",
                  "volume", "days_to_expiry"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    # the underlying filter and as_of are pushed into the same scan
+    one = load_gex_chains(small_lake, underlying=ka.underlying.iloc[0], start=lo, end=hi)
+    assert one.num_rows == (full.column("underlying").to_numpy(zero_copy_only=False) == ka.underlying.iloc[0]).sum()
+    assert load_gex_chains(small_lake, start=lo, end=hi, as_of=dt.datetime(2023, 1, 31)).num_rows == 0
+
+
+def test_gex_loader_sorts_rows_a_foreign_file_left_out_of_order():
+    parts = [pa.table({
+        "underlying": pa.array(["B", "A", "B", "A"]).dictionary_encode(),
+        "trade_date": pa.array([dt.date(2023, 1, 2)] * 4, pa.date32()),
+        "strike": [1.0, 2.0, 3.0, 4.0]})]
+    from pipelines.loaders import grouped_chains_of
+
+    tbl = grouped_chains_of(parts)
+    assert tbl.column("strike").to_pylist() == [2.0, 4.0, 1.0, 3.0]  # stable within a group
+    assert is_grouped(tbl) and group_ids(tbl)[1].underlying.tolist() == ["A", "B"]
 
 
 def test_is_grouped_and_group_ids_on_unsorted_rows():
