@@ -17,7 +17,7 @@ from research.studies.registry import load_hypotheses, run_hypothesis
 
 # the default two-year market (bear phase and rebound inside), with thin option chains: the
 # estimators read bars, events and short interest only
-LEAN = dict(stock_expiries=1, index_monthlies=1, index_weeklies_days=7, index_dailies=1)
+LEAN = {"stock_expiries": 1, "index_monthlies": 1, "index_weeklies_days": 7, "index_dailies": 1}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def seed8():
 
 
 def test_h3_interval_covers_the_planted_rebound_hazard_difference(seed8):
-    tables, truth, m = seed8
+    _, truth, m = seed8
     h3 = m["H3"]
     planted = truth.loc[("momentum", "crash_hazard_mean_rebound"), "value"] - truth.loc[("momentum", "crash_hazard_mean_other"), "value"]
     # outside rebounds the hazard is the base rate exactly; inside it adds 12% x crowding x (1 + dispersion)
@@ -43,7 +43,7 @@ def test_h3_interval_covers_the_planted_rebound_hazard_difference(seed8):
 
 
 def test_h5_detects_the_squeezes_and_covers_the_planted_jump(seed8):
-    tables, truth, m = seed8
+    _, truth, m = seed8
     h5 = m["H5"]
     planted = truth.loc[("squeeze", "jump_mean_per_session"), "value"]
     assert planted == pytest.approx((0.08 + 0.15) / 2)

@@ -179,7 +179,7 @@ def squeeze_followthrough(close: pd.DataFrame, index_close: pd.Series, short_int
     rows, cols = np.nonzero(sel)
     y = nxt[rows, cols]
     out = {"name": f"next-session market-adjusted return after an upside jump (> {k:g} sd) with short interest >= {threshold:g} of float",
-           "n": int(len(y)), "events": [[str(close.columns[c]), str(close.index[r].date())] for r, c in zip(rows, cols)]}
+           "n": len(y), "events": [[str(close.columns[c]), str(close.index[r].date())] for r, c in zip(rows, cols)]}
     if len(y) < 2:
         from research.studies.registry import NotEvaluable
 

@@ -61,11 +61,12 @@ def run_hypothesis(lake: Lake, spec: dict, *, events_file=None) -> dict:
     mech = spec.get("mechanism")
     if mech and mech.get("estimator") in LAKE_MECHANISMS:
         # the mechanism needs only bars, events and short interest: it is reported even when
-        # the primary test's factors are missing
+        # the primary test's factors are missing; when it cannot run, `mechanism_status` says
+        # why (the report and CLI expect a full `mechanism` or none)
         try:
             extra["mechanism"] = mechanism_truth(lake, mech, LAKE_MECHANISMS[mech["estimator"]](lake, mech))
         except NotEvaluable as exc:
-            extra["mechanism"] = {"status": f"not evaluable: {exc}"}
+            extra["mechanism_status"] = f"not evaluable: {exc}"
     try:
         res = RUNNERS[spec["kind"]](lake, spec, events_file=events_file)
     except NotEvaluable as exc:
@@ -154,7 +155,7 @@ def event_returns(rets: pd.DataFrame, market: pd.Series, events: pd.DataFrame, e
 
 # ----------------------------------------------------------------------------- event studies
 def run_event_study(lake: Lake, spec: dict, *, events_file=None) -> dict:
-    ev_spec, out_spec = spec.get("events", {}), spec.get("outcome", {})
+    ev_spec = spec.get("events", {})
     cond = spec.get("condition")
     if ev_spec.get("source") == "file":
         path = events_file or ev_spec.get("file")
@@ -173,6 +174,20 @@ def run_event_study(lake: Lake, spec: dict, *, events_file=None) -> dict:
     mkt = D.market_symbol(lake)
     syms = set(events["symbol"].dropna()) | {mkt} if entity == "symbol" else {mkt}
     rets = D.returns_panel(lake, syms)
+    res = event_study_frames(spec, events, rets, mkt, lambda name: D.factor_frame(lake, name))
+    mech = spec.get("mechanism")
+    if mech and mech.get("estimator") == "session_vol_ratio":
+        res["mechanism"] = session_vol_ratio(lake, mech, rets, rets[mkt].rename(mkt), events)
+    return res
+
+
+def event_study_frames(spec: dict, events: pd.DataFrame, rets: pd.DataFrame, mkt: str, factor_frame) -> dict:
+    """Pure part of `run_event_study`: events (event_id, symbol, reaction_session,
+    payload_obj), the returns panel, the market symbol and `factor_frame(name)` returning
+    (trade_date, entity, value) rows -> the result without the mechanism."""
+    ev_spec, out_spec = spec.get("events", {}), spec.get("outcome", {})
+    cond = spec.get("condition")
+    entity = ev_spec.get("entity", "symbol")
     if rets.empty or mkt not in rets.columns:
         raise NotEvaluable(f"no bars for the market index {mkt}")
     market = rets[mkt].rename(mkt)
@@ -210,7 +225,7 @@ def run_event_study(lake: Lake, spec: dict, *, events_file=None) -> dict:
                       "symbols": [str(x) for x in ev["symbol"]]}
     primary = S.mean_test(tested if measure == "car" else tested - 0.0, "CAAR t-test").to_dict()
     if cond:
-        values = _condition_values(lake, cond, ev, entity, mkt)
+        values = _condition_values(factor_frame, cond, ev, entity, mkt)
         lab = _combine_labels(values, cond)
         on, off = tested[lab == "on"], tested[lab == "off"]
         if min(len(on), len(off)) < 3:
@@ -234,9 +249,6 @@ def run_event_study(lake: Lake, spec: dict, *, events_file=None) -> dict:
     res["primary"] = primary
     res["expected"] = spec.get("test", {}).get("expected", "positive")
     res["held"] = _verdict(primary, res["expected"])
-    mech = spec.get("mechanism")
-    if mech and mech.get("estimator") == "session_vol_ratio":
-        res["mechanism"] = session_vol_ratio(lake, mech, rets, market, events)
     return res
 
 
@@ -257,11 +269,11 @@ def _label_text(cond, k) -> str:
     return text if k == "on" else f"not ({text})"
 
 
-def _condition_values(lake: Lake, cond, ev: pd.DataFrame, entity: str, mkt: str) -> list[np.ndarray]:
+def _condition_values(factor_frame, cond, ev: pd.DataFrame, entity: str, mkt: str) -> list[np.ndarray]:
     decision = D.pre_event_close(ev["reaction_session"])
     out = []
     for c in _conditions(cond):
-        f = D.factor_frame(lake, c["factor"])
+        f = factor_frame(c["factor"])
         if c.get("split") == "below_trailing_median":
             f = relative_to_trailing_median(f, int(c.get("window", 63)))
         ent = ev["symbol"].to_numpy() if (entity == "symbol" and c.get("entity", "event") == "event") else np.full(len(ev), mkt)
@@ -397,14 +409,21 @@ def run_regression(lake: Lake, spec: dict, *, events_file=None) -> dict:
     out_spec, regs = spec["outcome"], spec["regressors"]
     needed = list(regs) + ([out_spec["factor"]] if "factor" in out_spec else [])
     _require_factors(lake, needed)
-    h = int(out_spec.get("horizon", 1))
     mkt = D.market_symbol(lake)
-    entity = out_spec.get("entity", "index")
     frames = {n: D.factor_frame(lake, n) for n in needed}
+    return regression_frames(spec, frames, None if "factor" in out_spec else D.returns_panel(lake), mkt)
+
+
+def regression_frames(spec: dict, frames: dict[str, pd.DataFrame], rets: pd.DataFrame | None, mkt: str) -> dict:
+    """Pure part of `run_regression`: factor rows per needed factor name, the returns panel
+    (None when the outcome is a factor) and the market symbol -> the result."""
+    out_spec, regs = spec["outcome"], spec["regressors"]
+    h = int(out_spec.get("horizon", 1))
+    entity = out_spec.get("entity", "index")
     if "factor" in out_spec:
         y_wide = frames[out_spec["factor"]].pivot(index="trade_date", columns="entity", values="value")
     else:
-        y_wide = D.returns_panel(lake)
+        y_wide = rets
     ent_list = [mkt] if entity == "index" else [c for c in y_wide.columns if c != mkt]
     if entity not in ("index", "each"):
         ent_list = [entity]

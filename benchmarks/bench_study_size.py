@@ -1,0 +1,64 @@
+"""Size and power of the hypothesis tests on the synthetic market; prints JSON.
+
+For each hypothesis whose planted effect can be switched off in `SyntheticConfig` (H1, H2,
+H3, H4, H5, H7; see research/studies/size.py for the test counted), simulate `--seeds`
+markets with that effect off and count rejections at 5% (size, with a Clopper-Pearson 95%
+interval), and the same seeds with every effect on (power). Markets are the default two-year
+configuration with thin option chains, simulated in memory (no lake).
+
+    python benchmarks/bench_study_size.py                 # 3 seeds, about 2 minutes
+    python benchmarks/bench_study_size.py --seeds 40      # the issue's numbers
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from data_lake.synthetic import SyntheticConfig, simulate
+from research.progress import status
+from research.studies.registry import load_hypotheses
+from research.studies.size import OFF, TESTED, p_value_of, rejection_summary
+
+LEAN = {"stock_expiries": 1, "index_monthlies": 1, "index_weeklies_days": 7, "index_dailies": 1}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seeds", type=int, default=3, help="markets per hypothesis and state (default 3)")
+    ap.add_argument("--first-seed", type=int, default=1000)
+    ap.add_argument("--only", nargs="*", default=list(OFF), help="hypotheses to run (default all)")
+    args = ap.parse_args()
+    specs = load_hypotheses()
+    names = [n for n in OFF if n in args.only]
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    off_p = {n: [] for n in names}
+    on_p = {n: [] for n in names}
+    t0 = time.perf_counter()
+    with status("size and power") as update:
+        for i, seed in enumerate(seeds):
+            base = dataclasses.replace(SyntheticConfig(), seed=seed, **LEAN)
+            update(f"seed {i + 1}/{len(seeds)}, every effect on")
+            on = simulate(base)
+            for n in names:
+                on_p[n].append(p_value_of(n, on, specs))
+            for n in names:
+                update(f"seed {i + 1}/{len(seeds)}, {n} off")
+                off_p[n].append(p_value_of(n, simulate(dataclasses.replace(base, **OFF[n])), specs))
+    out = {"benchmark": "study_size", "seeds": len(seeds), "first_seed": seeds[0], "alpha": 0.05,
+           "config": "SyntheticConfig() defaults (2023-2024, 32 stocks) with thin option chains", "hypotheses": {}}
+    for n in names:
+        out["hypotheses"][n] = {"test": TESTED[n], "switched_off": OFF[n],
+                                "size": rejection_summary(off_p[n]), "power": rejection_summary(on_p[n])}
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
