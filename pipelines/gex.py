@@ -11,6 +11,7 @@ open interest carry no gamma.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,9 +133,9 @@ class ChainArrays:
     group: np.ndarray  # int group id per row, non-decreasing
     spot: np.ndarray
     strike: np.ndarray
-    t_years: np.ndarray
+    t_years: np.ndarray | None  # None: computed from trade_day / expiry_day / is_am (see `years`)
     iv: np.ndarray
-    open_interest: np.ndarray
+    open_interest: np.ndarray  # float (NaN = missing) or integer
     multiplier: np.ndarray
     is_call: np.ndarray
     # optional (None when the source lacks them): contracts traded, calendar days from trade
@@ -143,48 +144,80 @@ class ChainArrays:
     days_to_expiry: np.ndarray | None = None
     r: np.ndarray | None = None
     q: np.ndarray | None = None
+    # day numbers (days since 1970-01-01) and AM flags: T is computed from them where needed,
+    # inside the kernels, instead of being stored per row
+    trade_day: np.ndarray | None = None
+    expiry_day: np.ndarray | None = None
+    is_am: np.ndarray | None = None
 
     def rates(self) -> tuple[np.ndarray, np.ndarray]:
         z = np.zeros(self.spot.shape[0])
         return (z if self.r is None else np.asarray(self.r, float)), (z if self.q is None else np.asarray(self.q, float))
 
+    def years(self) -> np.ndarray:
+        """T per row (ACT/365 elapsed, see `years_to_expiry`)."""
+        if self.t_years is not None:
+            return np.asarray(self.t_years, float)
+        return years_to_expiry_days(self.trade_day, self.expiry_day, self.is_am)
+
+    def days(self) -> np.ndarray | None:
+        """Calendar days from trade date to expiration per row, None if unknown."""
+        if self.days_to_expiry is not None:
+            return np.asarray(self.days_to_expiry, np.int64)
+        if self.trade_day is not None:
+            return np.asarray(self.expiry_day, np.int64) - np.asarray(self.trade_day, np.int64)
+        return None
+
     @classmethod
     def from_arrow(cls, tbl: pa.Table, group: np.ndarray, rates: pa.Table | None = None) -> "ChainArrays":
-        """From chain rows in the canonical option_quotes columns, or in the numeric columns of
-        `pipelines.loaders.GEX_SELECT` (is_am / is_call booleans instead of settlement /
-        option_type strings). `rates`: `rates` table rows for r (see `rates_per_row`); None
-        means r = 0. q is 0: the lake has no dividend-yield source yet."""
-        num = lambda name: tbl.column(name).cast(pa.float64()).to_numpy()  # noqa: E731  (nulls -> NaN)
+        """From chain rows in the canonical option_quotes columns (strings plain or
+        dictionary-encoded, numbers in their stored types) or with is_am / is_call booleans
+        instead of settlement / option_type. Integer columns without nulls stay integers (no
+        copy); with nulls they become float with NaN. T is left to the kernels (`years`).
+        `rates`: `rates` table rows for r (see `rates_per_row`); None means r = 0. q is 0: the
+        lake has no dividend-yield source yet."""
+
+        def num(name: str) -> np.ndarray:
+            col = tbl.column(name)
+            if pa.types.is_integer(col.type) and col.null_count == 0:
+                return col.to_numpy()
+            return col.cast(pa.float64()).to_numpy()  # nulls -> NaN
 
         def flag(name: str, string_col: str, value: str) -> np.ndarray:
             if name in tbl.column_names:
                 return tbl.column(name).fill_null(False).to_numpy(zero_copy_only=False)
             return string_flag(tbl.column(string_col), value)
 
-        day = lambda name: tbl.column(name).cast(pa.int32()).to_numpy().astype(np.int64)  # noqa: E731
+        def day(name: str) -> np.ndarray:
+            col = tbl.column(name)
+            return pa.chunked_array([c.view(pa.int32()) for c in col.chunks], pa.int32()).to_numpy() \
+                if pa.types.is_date32(col.type) else col.cast(pa.int32()).to_numpy()
+
         trade_day, expiry_day = day("trade_date"), day("expiration")
-        dte = expiry_day - trade_day
         return cls(
             group=group,
             spot=num("underlying_price"),
             strike=num("strike"),
-            t_years=years_to_expiry_days(trade_day, expiry_day, flag("is_am", "settlement", "AM")),
+            t_years=None,
             iv=num("iv"),
             open_interest=num("open_interest"),
             multiplier=num("multiplier"),
             is_call=flag("is_call", "option_type", "C"),
             volume=num("volume") if "volume" in tbl.column_names else None,
-            days_to_expiry=dte,
-            r=rates_per_row(rates, trade_day, dte),
+            r=rates_per_row(rates, trade_day, expiry_day.astype(np.int64) - trade_day) if rates is not None else None,
+            trade_day=trade_day,
+            expiry_day=expiry_day,
+            is_am=flag("is_am", "settlement", "AM"),
         )
 
 
 def net_gex(chain: ChainArrays, n_groups: int, sign_model: str = DEFAULT_SIGN_MODEL) -> dict[str, np.ndarray]:
     """Per group: net_gex_per_1pct (dollars per 1% move), net_gex_per_point (dollars per 1
     point), spot and contracts_used (rows with T > 0, valid IV and OI > 0)."""
-    gex = contract_gex_per_1pct(chain.spot, chain.strike, chain.t_years, chain.iv, chain.open_interest,
+    t = chain.years()
+    gex = contract_gex_per_1pct(chain.spot, chain.strike, t, chain.iv, chain.open_interest,
                                 chain.multiplier, chain.is_call, sign_model=sign_model)
-    used = (chain.t_years > 0) & np.isfinite(chain.iv) & (chain.iv > 0) & (np.nan_to_num(chain.open_interest) > 0)
+    used = (t > 0) & np.isfinite(chain.iv) & (chain.iv > 0) & (np.nan_to_num(chain.open_interest) > 0)
     total = np.bincount(chain.group, weights=gex, minlength=n_groups)
     first = np.searchsorted(chain.group, np.arange(n_groups))
     spot = chain.spot[first]
@@ -211,13 +244,42 @@ def group_starts(group: np.ndarray, n_groups: int) -> np.ndarray:
     return np.searchsorted(group, np.arange(n_groups + 1)).astype(np.int64)
 
 
-def _columns(chain: ChainArrays):
+def _day_tables(chain: ChainArrays):
+    """(t, trade_day, expiry_day, is_am, tables) for the kernels: T per row when the chain has
+    it, else day numbers and the per-day epoch tables over their range (valuation 16:00 ET,
+    AM settlement 09:30 ET), computed once per distinct day."""
+    if chain.t_years is None and chain.trade_day is None:
+        raise ValueError("a chain needs t_years or trade_day / expiry_day / is_am")
+    if chain.t_years is not None or len(chain.trade_day) == 0:
+        empty = np.zeros(0, np.int32)
+        return (np.ascontiguousarray(chain.years(), float), empty, empty, np.zeros(0, bool),
+                (np.zeros(1), np.zeros(1), 0, SECONDS_PER_YEAR))
+    td, ed = np.asarray(chain.trade_day), np.asarray(chain.expiry_day)
+    lo, hi = int(min(td.min(), ed.min())), int(max(td.max(), ed.max()))
+    if hi - lo > 200_000:  # dates centuries apart (bad data): per-row T instead of a table
+        return _day_tables(dataclasses.replace(chain, t_years=chain.years()))
+    days = np.arange(lo, hi + 1)
+    tables = (_eastern_epoch_seconds_of_days(days, "16:00"), _eastern_epoch_seconds_of_days(days, "09:30"), lo,
+              SECONDS_PER_YEAR)
+    return (np.zeros(0), np.ascontiguousarray(td), np.ascontiguousarray(ed),
+            np.ascontiguousarray(chain.is_am, bool), tables)
+
+
+def _kernel_columns(chain: ChainArrays):
+    """(volume, days, r, q) as the kernels take them: empty arrays mean "derive" (days from
+    the day numbers) or 0 (r, q); volume all NaN when unknown."""
     n = chain.spot.shape[0]
-    vol = np.full(n, np.nan) if chain.volume is None else np.asarray(chain.volume, float)
-    days = np.full(n, 10**6, np.int64) if chain.days_to_expiry is None else np.asarray(chain.days_to_expiry, np.int64)
-    r, q = chain.rates()
-    oi = np.nan_to_num(np.asarray(chain.open_interest, float), nan=0.0)
-    return vol, days, r, q, oi
+    vol = np.full(n, np.nan) if chain.volume is None else np.ascontiguousarray(chain.volume)
+    if chain.days_to_expiry is not None:
+        days = np.ascontiguousarray(chain.days_to_expiry, np.int64)
+    elif chain.trade_day is not None:
+        days = np.zeros(0, np.int64)
+    else:
+        days = np.full(n, 10**6, np.int64)
+    empty = np.zeros(0)
+    r = empty if chain.r is None else np.ascontiguousarray(chain.r, float)
+    q = empty if chain.q is None else np.ascontiguousarray(chain.q, float)
+    return vol, days, r, q
 
 
 def positioning(chain: ChainArrays, n_groups: int, sign_model: str = DEFAULT_SIGN_MODEL, *,
@@ -233,13 +295,15 @@ def positioning(chain: ChainArrays, n_groups: int, sign_model: str = DEFAULT_SIG
     from pipelines import nb as kernels
 
     call_sign, put_sign = SIGN_MODELS[_check_model(sign_model)]
-    vol, days, r, q, oi = _columns(chain)
+    vol, days, r, q = _kernel_columns(chain)
+    t, td, ed, am, tables = _day_tables(chain)
     starts = group_starts(np.asarray(chain.group), n_groups)
     f64 = lambda a: np.ascontiguousarray(a, dtype=float)  # noqa: E731
     is_call = np.ascontiguousarray(chain.is_call, dtype=bool)
-    spot, strike, t, iv, mult = (f64(a) for a in (chain.spot, chain.strike, chain.t_years, chain.iv, chain.multiplier))
-    m = kernels.group_positioning(starts, spot, strike, t, iv, oi, mult, is_call, vol, days, r, q,
-                                  float(call_sign), float(put_sign))
+    spot, strike, iv = (f64(a) for a in (chain.spot, chain.strike, chain.iv))
+    oi, mult = np.ascontiguousarray(chain.open_interest), np.ascontiguousarray(chain.multiplier)
+    m = kernels.group_positioning(starts, spot, strike, t, td, ed, am, tables, iv, oi, mult, is_call, vol, days,
+                                  r, q, float(call_sign), float(put_sign))
     res = {name: m[:, k] for k, name in enumerate(kernels.OUT_FIELDS)}
     first = np.minimum(starts[:-1], max(len(spot) - 1, 0))
     spot0 = spot[first] if len(spot) else np.full(n_groups, np.nan)
@@ -260,8 +324,10 @@ def positioning(chain: ChainArrays, n_groups: int, sign_model: str = DEFAULT_SIG
         "spot": spot0,
     }
     if zero_gamma:
-        weight = np.where(is_call, call_sign, put_sign) * oi * mult
-        nearest, count = kernels.group_zero_gamma(starts, spot, strike, t, iv, weight, r, q, int(n_grid), *ROOT_RANGE)
+        weight = np.where(is_call, call_sign, put_sign) * np.nan_to_num(np.asarray(oi, float), nan=0.0) * mult
+        r_rows, q_rows = chain.rates()
+        nearest, count = kernels.group_zero_gamma(starts, spot, strike, f64(chain.years()), iv, weight, r_rows, q_rows,
+                                                  int(n_grid), *ROOT_RANGE)
         out["zero_gamma"], out["zero_gamma_roots_found"] = nearest, count
     return out
 
@@ -276,10 +342,12 @@ def _single(chain: ChainArrays, sign_model: str):
     from pipelines import nb as kernels
 
     call_sign, put_sign = SIGN_MODELS[_check_model(sign_model)]
-    _, _, r, q, oi = _columns(chain)
+    r, q = chain.rates()
+    oi = np.nan_to_num(np.asarray(chain.open_interest, float), nan=0.0)
     weight = np.where(chain.is_call, call_sign, put_sign) * oi * np.asarray(chain.multiplier, float)
     f64 = lambda a: np.ascontiguousarray(a, dtype=float)  # noqa: E731
-    return kernels, kernels.profile_coefficients(f64(chain.strike), f64(chain.t_years), f64(chain.iv), f64(weight), f64(r), f64(q))
+    return kernels, kernels.profile_coefficients(f64(chain.strike), f64(chain.years()), f64(chain.iv), f64(weight),
+                                                 f64(r), f64(q))
 
 
 def gex_profile(chain: ChainArrays, spots, sign_model: str = DEFAULT_SIGN_MODEL) -> np.ndarray:

@@ -81,8 +81,23 @@ def _walls(keys, call_sum, put_sum, has_call, has_put, out):
                 out[10] = k
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _row_years(i, t, tday, eday, is_am, valuation, settle_am, day_lo, seconds_per_year):
+    """T of row i: t[i], or when `t` is empty (settlement - valuation) / year from the
+    per-day epoch tables (`years_from_day_tables`' arithmetic: the same bits)."""
+    if t.shape[0]:
+        return t[i]
+    settle = settle_am[eday[i] - day_lo] if is_am[i] else valuation[eday[i] - day_lo]
+    return (settle - valuation[tday[i] - day_lo]) / seconds_per_year
+
+
 @nb.njit(cache=True, nogil=True)
-def _group(lo, hi, spot, strike, t, iv, oi, mult, is_call, volume, days, r, q, call_sign, put_sign, out):
+def _group(lo, hi, spot, strike, t, tday, eday, is_am, tables, iv, oi, mult, is_call, volume, days, r, q,
+           call_sign, put_sign, out):
+    """One group's OUT_FIELDS. T per row from `t`, or (t empty) from day numbers and the
+    `tables` (valuation, settle_am, day_lo, seconds_per_year); days to expiry from `days`, or
+    (days empty) eday - tday; r / q empty mean 0."""
+    valuation, settle_am, day_lo, spy = tables
     s = spot[lo]
     for k in range(out.shape[0]):
         out[k] = 0.0
@@ -95,22 +110,26 @@ def _group(lo, hi, spot, strike, t, iv, oi, mult, is_call, volume, days, r, q, c
     put_sum = np.zeros(size)
     has_call = np.zeros(size, np.bool_)
     has_put = np.zeros(size, np.bool_)
+    has_r = r.shape[0] > 0
+    has_q = q.shape[0] > 0
     for i in range(lo, hi):
+        dte = days[i] if days.shape[0] else eday[i] - tday[i]
         v = volume[i]
         if v == v:  # not NaN
             out[7] += v
-            if days[i] == 0:
+            if dte == 0:
                 out[6] += v
         o = oi[i]
         sig = iv[i]
-        ti = t[i]
+        ti = _row_years(i, t, tday, eday, is_am, valuation, settle_am, day_lo, spy)
         if not (ti > 0.0 and sig > 0.0 and o > 0.0 and math.isfinite(sig)):
             continue
+        ri = r[i] if has_r else 0.0
+        qi = q[i] if has_q else 0.0
         sq = math.sqrt(ti)
         sd = sig * sq
-        d1 = (math.log(s / strike[i]) + (r[i] - q[i] + 0.5 * sig * sig) * ti) / sd
+        d1 = (math.log(s / strike[i]) + (ri - qi + 0.5 * sig * sig) * ti) / sd
         d2 = d1 - sd
-        qi = q[i]
         dq = math.exp(-qi * ti) if qi != 0.0 else 1.0  # exp(-0) is 1.0 exactly: same bits
         pdf = INV_SQRT_2PI * math.exp(-0.5 * d1 * d1)
         sign = call_sign if is_call[i] else put_sign
@@ -118,7 +137,7 @@ def _group(lo, hi, spot, strike, t, iv, oi, mult, is_call, volume, days, r, q, c
         gamma = dq * pdf / (s * sd)
         g = w * gamma * s * s * 0.01
         vanna = -dq * pdf * d2 / sig
-        core = dq * pdf * (2.0 * (r[i] - q[i]) * ti - d2 * sd) / (2.0 * ti * sd)
+        core = dq * pdf * (2.0 * (ri - qi) * ti - d2 * sd) / (2.0 * ti * sd)
         if qi == 0.0:  # the N(d1) term vanishes: skip the erfc
             charm = -core
         elif is_call[i]:
@@ -128,9 +147,9 @@ def _group(lo, hi, spot, strike, t, iv, oi, mult, is_call, volume, days, r, q, c
         out[0] += g
         out[1] += w * vanna * s * 0.01
         out[2] += w * charm / 365.0 * s
-        if days[i] == 0:
+        if dte == 0:
             out[3] += g
-        elif days[i] <= 7:
+        elif dte <= 7:
             out[4] += g
         else:
             out[5] += g
@@ -146,15 +165,16 @@ def _group(lo, hi, spot, strike, t, iv, oi, mult, is_call, volume, days, r, q, c
 
 
 @nb.njit(cache=True, parallel=True)
-def group_positioning(starts, spot, strike, t, iv, oi, mult, is_call, volume, days, r, q, call_sign, put_sign):
+def group_positioning(starts, spot, strike, t, tday, eday, is_am, tables, iv, oi, mult, is_call, volume, days,
+                      r, q, call_sign, put_sign):
     """Matrix (n_groups, len(OUT_FIELDS)) for rows grouped contiguously; group g is rows
-    starts[g]:starts[g+1]."""
+    starts[g]:starts[g+1]. Arguments as `_group`."""
     ng = starts.shape[0] - 1
     res = np.empty((ng, 11))
     for g in nb.prange(ng):
         if starts[g + 1] > starts[g]:
-            _group(starts[g], starts[g + 1], spot, strike, t, iv, oi, mult, is_call, volume, days, r, q,
-                   call_sign, put_sign, res[g])
+            _group(starts[g], starts[g + 1], spot, strike, t, tday, eday, is_am, tables, iv, oi, mult, is_call,
+                   volume, days, r, q, call_sign, put_sign, res[g])
         else:
             res[g, :] = np.nan
     return res

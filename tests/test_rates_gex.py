@@ -167,9 +167,11 @@ def test_gex_loader_reads_codes_not_strings_grouped_and_equal_to_the_canonical_r
     assert ka.equals(kb)
     a = gex.ChainArrays.from_arrow(fast, ga)
     b = gex.ChainArrays.from_arrow(full, gb)
-    for name in ("group", "spot", "strike", "t_years", "iv", "open_interest", "multiplier", "is_call",
-                 "volume", "days_to_expiry"):
+    for name in ("group", "spot", "strike", "iv", "open_interest", "multiplier", "is_call", "volume",
+                 "trade_day", "expiry_day", "is_am"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    np.testing.assert_array_equal(a.years(), b.years())
+    np.testing.assert_array_equal(a.days(), b.days())
     # the underlying filter and as_of are pushed into the same scan
     one = load_gex_chains(small_lake, underlying=ka.underlying.iloc[0], start=lo, end=hi)
     assert one.num_rows == (full.column("underlying").to_numpy(zero_copy_only=False) == ka.underlying.iloc[0]).sum()
