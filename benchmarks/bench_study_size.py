@@ -3,7 +3,8 @@
 For each hypothesis whose planted effect can be switched off in `SyntheticConfig` (H1, H2,
 H3, H4, H5, H7; see research/studies/size.py for the test counted), simulate `--seeds`
 markets with that effect off and count rejections at 5% (size, with a Clopper-Pearson 95%
-interval), and the same seeds with every effect on (power). Markets are the default two-year
+interval), and the same seeds with every effect on (power, and how often the interval
+covers the planted value the hypothesis file names: `truth_coverage`). Markets are the default two-year
 configuration with thin option chains, simulated in memory (no lake).
 
     python benchmarks/bench_study_size.py                 # 3 seeds, about 2 minutes
@@ -24,9 +25,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data_lake.synthetic import SyntheticConfig, simulate
 from research.progress import status
 from research.studies.registry import load_hypotheses
-from research.studies.size import OFF, TESTED, p_value_of, rejection_summary
+from research.studies.size import (
+    OFF,
+    TESTED,
+    coverage_summary,
+    rejection_summary,
+    result_of,
+)
 
 LEAN = {"stock_expiries": 1, "index_monthlies": 1, "index_weeklies_days": 7, "index_dailies": 1}
+
+
+def _mean(x: list) -> float | None:
+    return float(sum(x) / len(x)) if x else None
 
 
 def main() -> None:
@@ -47,15 +58,20 @@ def main() -> None:
             update(f"seed {i + 1}/{len(seeds)}, every effect on")
             on = simulate(base)
             for n in names:
-                on_p[n].append(p_value_of(n, on, specs))
+                on_p[n].append(result_of(n, on, specs))
             for n in names:
                 update(f"seed {i + 1}/{len(seeds)}, {n} off")
-                off_p[n].append(p_value_of(n, simulate(dataclasses.replace(base, **OFF[n])), specs))
+                r = result_of(n, simulate(dataclasses.replace(base, **OFF[n])), specs)
+                off_p[n].append(None if r is None else r["p_value"])
     out = {"benchmark": "study_size", "seeds": len(seeds), "first_seed": seeds[0], "alpha": 0.05,
            "config": "SyntheticConfig() defaults (2023-2024, 32 stocks) with thin option chains", "hypotheses": {}}
     for n in names:
         out["hypotheses"][n] = {"test": TESTED[n], "switched_off": OFF[n],
-                                "size": rejection_summary(off_p[n]), "power": rejection_summary(on_p[n])}
+                                "size": rejection_summary(off_p[n]),
+                                "power": rejection_summary([None if r is None else r["p_value"] for r in on_p[n]]),
+                                "truth_coverage": coverage_summary(on_p[n]),
+                                "mean_estimate": _mean([r["estimate"] for r in on_p[n] if r]),
+                                "mean_truth": _mean([r["truth"] for r in on_p[n] if r and "truth" in r])}
     out["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(out, indent=1))
 

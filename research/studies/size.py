@@ -70,39 +70,73 @@ def _letf_frame(tables: dict) -> pd.DataFrame:
     return f.sort_values(["entity", "trade_date"], kind="stable").reset_index(drop=True)
 
 
-def p_value_of(name: str, tables: dict, specs: dict) -> float | None:
-    """p-value of the test counted for `name` on one simulated market (see module doc)."""
+def result_of(name: str, tables: dict, specs: dict) -> dict | None:
+    """The test counted for `name` on one simulated market (see the module docstring):
+    estimate, ci_low, ci_high, p_value, and `truth` (the planted value the hypothesis file
+    names, from the market's truth table) with `covered`. None when not evaluable."""
     index = str(tables["index_members"]["index"].iloc[0])
+    spec = specs[name]
     try:
         if name in ("H3", "H5"):
-            mech = specs[name]["mechanism"]
+            mech = spec["mechanism"]
             close = MX.close_panel(tables["bars"][["trade_date", "symbol", "close"]])
             stocks = close.drop(columns=[index])
             skip = MX.event_skip(tables["events"], close.index, stocks.columns)
             if name == "H3":
-                return MX.rebound_crash_rates(stocks, close[index], skip, k=float(mech.get("k", 3.0)))["p_value"]
-            return MX.squeeze_followthrough(stocks, close[index], tables["short_interest"], skip,
-                                            threshold=float(mech.get("threshold", 0.10)),
-                                            k=float(mech.get("k", 3.0)))["p_value"]
-        rets = D.returns_from_bars(tables["bars"][["trade_date", "symbol", "close"]])
-        ev = events_frame(tables["events"])
-        if name == "H1":
-            earn = ev[ev["kind"] == "earnings"]
-            return session_vol_ratio_frames(_gex_frame(tables, "net_gex_per_1pct"), rets, rets[index].rename(index), earn)["p_value"]
-        if name == "H2":
-            spec = specs["H2"]
-            sub = ev[ev["kind"].isin(spec["events"]["kinds"])].reset_index(drop=True)
-            vex = _gex_frame(tables, "net_vex_per_volpt")
-            return event_study_frames(spec, sub, rets, index, lambda _: vex)["primary"]["p_value"]
-        if name == "H4":
-            return regression_frames(specs["H4"], {"letf_rebalance_flow_usd": _letf_frame(tables)}, rets, index)["primary"]["p_value"]
-        if name == "H7":
-            spec = specs["H7"]
-            sub = ev[ev["kind"].isin(spec["events"]["kinds"])].reset_index(drop=True)
-            return event_study_frames(spec, sub, rets, index, None)["primary"]["p_value"]
+                res = MX.rebound_crash_rates(stocks, close[index], skip, k=float(mech.get("k", 3.0)))
+            else:
+                res = MX.squeeze_followthrough(stocks, close[index], tables["short_interest"], skip,
+                                               threshold=float(mech.get("threshold", 0.10)), k=float(mech.get("k", 3.0)))
+        else:
+            rets = D.returns_from_bars(tables["bars"][["trade_date", "symbol", "close"]])
+            ev = events_frame(tables["events"])
+            if name == "H1":
+                mech = spec["mechanism"]
+                earn = ev[ev["kind"] == "earnings"]
+                res = session_vol_ratio_frames(_gex_frame(tables, "net_gex_per_1pct"), rets, rets[index].rename(index), earn)
+            elif name == "H4":
+                res = regression_frames(spec, {"letf_rebalance_flow_usd": _letf_frame(tables)}, rets, index)["primary"]
+            elif name in ("H2", "H7"):
+                sub = ev[ev["kind"].isin(spec["events"]["kinds"])].reset_index(drop=True)
+                vex = _gex_frame(tables, "net_vex_per_volpt") if name == "H2" else None
+                res = event_study_frames(spec, sub, rets, index, lambda _: vex)["primary"]
+            else:
+                raise KeyError(f"no size test for {name}")
     except NotEvaluable:
         return None
-    raise KeyError(f"no size test for {name}")
+    out = {k: float(res[k]) for k in ("estimate", "ci_low", "ci_high", "p_value")}
+    truth = _planted(tables["truth"], spec["mechanism"] if name in ("H1", "H3", "H5") else spec.get("truth"))
+    if truth is not None:
+        out["truth"] = truth
+        out["covered"] = bool(out["ci_low"] <= truth <= out["ci_high"])
+    return out
+
+
+def _planted(truth: pd.DataFrame, tspec: dict | None) -> float | None:
+    """value (minus `minus` / `truth_minus`) x scale from the truth rows a hypothesis names."""
+    if not tspec:
+        return None
+    t = truth.set_index(["mechanism", "parameter"])["value"]
+    key = tspec.get("truth") or tspec.get("value")
+    minus = tspec.get("truth_minus") or tspec.get("minus")
+    if tuple(key) not in t.index or (minus and tuple(minus) not in t.index):
+        return None
+    v = float(t[tuple(key)]) - (float(t[tuple(minus)]) if minus else 0.0)
+    return v * float(tspec.get("scale", 1.0))
+
+
+def p_value_of(name: str, tables: dict, specs: dict) -> float | None:
+    """p-value of the test counted for `name`; None when not evaluable."""
+    r = result_of(name, tables, specs)
+    return None if r is None else r["p_value"]
+
+
+def coverage_summary(results: list) -> dict:
+    """Share of evaluable samples whose interval covers the planted value."""
+    cov = [r["covered"] for r in results if r is not None and "covered" in r]
+    k, n = sum(cov), len(cov)
+    lo, hi = clopper_pearson(k, n) if n else (float("nan"), float("nan"))
+    return {"rate": k / n if n else None, "covered": k, "evaluable": n, "ci95": [lo, hi]}
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
