@@ -375,18 +375,21 @@ def grid_points(inv_sd, n_grid, lo_frac, hi_frac):
 
 
 @nb.njit(cache=True, nogil=True)
-def profile_roots(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac):
-    """Every zero crossing of the re-priced profile in [lo_frac*spot, hi_frac*spot], ascending:
-    bracketed on a grid evenly spaced in ln(spot) (`grid_points`), each bracket polished by
-    safeguarded Newton on exact evaluations to ~1e-13 relative."""
+def profile_brackets(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac):
+    """The zero crossings of the re-priced profile in [lo_frac*spot, hi_frac*spot], ascending,
+    as brackets in ln(spot): rows (la, lb, fa, fb, kind) with kind 0 = a sign change confirmed
+    by exact evaluations fa, fb at both ends (polish it), 1 = an exact zero at la, 2 = at lb,
+    3 = the profile is exactly 0 between la and lb (the root is their middle).
+
+    Bracketed on a grid evenly spaced in ln(spot) (`grid_points`). A crossing is a change of
+    sign between consecutive non-zero grid values. Exact zeros are skipped: far from every
+    strike all gammas underflow to 0, which is no crossing."""
     n_grid = grid_points(inv_sd, n_grid, lo_frac, hi_frac)
     lx0 = math.log(lo_frac * spot)
     dlx = (math.log(hi_frac * spot) - lx0) / (n_grid - 1)
     f = log_grid_sums(lx0, dlx, n_grid, c, inv_sd, a)
-    roots = np.empty(n_grid)
+    out = np.empty((n_grid, 5))
     m = 0
-    # A crossing is a change of sign between consecutive non-zero grid values. Exact zeros
-    # are skipped: far from every strike all gammas underflow to 0, which is no crossing.
     prev = -1
     for k in range(n_grid):
         if f[k] == 0.0:
@@ -397,20 +400,75 @@ def profile_roots(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac):
             if k == prev + 1:
                 fa, _ = _sum_and_slope(la, c, inv_sd, a)
                 fb, _ = _sum_and_slope(lb, c, inv_sd, a)
+                kind = -1
                 if fa * fb < 0.0:
-                    roots[m] = math.exp(_polish(la, lb, fa, fb, c, inv_sd, a))
-                    m += 1
+                    kind = 0
                 elif fa == 0.0:
-                    roots[m] = math.exp(la)
-                    m += 1
+                    kind = 1
                 elif fb == 0.0:
-                    roots[m] = math.exp(lb)
+                    kind = 2
+                if kind >= 0:
+                    out[m, 0], out[m, 1], out[m, 2], out[m, 3], out[m, 4] = la, lb, fa, fb, kind
                     m += 1
-            else:  # the profile is exactly 0 in between: report the middle of the flat stretch
-                roots[m] = math.exp(0.5 * (la + lb))
+            else:
+                out[m, 0], out[m, 1], out[m, 2], out[m, 3], out[m, 4] = la, lb, 0.0, 0.0, 3
                 m += 1
         prev = k
-    return roots[:m]
+    return out[:m]
+
+
+@nb.njit(cache=True, nogil=True)
+def _bracket_root(row, c, inv_sd, a):
+    """The root ($) inside one `profile_brackets` row."""
+    kind = row[4]
+    if kind == 0:
+        return math.exp(_polish(row[0], row[1], row[2], row[3], c, inv_sd, a))
+    if kind == 1:
+        return math.exp(row[0])
+    if kind == 2:
+        return math.exp(row[1])
+    return math.exp(0.5 * (row[0] + row[1]))
+
+
+@nb.njit(cache=True, nogil=True)
+def profile_roots(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac):
+    """Every zero crossing of the re-priced profile in [lo_frac*spot, hi_frac*spot], ascending,
+    each bracket (`profile_brackets`) polished by safeguarded Newton on exact evaluations to
+    ~1e-13 relative."""
+    br = profile_brackets(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac)
+    roots = np.empty(br.shape[0])
+    for j in range(br.shape[0]):
+        roots[j] = _bracket_root(br[j], c, inv_sd, a)
+    return roots
+
+
+@nb.njit(cache=True, nogil=True)
+def nearest_profile_root(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac):
+    """(root nearest spot or NaN, number of roots): the same numbers as `profile_roots`
+    followed by a nearest-root search (ties to the lower root), but only brackets that can
+    hold a nearer root than the best found so far are polished, nearest first."""
+    br = profile_brackets(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac)
+    m = br.shape[0]
+    if m == 0:
+        return np.nan, 0
+    # lower bound of |root - spot| per bracket: 0 if it holds spot, else its nearer end
+    bound = np.empty(m)
+    for j in range(m):
+        lo_x, hi_x = math.exp(br[j, 0]), math.exp(br[j, 1])
+        bound[j] = 0.0 if lo_x <= spot <= hi_x else min(abs(lo_x - spot), abs(hi_x - spot))
+    order = np.argsort(bound, kind="mergesort")
+    best_x = np.nan
+    best_d = np.inf
+    for jj in range(m):
+        j = order[jj]
+        if bound[j] > best_d:  # no later bracket can hold a nearer (or equally near) root
+            break
+        x = _bracket_root(br[j], c, inv_sd, a)
+        d = abs(x - spot)
+        if d < best_d or (d == best_d and x < best_x):
+            best_d = d
+            best_x = x
+    return best_x, m
 
 
 @nb.njit(cache=True, parallel=True)
@@ -426,13 +484,7 @@ def group_zero_gamma(starts, spot, strike, t, iv, weight, r, q, n_grid, lo_frac,
             continue
         s = spot[lo]
         c, inv_sd, a = profile_coefficients(strike[lo:hi], t[lo:hi], iv[lo:hi], weight[lo:hi], r[lo:hi], q[lo:hi])
-        roots = profile_roots(s, c, inv_sd, a, n_grid, lo_frac, hi_frac)
-        count[g] = roots.shape[0]
-        best = np.inf
-        for x in roots:
-            if abs(x - s) < best:
-                best = abs(x - s)
-                nearest[g] = x
+        nearest[g], count[g] = nearest_profile_root(s, c, inv_sd, a, n_grid, lo_frac, hi_frac)
     return nearest, count
 
 

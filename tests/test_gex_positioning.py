@@ -226,3 +226,28 @@ def test_materialized_factors_in_small_lake(small_lake):
     for name in ("net_gex_per_1pct", "spot", "zero_gamma", "call_wall", "zero_dte_volume_share"):
         f = read_factor(small_lake, name)
         assert len(f) > 100, name
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_nearest_root_search_polishes_less_but_finds_the_same_root(seed):
+    """The factor path polishes only brackets that can hold the nearest root; it must return
+    exactly (bit for bit) the nearest of all polished roots, and the same root count. Chains
+    with many crossings: alternating-sign clusters of strikes around spot."""
+    from pipelines import nb as kernels
+
+    rng = np.random.default_rng(100 + seed)
+    spot = 100.0
+    rows = []
+    for k in np.arange(60.0, 141.0, 2.5):
+        sign = rng.random() < 0.5
+        rows.append((float(k), int(rng.choice([1, 7, 30, 90])), rng.uniform(0.08, 0.5),
+                     float(rng.integers(1, 5000)), bool(sign)))
+    ch = make_chain(rows, spot=spot + rng.uniform(-3, 3))
+    _, coef = gex._single(ch, gex.DEFAULT_SIGN_MODEL)
+    s = float(ch.spot[0])
+    roots = kernels.profile_roots(s, *coef, gex.DEFAULT_GRID, *gex.ROOT_RANGE)
+    nearest, count = kernels.nearest_profile_root(s, *coef, gex.DEFAULT_GRID, *gex.ROOT_RANGE)
+    assert count == len(roots) >= 1
+    assert nearest == gex.nearest_root(roots, s)  # exact equality: the same polish of the same bracket
+    # and the positioning factor uses it
+    assert gex.positioning(ch, 1)["zero_gamma"][0] == nearest
