@@ -21,20 +21,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines import bsm
+from pipelines import bsm, gex
 
 STRUCTURES = ("straddle", "strangle", "calendar", "iron_condor")
 LEG_COLUMNS = ["event_id", "leg", "underlying", "root", "expiration", "settlement", "strike",
                "option_type", "weight", "entry_spot", "implied_move"]
-SECONDS_PER_YEAR = 365.0 * 86400.0
 
 
 def years_to_expiry(trade_date, expiration, settlement) -> np.ndarray:
-    """ACT/365 years from 16:00 ET on `trade_date` to 09:30 (AM) or 16:00 (PM) ET on expiry."""
-    days = (pd.to_datetime(pd.Series(expiration)).to_numpy("datetime64[D]")
-            - pd.to_datetime(pd.Series(trade_date)).to_numpy("datetime64[D]")).astype(float)
-    am = np.asarray(pd.Series(settlement).astype(str) == "AM")
-    return (days - np.where(am, 6.5 / 24.0, 0.0)) / 365.0
+    """ACT/365 years from 16:00 ET on `trade_date` to 09:30 (AM) or 16:00 (PM) ET on expiry, in
+    elapsed time (a DST change in between counts its real hour): the pipelines' convention
+    (`pipelines.gex.years_to_expiry`), so a strangle's BSM deltas use the same T as the
+    positioning factors."""
+    return gex.years_to_expiry(pd.to_datetime(pd.Series(trade_date)).to_numpy("datetime64[D]"),
+                               pd.to_datetime(pd.Series(expiration)).to_numpy("datetime64[D]"),
+                               pd.Series(settlement).astype(str).to_numpy())
 
 
 def with_delta(chain: pd.DataFrame) -> pd.DataFrame:

@@ -247,3 +247,15 @@ def test_iron_condor_and_calendar_legs_are_well_formed(small_lake, earnings):
         assert far["strike"] == near["strike"] and far["weight"] == 1.0 and near["weight"] == -1.0
         assert (far["expiration"] - near["expiration"]).days >= 20
     assert cal["event_id"].nunique() > 0
+
+
+def test_structure_years_to_expiry_counts_elapsed_hours_across_dst():
+    """A strangle's BSM deltas use the pipelines' T: elapsed ACT/365 from 16:00 ET, so the week
+    over the 2024-03-10 spring-forward is one hour short of 7 days, and an AM expiry settles
+    6.5 hours before the close (hand-computed)."""
+    from strategies.structures import years_to_expiry
+
+    t = years_to_expiry(["2024-03-08", "2024-03-08", "2024-03-01"], ["2024-03-15", "2024-03-15", "2024-03-08"],
+                        ["PM", "AM", "PM"])
+    hours = t * 365 * 24
+    np.testing.assert_allclose(hours, [7 * 24 - 1, 7 * 24 - 1 - 6.5, 7 * 24], rtol=0, atol=1e-9)
