@@ -1,13 +1,20 @@
 """Benchmark the dealer-positioning (`gex`) pipeline; prints one JSON object.
 
-Synthetic mode (default): writes an option_quotes-shaped Parquet lake of `--rows` rows into a
-temp dir, one month partition at a time (never the whole lake in memory), then measures over
-the same files, streaming partition by partition:
-  - pipeline: the `gex` family's path (DuckDB reads the needed columns as numbers and flags,
-    pipelines.gex.positioning for every (underlying, trade date)), all outputs including zero
-    gamma; the same without zero gamma (net GEX, walls, VEX, CEX, buckets); and that again
-    with r interpolated per contract from a rates curve;
-  - pandas: a plain pandas implementation (vectorized gamma, then groupby-sum) of net GEX only;
+Synthetic mode (default): creates a lake in a temp dir and writes `--rows` option_quotes rows
+into it as the lake stores them (one zstd file per month partition, 128k-row groups, rows
+sorted by underlying, trade date, root, expiration, strike, type), one month at a time (never
+the whole lake in memory). Then, over the same files, streaming month partition by month
+partition:
+  - factor_family: exactly what the refresh runner does per month (`gex` family load +
+    compute: pipelines.loaders.load_gex_chains, every output incl. zero gamma, the long
+    factor rows);
+  - pipeline_without_zero_gamma: the same loader and pipelines.gex.positioning without the
+    zero-gamma solve (net GEX per 1%/point, walls, VEX, CEX, buckets, 0DTE share); and that
+    again with r interpolated per contract from a rates curve;
+  - read_only: the loader alone (the pipeline's own I/O: Arrow's Parquet reader, strings as
+    dictionary codes, grouping check);
+  - pandas: a plain pandas implementation (to_pandas, pandas datetimes for T, scipy gamma,
+    groupby-sum) of net GEX only;
   - scan floor: DuckDB reading the same columns as the pipeline and only summing (numbers) or
     counting (strings) them per (underlying, date).
 Also: the zero-gamma solve time of one SPX-sized chain (`--chain-contracts`, default 20,000).
@@ -22,6 +29,7 @@ Ratios are measured in the same run; absolute numbers depend on the machine and 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import resource
@@ -38,8 +46,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.special import ndtr  # noqa: F401  (imported before timing)
 
+from data_lake.store import ROW_GROUP_ROWS
 from pipelines import gex
-from pipelines.loaders import GEX_COLUMNS, GEX_DICTIONARY, group_ids, grouped_chains_of
+from data_lake import Lake
+from pipelines.loaders import GEX_COLUMNS, group_ids, load_gex_chains, month_ranges
+from pipelines.positioning import GEX
 
 SCAN_AGGS = ("sum(strike), sum(iv), sum(open_interest), sum(underlying_price), sum(volume), sum(multiplier), "
              "min(expiration), count(settlement), count(option_type)")
@@ -80,36 +91,52 @@ def synth_partition(rng: np.random.Generator, days: np.ndarray, n_und: int, per_
     })
 
 
-def build_synthetic(root: Path, rows: int, per_chain: int, n_und: int, seed: int = 0) -> list[Path]:
+def build_synthetic(root: Path, rows: int, per_chain: int, n_und: int, seed: int = 0) -> Lake:
+    """A lake at `root` holding `rows` synthetic option rows in month partitions."""
     rng = np.random.default_rng(seed)
+    lake = Lake.open(root, create=True)
     sessions = pd.bdate_range("2020-01-01", periods=10_000)
     n_chains = max(rows // per_chain, 1)
     n_days = max(n_chains // n_und, 1)
-    files, done = [], 0
     for (y, m), grp in pd.Series(sessions[:n_days]).groupby([sessions[:n_days].year, sessions[:n_days].month]):
         days = grp.to_numpy().astype("datetime64[D]")
         tbl = synth_partition(rng, days, n_und, per_chain)
-        d = root / "option_quotes" / f"year={y}" / f"month={m:02d}"
+        d = lake.table_dir("option_quotes") / f"year={y}" / f"month={m:02d}"
         d.mkdir(parents=True, exist_ok=True)
-        path = d / "part-0.parquet"
-        pq.write_table(tbl, path, row_group_size=1_000_000)
-        files.append(path)
-        done += tbl.num_rows
-    return files
+        # written directly (the lake's validated write would dominate the set-up time), in the
+        # lake's format: zstd, 128k-row groups, sorted by the table's sort order
+        pq.write_table(tbl, d / "part-bench.parquet", compression="zstd", row_group_size=ROW_GROUP_ROWS)
+    return lake
 
 
-def run_pipeline(files, zero_gamma: bool, rates: pa.Table | None = None) -> tuple[int, float, int]:
-    """What the `gex` family does per month partition (pipelines.loaders.load_gex_chains):
-    DuckDB reads the needed columns as numbers and flags, unordered, checked for grouping."""
+def run_pipeline(lake: Lake, zero_gamma: bool, rates: pa.Table | None = None) -> tuple[int, float, int]:
+    """The gex loader and positioning per month partition (zero gamma on request)."""
     rows = groups = 0
     t0 = time.perf_counter()
-    for f in files:
-        tbl = grouped_chains_of([pq.read_table(f, columns=GEX_COLUMNS, read_dictionary=list(GEX_DICTIONARY))])
+    for lo, hi in month_ranges(lake, "option_quotes"):
+        tbl = load_gex_chains(lake, start=lo, end=hi)
         gid, keys = group_ids(tbl)
         gex.positioning(gex.ChainArrays.from_arrow(tbl, gid, rates), len(keys), zero_gamma=zero_gamma)
         rows += tbl.num_rows
         groups += len(keys)
     return rows, time.perf_counter() - t0, groups
+
+
+def run_family(lake: Lake) -> tuple[int, float]:
+    """What the refresh runner computes per month for the `gex` family: load, then compute
+    into long factor rows (every output, zero gamma included)."""
+    t0 = time.perf_counter()
+    out = 0
+    for lo, hi in month_ranges(lake, "option_quotes"):
+        out += len(GEX.compute(GEX.load(lake, lo, hi), lo, hi))
+    return out, time.perf_counter() - t0
+
+
+def run_read_only(lake: Lake) -> float:
+    t0 = time.perf_counter()
+    for lo, hi in month_ranges(lake, "option_quotes"):
+        load_gex_chains(lake, start=lo, end=hi)
+    return time.perf_counter() - t0
 
 
 def rates_curve(files) -> pa.Table:
@@ -145,6 +172,73 @@ def run_pandas(files) -> tuple[int, float]:
     return rows, time.perf_counter() - t0
 
 
+def pandas_positioning(df: pd.DataFrame, flip: bool) -> pd.DataFrame:
+    """The pipeline's outputs (without or with a flip) the plain pandas way, r = q = 0: per-row
+    greeks with numpy/scipy, groupby sums for net GEX / VEX / CEX / buckets / volumes / counts,
+    groupby + idxmax for the walls; the flip as the public Perfiliev recipe computes it (GEX at
+    60 spots from 0.8 S to 1.2 S, linear interpolation at the first sign change): approximate,
+    cheaper than the pipeline's exact root in [0.5 S, 1.5 S]."""
+    from scipy.stats import norm
+
+    keys = ["underlying", "trade_date"]
+    val = pd.to_datetime(df["trade_date"]).dt.tz_localize("America/New_York") + pd.Timedelta(hours=16)
+    settle_h = np.where(df["settlement"] == "AM", 9.5, 16.0)
+    exp = pd.to_datetime(df["expiration"]).dt.tz_localize("America/New_York") + pd.to_timedelta(settle_h, unit="h")
+    t = ((exp - val).dt.total_seconds() / (365 * 86400)).to_numpy()
+    s, k, v = (df[c].to_numpy(float) for c in ("underlying_price", "strike", "iv"))
+    oi = df["open_interest"].to_numpy(float)
+    ok = (t > 0) & (v > 0) & (oi > 0)
+    tt = np.where(ok, t, 1.0)
+    vv = np.where(ok, v, 1.0)
+    sd = vv * np.sqrt(tt)
+    d1 = (np.log(s / k) + 0.5 * vv * vv * tt) / sd
+    d2 = d1 - sd
+    pdf = norm.pdf(d1)
+    w = np.where(df["option_type"] == "C", 1.0, -1.0) * oi * df["multiplier"].to_numpy(float)
+    dte = (pd.to_datetime(df["expiration"]) - pd.to_datetime(df["trade_date"])).dt.days.to_numpy()
+    g = np.where(ok, w * pdf / (s * sd) * s * s * 0.01, 0.0)
+    df = df.assign(t=tt, g=g, vex=np.where(ok, w * (-pdf * d2 / vv) * s * 0.01, 0.0),
+                   cex=np.where(ok, w * (pdf * d2 * sd / (2 * tt * sd)) / 365 * s, 0.0), used=ok,
+                   bucket=np.select([dte == 0, dte <= 7], ["gex_0dte", "gex_le7d"], "gex_gt7d"),
+                   vol0=np.where(dte == 0, df["volume"].to_numpy(float), 0.0))
+    out = df.groupby(keys, sort=False).agg(net_gex_per_1pct=("g", "sum"), net_vex_per_volpt=("vex", "sum"),
+                                           net_cex_per_day=("cex", "sum"), contracts_used=("used", "sum"),
+                                           volume=("volume", "sum"), volume_0dte=("vol0", "sum"),
+                                           spot=("underlying_price", "first"))
+    out = out.join(df.groupby(keys + ["bucket"], sort=False)["g"].sum().unstack("bucket"))
+    out["zero_dte_volume_share"] = out["volume_0dte"] / out["volume"]
+    strikes = df[ok].groupby(keys + ["option_type", "strike"], sort=False)["g"].sum().abs().reset_index()
+    walls = strikes.loc[strikes.groupby(keys + ["option_type"], sort=False)["g"].idxmax()]
+    out = out.join(walls.pivot_table(index=keys, columns="option_type", values="strike"))
+    if flip:
+        out["zero_gamma"] = df[ok].groupby(keys, sort=False).apply(_pandas_flip, include_groups=False)
+    return out
+
+
+def _pandas_flip(c: pd.DataFrame) -> float:
+    from scipy.stats import norm
+
+    spot = c["underlying_price"].iloc[0]
+    levels = np.linspace(0.8 * spot, 1.2 * spot, 60)
+    t, iv = c["t"].to_numpy(), c["iv"].to_numpy()
+    sd = iv * np.sqrt(t)
+    d1 = (np.log(levels[:, None] / c["strike"].to_numpy()) + 0.5 * iv * iv * t) / sd
+    w = np.where(c["option_type"] == "C", 1.0, -1.0) * c["open_interest"].to_numpy(float) * c["multiplier"].to_numpy(float)
+    prof = (w * norm.pdf(d1) / (levels[:, None] * sd) * levels[:, None] ** 2 * 0.01).sum(axis=1)
+    change = np.flatnonzero(np.sign(prof[:-1]) != np.sign(prof[1:]))
+    if not len(change):
+        return np.nan
+    i = change[0]
+    return levels[i] - prof[i] * (levels[i + 1] - levels[i]) / (prof[i + 1] - prof[i])
+
+
+def run_pandas_same_outputs(files, flip: bool) -> float:
+    t0 = time.perf_counter()
+    for f in files:
+        pandas_positioning(pq.read_table(f, columns=GEX_COLUMNS).to_pandas(), flip)
+    return time.perf_counter() - t0
+
+
 def run_scan(files) -> tuple[int, float]:
     con = duckdb.connect()
     rows = 0
@@ -163,6 +257,7 @@ def zero_gamma_chain(n_contracts: int, repeats: int = 7) -> dict:
     tbl = tbl.set_column(tbl.schema.get_field_index("underlying_price"), "underlying_price",
                          pa.array(np.full(tbl.num_rows, 100.0)))
     ch = gex.ChainArrays.from_arrow(tbl, np.zeros(tbl.num_rows, np.int64))
+    ch = dataclasses.replace(ch, t_years=ch.years())  # T per row once, as the pipeline's kernel has it
     gex.zero_gamma_roots(ch)  # compile / warm up
     times = []
     for _ in range(repeats):
@@ -203,36 +298,46 @@ def main() -> None:
     out: dict = {"benchmark": "gex"}
     tmp = None
     if args.demo_lake is not None:
-        files = sorted((args.demo_lake / "tables" / "option_quotes").rglob("*.parquet"))
+        lake = Lake.open(args.demo_lake)
         out["mode"] = "demo-lake"
         out["lake"] = str(args.demo_lake)
     else:
-        root = args.keep or Path(tmp := tempfile.mkdtemp(prefix="bench_gex_"))
+        root = args.keep or Path(tmp := tempfile.mkdtemp(prefix="bench_gex_")) / "lake"
         t0 = time.perf_counter()
-        files = build_synthetic(root, args.rows, args.per_chain, args.underlyings)
+        lake = build_synthetic(root, args.rows, args.per_chain, args.underlyings)
         out["mode"] = "synthetic"
         out["generate_seconds"] = time.perf_counter() - t0
+    files = lake.files("option_quotes")
     out["files"] = len(files)
     try:
-        rows, secs, groups = run_pipeline(files, zero_gamma=True)
+        run_read_only(lake)  # page the files in once, so the first timed path is not charged for it
+        factor_rows, secs_family = run_family(lake)
         rss_pipeline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        _, secs_core, _ = run_pipeline(files, zero_gamma=False)
-        _, secs_rates, _ = run_pipeline(files, zero_gamma=False, rates=rates_curve(files))
+        rows, secs, groups = run_pipeline(lake, zero_gamma=True)
+        _, secs_core, _ = run_pipeline(lake, zero_gamma=False)
+        _, secs_rates, _ = run_pipeline(lake, zero_gamma=False, rates=rates_curve(files))
+        secs_read = run_read_only(lake)
         _, secs_scan = run_scan(files)
         _, secs_pd = run_pandas(files)
+        secs_pd_same = run_pandas_same_outputs(files, flip=False)
+        secs_pd_flip = run_pandas_same_outputs(files, flip=True)
+        per = lambda sec, same: {"seconds": sec, "rows_per_s": rate(rows, sec),  # noqa: E731
+                                 "share_of_scan_floor": secs_scan / sec, "x_pandas_net_gex_only": secs_pd / sec,
+                                 "x_pandas_same_outputs": same / sec}
         out.update({
-            "rows": rows, "groups": groups, "rows_per_group": rows / max(groups, 1),
-            "pipeline_all_outputs": {"seconds": secs, "rows_per_s": rate(rows, secs)},
-            "pipeline_without_zero_gamma": {"seconds": secs_core, "rows_per_s": rate(rows, secs_core)},
-            "pipeline_without_zero_gamma_with_rates_curve": {"seconds": secs_rates,
-                                                             "rows_per_s": rate(rows, secs_rates)},
+            "rows": rows, "groups": groups, "rows_per_group": rows / max(groups, 1), "factor_rows": factor_rows,
+            "factor_family": per(secs_family, secs_pd_flip),
+            "pipeline_all_outputs": per(secs, secs_pd_flip),
+            "pipeline_without_zero_gamma": per(secs_core, secs_pd_same),
+            "pipeline_without_zero_gamma_with_rates_curve": per(secs_rates, secs_pd_same),
+            "read_only": per(secs_read, secs_pd_same),
             "pandas_groupby_net_gex_only": {"seconds": secs_pd, "rows_per_s": rate(rows, secs_pd)},
+            "pandas_same_outputs_without_flip": {"seconds": secs_pd_same, "rows_per_s": rate(rows, secs_pd_same)},
+            "pandas_same_outputs_with_perfiliev_flip": {"seconds": secs_pd_flip,
+                                                        "rows_per_s": rate(rows, secs_pd_flip)},
             "duckdb_scan_floor": {"seconds": secs_scan, "rows_per_s": rate(rows, secs_scan)},
-            "ratio_all_outputs_vs_scan": secs_scan / secs, "ratio_all_outputs_vs_pandas": secs_pd / secs,
-            "ratio_without_zero_gamma_vs_scan": secs_scan / secs_core,
-            "ratio_without_zero_gamma_vs_pandas": secs_pd / secs_core,
             "zero_gamma_ms_per_chain_in_pipeline": 1e3 * (secs - secs_core) / max(groups, 1),
-            "peak_rss_mb_after_pipeline": rss_pipeline,
+            "peak_rss_mb_after_factor_family": rss_pipeline,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         })
         out["zero_gamma_spx_sized_chain"] = zero_gamma_chain(args.chain_contracts)
