@@ -250,7 +250,11 @@ def run_scan(files) -> tuple[int, float]:
     return rows, time.perf_counter() - t0
 
 
-def zero_gamma_chain(n_contracts: int, repeats: int = 7) -> dict:
+def zero_gamma_chain(n_contracts: int, repeats: int = 9) -> dict:
+    """One SPX-sized chain: the factor's flip (the root nearest spot, as `positioning` solves it
+    per chain) and every root (`eventvol gex --all-roots`), median and best of `repeats`."""
+    from pipelines import nb as kernels
+
     rng = np.random.default_rng(1)
     tbl = synth_partition(rng, np.array(["2024-03-01"], dtype="datetime64[D]"), 1, n_contracts)
     # an SPX-like spot
@@ -258,18 +262,29 @@ def zero_gamma_chain(n_contracts: int, repeats: int = 7) -> dict:
                          pa.array(np.full(tbl.num_rows, 100.0)))
     ch = gex.ChainArrays.from_arrow(tbl, np.zeros(tbl.num_rows, np.int64))
     ch = dataclasses.replace(ch, t_years=ch.years())  # T per row once, as the pipeline's kernel has it
-    gex.zero_gamma_roots(ch)  # compile / warm up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        roots = gex.zero_gamma_roots(ch)
-        times.append(time.perf_counter() - t0)
-    from pipelines import nb as kernels
+    weight = (np.where(ch.is_call, 1.0, -1.0) * ch.open_interest * ch.multiplier).astype(float)
+    r, q = ch.rates()
 
+    def flip():  # the per-chain work of kernels.group_zero_gamma: coefficients, nearest root
+        coef = kernels.profile_coefficients(ch.strike, ch.t_years, ch.iv, weight, r, q)
+        return kernels.nearest_profile_root(float(ch.spot[0]), *coef, gex.DEFAULT_GRID, *gex.ROOT_RANGE)
+
+    def timed(fn) -> tuple[list[float], object]:
+        out = fn()  # compile / warm up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(1e3 * (time.perf_counter() - t0))
+        return times, out
+
+    flip_ms, (nearest, _) = timed(flip)
+    all_ms, roots = timed(lambda: gex.zero_gamma_roots(ch))
     _, (c, inv_sd, a) = gex._single(ch, gex.DEFAULT_SIGN_MODEL)
     grid = kernels.grid_points(inv_sd, gex.DEFAULT_GRID, *gex.ROOT_RANGE)
     return {"contracts": tbl.num_rows, "min_grid": gex.DEFAULT_GRID, "grid_used": int(grid), "roots_found": len(roots),
-            "median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times)}
+            "flip_nearest_spot": float(nearest), "flip_median_ms": statistics.median(flip_ms),
+            "flip_min_ms": min(flip_ms), "all_roots_median_ms": statistics.median(all_ms), "all_roots_min_ms": min(all_ms)}
 
 
 def warm_up() -> None:
