@@ -23,9 +23,9 @@ SEEDS = range(201, 206)
 def null_p_values():
     specs = copy.deepcopy(load_hypotheses())
     # with the squeeze jumps off, a 3-sd detector finds almost nothing in heavily shorted
-    # stocks, so the H5 test would be vacuous; at 2 sd it selects a handful of ordinary up
+    # stocks, so the H5 test would be vacuous; at 1.5 sd it selects a handful of ordinary up
     # days per market, whose next-session mean must then be zero (no selection bias)
-    specs["H5"]["mechanism"]["k"] = 2.0
+    specs["H5"]["mechanism"]["k"] = 1.5
     off = {k: v for n in NAMES for k, v in OFF[n].items()}
     out = {n: [] for n in NAMES}
     for seed in SEEDS:

@@ -11,9 +11,10 @@ known point in time (bars, events, short interest; never the truth table's event
   interval, Fisher's exact test. Additive false detections cancel in the difference, so
   it estimates the mean crash hazard in rebounds minus outside (times the detection rate).
 - `squeeze_followthrough` (H5): the mean next-session market-adjusted return after the
-  first session of a detected upside jump (market-adjusted return above `k` trailing sds)
-  in a stock whose published short interest / float at t-1 is at least `threshold`, with
-  no earnings or disclosure reaction on either session. A squeeze adds a jump on two
+  first session of a detected upside jump (market-adjusted return above `k` trailing sds,
+  the session before below two sds) in a stock whose published short interest / float at
+  t-1 is at least `threshold` and at least 90% of its highest published value so far (the
+  shorts have not covered), with no earnings or disclosure reaction on either session. A squeeze adds a jump on two
   consecutive sessions, so detection on the first leaves the second unselected: its mean
   is the planted jump per session. t interval, t-test of zero.
 
@@ -30,6 +31,8 @@ MOM_LONG, MOM_SKIP = 252, 21  # 12-1 momentum: close 22 sessions before t over c
 MIN_MOM_SPAN = 21  # sessions of momentum history needed at the start of a sample
 BEAR_SESSIONS, REBOUND_SESSIONS = 126, 5
 SCALE_WINDOW, SCALE_MIN = 63, 40
+CALM_SD = 2.0  # H5: the session before a detected first jump rose by less than this many sds
+PEAK_SHARE = 0.9  # H5: short interest at least this share of the stock's highest published so far
 MAD_TO_SD = 1.4826
 
 
@@ -168,11 +171,17 @@ def squeeze_followthrough(close: pd.DataFrame, index_close: pd.Series, short_int
     ar = pd.DataFrame(ar, index=close.index, columns=close.columns)
     scale = ar.rolling(SCALE_WINDOW, min_periods=SCALE_MIN).std().shift(1)
     si_prev = _published_as_of(short_interest, close.index, close.columns).shift(1)
+    # shorts still in: the latest report near the stock's highest so far (after a squeeze,
+    # covering leaves short interest well below its peak)
+    si_peak = si_prev.cummax()
     sk = pd.DataFrame(False, index=close.index, columns=close.columns) if skip is None else \
         skip.reindex_like(close).fillna(False).astype(bool)
     jump = (ar > k * scale).to_numpy()
-    first = jump & ~np.vstack([np.zeros((1, jump.shape[1]), bool), jump[:-1]])
-    heavy = (si_prev >= threshold).to_numpy()
+    # the first session of a run: the session before rose by less than CALM_SD sds (so a
+    # squeeze whose first session fell short of k sd is dropped, not counted from its second)
+    calm_before = np.vstack([np.zeros((1, jump.shape[1]), bool), (ar <= CALM_SD * scale).to_numpy()[:-1]])
+    first = jump & calm_before
+    heavy = ((si_prev >= threshold) & (si_prev >= PEAK_SHARE * si_peak)).to_numpy()
     nxt = np.vstack([ar.to_numpy()[1:], np.full((1, ar.shape[1]), np.nan)])
     clean = ~sk.to_numpy() & ~np.vstack([sk.to_numpy()[1:], np.ones((1, sk.shape[1]), bool)])
     sel = first & heavy & clean & np.isfinite(nxt)
