@@ -66,6 +66,10 @@ def main() -> None:
     out = {"benchmark": "study_size", "seeds": len(seeds), "first_seed": seeds[0], "alpha": 0.05,
            "config": "SyntheticConfig() defaults (2023-2024, 32 stocks) with thin option chains", "hypotheses": {}}
     for n in names:
+        if n == "H1":
+            out["hypotheses"][n + "_close_to_close_truth"] = {
+                "truth_coverage": coverage_summary(on_p[n], "covered_close_to_close"),
+                "mean_truth": _mean([r["truth_close_to_close"] for r in on_p[n] if r and "truth_close_to_close" in r])}
         out["hypotheses"][n] = {"test": TESTED[n], "switched_off": OFF[n],
                                 "size": rejection_summary(off_p[n]),
                                 "power": rejection_summary([None if r is None else r["p_value"] for r in on_p[n]]),

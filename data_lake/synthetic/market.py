@@ -428,6 +428,12 @@ class _Market:
             ("gex_feedback", "vol_mult_negative_gex", cfg.vol_mult_negative_gex, "next-session vol scale when net GEX < 0"),
             ("gex_feedback", "vol_mult_positive_gex", cfg.vol_mult_positive_gex, "next-session vol scale when net GEX >= 0"),
             ("gex_feedback", "vol_ratio_negative_over_positive", cfg.vol_mult_negative_gex / cfg.vol_mult_positive_gex, "planted vol ratio"),
+            ("gex_feedback", "close_to_close_vol_ratio_negative_over_positive",
+             cfg.vol_mult_negative_gex / cfg.vol_mult_positive_gex
+             * np.sqrt((NIGHT_SHARE * (1 + cfg.gap_continuation_negative_gex) ** 2 + 1 - NIGHT_SHARE)
+                       / (NIGHT_SHARE * (1 + cfg.gap_continuation_positive_gex) ** 2 + 1 - NIGHT_SHARE)),
+             ("ratio of diffusive close-to-close vol after negative over positive GEX: the vol "
+              "multiplier times the intraday continuation of the overnight share of variance")),
             ("gex_feedback", "gap_continuation_negative_gex", cfg.gap_continuation_negative_gex, "intraday += k x overnight gap, net GEX < 0"),
             ("gex_feedback", "gap_continuation_positive_gex", cfg.gap_continuation_positive_gex, "intraday += k x overnight gap, net GEX >= 0"),
             ("gex_feedback", "index_share_negative_gex_sessions", float((self.gex[:, -1] < 0).mean()), "realized share of sessions"),

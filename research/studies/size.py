@@ -109,6 +109,13 @@ def result_of(name: str, tables: dict, specs: dict) -> dict | None:
     if truth is not None:
         out["truth"] = truth
         out["covered"] = bool(out["ci_low"] <= truth <= out["ci_high"])
+    if name == "H1":
+        # H1's file compares with the vol multiplier ratio; close-to-close returns also carry
+        # the gap continuation, whose planted value the truth table publishes separately
+        cc = _planted(tables["truth"], {"value": ["gex_feedback", "close_to_close_vol_ratio_negative_over_positive"]})
+        if cc is not None:
+            out["truth_close_to_close"] = cc
+            out["covered_close_to_close"] = bool(out["ci_low"] <= cc <= out["ci_high"])
     return out
 
 
@@ -131,9 +138,9 @@ def p_value_of(name: str, tables: dict, specs: dict) -> float | None:
     return None if r is None else r["p_value"]
 
 
-def coverage_summary(results: list) -> dict:
-    """Share of evaluable samples whose interval covers the planted value."""
-    cov = [r["covered"] for r in results if r is not None and "covered" in r]
+def coverage_summary(results: list, key: str = "covered") -> dict:
+    """Share of evaluable samples whose interval covers the planted value (`key`)."""
+    cov = [r[key] for r in results if r is not None and key in r]
     k, n = sum(cov), len(cov)
     lo, hi = clopper_pearson(k, n) if n else (float("nan"), float("nan"))
     return {"rate": k / n if n else None, "covered": k, "evaluable": n, "ci95": [lo, hi]}
