@@ -421,6 +421,46 @@ class _Market:
         sel[0] = False
         return float(self.hazard[sel].mean()) if sel.any() else float("nan")
 
+    def session_vol_estimand(self) -> float:
+        """What H1's session regression estimates on this sample, from the simulator's own
+        conditional variances instead of squared returns: log of each stock-session's diffusive
+        close-to-close variance (market part x beta^2 with the index's GEX multiplier and gap
+        continuation, own part with the stock's, rotation part loading^2 x rotation variance,
+        each in its dispersion regime) regressed on the dummies (stock and index net GEX at the
+        previous close both < 0, stock only, index only) with stock fixed effects, outside
+        earnings reaction sessions; exp(b_both / 2). Regimes that happen to coincide with the
+        GEX signs in a finite sample move it away from the planted ratio (and from 1 with the
+        feedback off): this, not the structural ratio, is what the estimator's interval should
+        cover."""
+        cfg, n_s, uni = self.cfg, self.n_s, self.uni
+        earn = self.events[self.events["kind"] == "earnings"]
+        earn_days = set(zip(earn["symbol"], pd.to_datetime(earn["reaction_session"])))
+        sym_index = {s: i for i, s in enumerate(uni.symbols)}
+        skip = np.zeros((self.n_t, n_s), bool)
+        pos = self.sessions.get_indexer(pd.DatetimeIndex([d for _, d in earn_days]))
+        for (sym, _), t in zip(earn_days, pos):
+            if t >= 0 and sym in sym_index:
+                skip[t, sym_index[sym]] = True
+        ts = np.arange(1, self.n_t)
+        neg = self.gex[ts - 1] < 0
+        phi = np.where(neg, cfg.gap_continuation_negative_gex, cfg.gap_continuation_positive_gex)
+        cont = NIGHT_SHARE * (1 + phi) ** 2 + 1 - NIGHT_SHARE
+        disp = self.disp[ts][:, None]
+        dm = np.where(disp, cfg.dispersion_market_mult, 1.0)
+        di = np.where(disp, cfg.dispersion_idio_mult, 1.0)
+        sigma_f = cfg.wml_vol_daily * np.where(disp, cfg.dispersion_rotation_mult, 1.0)
+        mult = self.vol_mult[ts]
+        var_m = (cfg.market_vol / SQRT252 * mult[:, [n_s]] * dm) ** 2 * cont[:, [n_s]]
+        var = (uni.beta ** 2 * var_m + (uni.idio_vol / SQRT252 * mult[:, :n_s] * di) ** 2 * cont[:, :n_s]
+               + (self.loadings[ts] * sigma_f) ** 2)
+        keep = ~skip[ts]
+        s_neg, m_neg = neg[:, :n_s], np.repeat(neg[:, [n_s]], n_s, axis=1)
+        x = np.column_stack([(s_neg & m_neg)[keep], (s_neg & ~m_neg)[keep], (~s_neg & m_neg)[keep]]).astype(float)
+        stock = np.broadcast_to(np.arange(n_s), keep.shape)[keep]
+        design = np.column_stack([x, (stock[:, None] == np.arange(n_s)).astype(float)])
+        coef = np.linalg.lstsq(design, np.log(var[keep]), rcond=None)[0]
+        return float(np.exp(coef[0] / 2))
+
     def truth(self) -> pd.DataFrame:
         cfg = self.cfg
         c = asdict(cfg)
@@ -434,6 +474,9 @@ class _Market:
                        / (NIGHT_SHARE * (1 + cfg.gap_continuation_positive_gex) ** 2 + 1 - NIGHT_SHARE)),
              ("ratio of diffusive close-to-close vol after negative over positive GEX: the vol "
               "multiplier times the intraday continuation of the overnight share of variance")),
+            ("gex_feedback", "session_vol_ratio_estimand", self.session_vol_estimand(),
+             "what H1's session vol ratio estimates on this sample: its regression on the simulator's own "
+             "conditional variances (both GEX negative / both positive)"),
             ("gex_feedback", "gap_continuation_negative_gex", cfg.gap_continuation_negative_gex, "intraday += k x overnight gap, net GEX < 0"),
             ("gex_feedback", "gap_continuation_positive_gex", cfg.gap_continuation_positive_gex, "intraday += k x overnight gap, net GEX >= 0"),
             ("gex_feedback", "index_share_negative_gex_sessions", float((self.gex[:, -1] < 0).mean()), "realized share of sessions"),
