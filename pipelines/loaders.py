@@ -11,8 +11,8 @@ import pyarrow.compute as pc
 
 from data_lake import Lake, NoDataError
 from data_lake.schemas import spec
-from pipelines.columns import dictionary_codes
 from data_lake.store import where_sql
+from pipelines.columns import dictionary_codes
 
 CHAIN_COLUMNS = [
     "underlying", "trade_date", "root", "expiration", "settlement", "strike", "option_type",

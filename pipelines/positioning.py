@@ -23,7 +23,7 @@ def gex_factor_rows(chains: pa.Table, sign_model: str = gexmod.DEFAULT_SIGN_MODE
                     rates: pa.Table | None = None) -> pd.DataFrame:
     """Long rows (factor, trade_date, entity, value) of net GEX per (underlying, trade_date)
     from chain rows grouped by (underlying, trade_date) (canonical columns or
-    `loaders.GEX_SELECT`); r from `rates` rows (None: r = 0)."""
+    `loaders.load_gex_chains` output, strings dictionary-encoded); r from `rates` rows (None: r = 0)."""
     gid, keys = group_ids(chains)
     if keys.empty:
         return pd.DataFrame(columns=FACTOR_ROW_COLUMNS)
