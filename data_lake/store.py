@@ -70,6 +70,21 @@ def default_lake_path() -> Path:
     return Path(os.environ.get("EVENTVOL_LAKE", "lake"))
 
 
+def partition_of(path: Path) -> tuple[int, int]:
+    """(year, month) of a data file in a year=YYYY/month=MM partition folder."""
+    return int(path.parent.parent.name.split("=")[1]), int(path.parent.name.split("=")[1])
+
+
+def _known_bound(s: TableSpec, as_of) -> object:
+    """The value a row's knowledge column must not exceed to be known at `as_of` (naive
+    times are UTC): a date for `publish_date`, else a UTC datetime."""
+    if s.known_col is None:
+        raise NoDataError(f"table {s.name!r} has no point-in-time column for as_of reads")
+    ts = pd.Timestamp(as_of)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.date() if s.known_col == "publish_date" else ts.to_pydatetime()
+
+
 def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
@@ -127,11 +142,7 @@ class Lake:
 
     def partitions(self, table: str) -> list[tuple[int, int]]:
         """(year, month) of every partition of a date-partitioned table, ascending."""
-        out = set()
-        for f in self.files(table):
-            y, m = f.parent.parent.name, f.parent.name
-            out.add((int(y.split("=")[1]), int(m.split("=")[1])))
-        return sorted(out)
+        return sorted({partition_of(f) for f in self.files(table)})
 
     def _glob(self, s: TableSpec) -> str:
         sub = "year=*/month=*/part-*.parquet" if s.partition_col else "part-*.parquet"
@@ -206,12 +217,8 @@ class Lake:
         if where:
             clauses.append(f"({where})")
         if as_of is not None:
-            if s.known_col is None:
-                raise NoDataError(f"table {table!r} has no point-in-time column for as_of reads")
+            args.append(_known_bound(s, as_of))
             clauses.append(f'"{s.known_col}" <= ?')
-            ts = pd.Timestamp(as_of)
-            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-            args.append(ts.date() if s.known_col == "publish_date" else ts.to_pydatetime())
         sql = f'SELECT {cols} FROM "{s.name}"'
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
@@ -261,15 +268,10 @@ class Lake:
         if hi is not None:
             expr = both(pc.field(s.partition_col) <= pa.scalar(hi, pa.date32()))
         if as_of is not None:
-            if s.known_col is None:
-                raise NoDataError(f"table {table!r} has no point-in-time column for as_of reads")
-            ts = pd.Timestamp(as_of)
-            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-            typ = s.schema.field(s.known_col).type
-            expr = both(pc.field(s.known_col) <= pa.scalar(ts.date() if s.known_col == "publish_date" else ts.to_pydatetime(), typ))
+            bound = _known_bound(s, as_of)
+            expr = both(pc.field(s.known_col) <= pa.scalar(bound, s.schema.field(s.known_col).type))
         for path in self.files(table):
-            y, m = int(path.parent.parent.name.split("=")[1]), int(path.parent.name.split("=")[1])
-            first = datetime(y, m, 1).date()
+            first = datetime(*partition_of(path), 1).date()
             last = (pd.Timestamp(first) + pd.offsets.MonthEnd(0)).date()
             if (lo and last < lo) or (hi and first > hi):
                 continue

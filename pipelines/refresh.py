@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 
 from data_lake import EventvolError, Lake, NoDataError, calendars
 from data_lake import spec as table_spec
-from data_lake.store import new_run_id, where_sql
+from data_lake.store import new_run_id, partition_of, where_sql
 from pipelines.executors import ENGINES, Task, make_executor
 from pipelines.registry import FactorSpec, family_of, load_families
 
@@ -149,8 +149,7 @@ def _file_index(lake: Lake, table: str) -> tuple[dict[tuple[int, int], tuple[str
     for f in lake.files(table):
         names.append(f.name)
         if f.parent.name.startswith("month="):
-            y, m = int(f.parent.parent.name.split("=")[1]), int(f.parent.name.split("=")[1])
-            by_month[(y, m)].append(f.name)
+            by_month[partition_of(f)].append(f.name)
     return {k: tuple(v) for k, v in by_month.items()}, tuple(names)
 
 

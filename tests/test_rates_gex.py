@@ -171,7 +171,6 @@ def test_gex_loader_reads_codes_not_strings_grouped_and_equal_to_the_canonical_r
                  "trade_day", "expiry_day", "is_am"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     np.testing.assert_array_equal(a.years(), b.years())
-    np.testing.assert_array_equal(a.days(), b.days())
     # the underlying filter and as_of are pushed into the same scan
     one = load_gex_chains(small_lake, underlying=ka.underlying.iloc[0], start=lo, end=hi)
     assert one.num_rows == (full.column("underlying").to_numpy(zero_copy_only=False) == ka.underlying.iloc[0]).sum()
@@ -215,3 +214,17 @@ def test_years_to_expiry_days_matches_zoneinfo_across_dst():
                               np.array(["2090-03-02", "2021-03-15"], "datetime64[D]"), np.array([False, True]))
     assert far[1] == pytest.approx(ref_years(dt.date(2021, 3, 12), dt.date(2021, 3, 15), "AM"), abs=1e-15)
     assert far[0] == pytest.approx(ref_years(dt.date(1990, 3, 1), dt.date(2090, 3, 2), "PM"), abs=1e-13)
+
+
+@pytest.mark.parametrize("table,kw,msg", [
+    ("option_quotes", {"columns": ["strike", "no_such"]}, "has no column 'no_such'"),
+    ("option_quotes", {"columns": ["strike"], "equals": {"bogus": 1}}, "has no column 'bogus'"),
+    ("index_members", {"columns": ["symbol"]}, "is not partitioned by date"),
+    ("bars", {"columns": ["close"], "as_of": "2023-02-01"}, "has no point-in-time column"),
+])
+def test_scan_partitions_refuses_bad_requests_in_one_sentence(small_lake, table, kw, msg):
+    from data_lake import NoDataError
+
+    with pytest.raises(NoDataError, match=msg) as err:
+        list(small_lake.scan_partitions(table, **kw))
+    assert "\n" not in str(err.value)
