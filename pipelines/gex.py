@@ -160,14 +160,6 @@ class ChainArrays:
             return np.asarray(self.t_years, float)
         return years_to_expiry_days(self.trade_day, self.expiry_day, self.is_am)
 
-    def days(self) -> np.ndarray | None:
-        """Calendar days from trade date to expiration per row, None if unknown."""
-        if self.days_to_expiry is not None:
-            return np.asarray(self.days_to_expiry, np.int64)
-        if self.trade_day is not None:
-            return np.asarray(self.expiry_day, np.int64) - np.asarray(self.trade_day, np.int64)
-        return None
-
     @classmethod
     def from_arrow(cls, tbl: pa.Table, group: np.ndarray, rates: pa.Table | None = None) -> "ChainArrays":
         """From chain rows in the canonical option_quotes columns (strings plain or
