@@ -79,19 +79,29 @@ def run_hypothesis(lake: Lake, spec: dict, *, events_file=None) -> dict:
     return {**base, "status": "ok", "evaluable": True, **res}
 
 
+def planted_value(lookup, value, minus=None, scale: float = 1.0) -> float | None:
+    """scale * (truth[value] - truth[minus]) with `lookup(mechanism, parameter)` returning a
+    truth row's value or None; None when a row is missing (real data). The one definition
+    behind `[truth]` (value / minus / scale) and `[mechanism]` (truth / truth_minus)."""
+    v = lookup(*value)
+    if v is None:
+        return None
+    if minus:
+        m = lookup(*minus)
+        if m is None:
+            return None
+        v -= m
+    return v * float(scale)
+
+
 def primary_truth(lake: Lake, tspec: dict, primary: dict) -> dict | None:
     """The planted value of the primary estimate from the lake's `truth` table:
     scale * (value - minus), e.g. a drift difference or an impact per $1B scaled to per $.
     None when the lake has no such truth row (real data)."""
-    v = D.truth_value(lake, *tspec["value"])
+    v = planted_value(lambda m, p: D.truth_value(lake, m, p), tspec["value"], tspec.get("minus"),
+                      tspec.get("scale", 1.0))
     if v is None:
         return None
-    if tspec.get("minus"):
-        m = D.truth_value(lake, *tspec["minus"])
-        if m is None:
-            return None
-        v -= m
-    v *= float(tspec.get("scale", 1.0))
     return {"value": v, "covered": bool(primary["ci_low"] <= v <= primary["ci_high"]),
             "source": " - ".join("/".join(x) for x in [tspec["value"], tspec.get("minus")] if x)}
 
@@ -313,10 +323,7 @@ def mechanism_truth(lake: Lake, mech: dict, out: dict) -> dict:
     """Add the planted value (`truth`, minus `truth_minus` when given) from the lake's
     `truth` table and whether the estimate's interval covers it; unchanged on real data."""
     if mech.get("truth"):
-        tv = D.truth_value(lake, *mech["truth"])
-        if tv is not None and mech.get("truth_minus"):
-            m = D.truth_value(lake, *mech["truth_minus"])
-            tv = None if m is None else tv - m
+        tv = planted_value(lambda m, p: D.truth_value(lake, m, p), mech["truth"], mech.get("truth_minus"))
         if tv is not None:
             out["truth"] = tv
             out["truth_covered"] = bool(out["ci_low"] <= tv <= out["ci_high"])

@@ -23,6 +23,7 @@ from research.studies import mechanisms as MX
 from research.studies.registry import (
     NotEvaluable,
     event_study_frames,
+    planted_value,
     regression_frames,
     session_vol_ratio_frames,
 )
@@ -110,8 +111,8 @@ def result_of(name: str, tables: dict, specs: dict) -> dict | None:
         out["truth"] = truth
         out["covered"] = bool(out["ci_low"] <= truth <= out["ci_high"])
     if name == "H1":
-        # H1's file compares with the vol multiplier ratio; close-to-close returns also carry
-        # the gap continuation, whose planted value the truth table publishes separately
+        # H1's file compares with its sample estimand; the structural close-to-close ratio
+        # (vol multiplier x gap continuation) is reported beside it
         cc = _planted(tables["truth"], {"value": ["gex_feedback", "close_to_close_vol_ratio_negative_over_positive"]})
         if cc is not None:
             out["truth_close_to_close"] = cc
@@ -120,16 +121,14 @@ def result_of(name: str, tables: dict, specs: dict) -> dict | None:
 
 
 def _planted(truth: pd.DataFrame, tspec: dict | None) -> float | None:
-    """value (minus `minus` / `truth_minus`) x scale from the truth rows a hypothesis names."""
+    """The planted value a hypothesis's `[truth]` (value / minus / scale) or `[mechanism]`
+    (truth / truth_minus) names, from in-memory truth rows (`registry.planted_value`)."""
     if not tspec:
         return None
     t = truth.set_index(["mechanism", "parameter"])["value"]
-    key = tspec.get("truth") or tspec.get("value")
-    minus = tspec.get("truth_minus") or tspec.get("minus")
-    if tuple(key) not in t.index or (minus and tuple(minus) not in t.index):
-        return None
-    v = float(t[tuple(key)]) - (float(t[tuple(minus)]) if minus else 0.0)
-    return v * float(tspec.get("scale", 1.0))
+    return planted_value(lambda m, p: float(t[(m, p)]) if (m, p) in t.index else None,
+                         tspec.get("truth") or tspec.get("value"), tspec.get("truth_minus") or tspec.get("minus"),
+                         tspec.get("scale", 1.0))
 
 
 def p_value_of(name: str, tables: dict, specs: dict) -> float | None:
