@@ -148,6 +148,15 @@ def rates_curve(files) -> pa.Table:
                      "tenor_days": np.tile(tenors, len(days)), "rate": np.tile(curve, len(days))})
 
 
+def pandas_years(df: pd.DataFrame) -> pd.Series:
+    """T per row the plain pandas way: tz-aware datetimes, 16:00 ET valuation to 09:30 / 16:00
+    ET settlement, seconds / (365 x 86400). Shared by both pandas baselines."""
+    val = pd.to_datetime(df["trade_date"]).dt.tz_localize("America/New_York") + pd.Timedelta(hours=16)
+    settle_h = np.where(df["settlement"] == "AM", 9.5, 16.0)
+    exp = pd.to_datetime(df["expiration"]).dt.tz_localize("America/New_York") + pd.to_timedelta(settle_h, unit="h")
+    return (exp - val).dt.total_seconds() / (365 * 86400)
+
+
 def run_pandas(files) -> tuple[int, float]:
     """Plain pandas: to_pandas, T with pandas datetimes, scipy gamma, groupby-sum."""
     from scipy.stats import norm
@@ -156,10 +165,7 @@ def run_pandas(files) -> tuple[int, float]:
     t0 = time.perf_counter()
     for f in files:
         df = pq.read_table(f, columns=GEX_COLUMNS).to_pandas()
-        val = pd.to_datetime(df["trade_date"]).dt.tz_localize("America/New_York") + pd.Timedelta(hours=16)
-        settle_h = np.where(df["settlement"] == "AM", 9.5, 16.0)
-        exp = pd.to_datetime(df["expiration"]).dt.tz_localize("America/New_York") + pd.to_timedelta(settle_h, unit="h")
-        t = (exp - val).dt.total_seconds() / (365 * 86400)
+        t = pandas_years(df)
         s, k, v = df["underlying_price"], df["strike"], df["iv"]
         ok = (t > 0) & (v > 0) & (df["open_interest"] > 0)
         tt = t.where(ok, 1.0)
@@ -181,10 +187,7 @@ def pandas_positioning(df: pd.DataFrame, flip: bool) -> pd.DataFrame:
     from scipy.stats import norm
 
     keys = ["underlying", "trade_date"]
-    val = pd.to_datetime(df["trade_date"]).dt.tz_localize("America/New_York") + pd.Timedelta(hours=16)
-    settle_h = np.where(df["settlement"] == "AM", 9.5, 16.0)
-    exp = pd.to_datetime(df["expiration"]).dt.tz_localize("America/New_York") + pd.to_timedelta(settle_h, unit="h")
-    t = ((exp - val).dt.total_seconds() / (365 * 86400)).to_numpy()
+    t = pandas_years(df).to_numpy()
     s, k, v = (df[c].to_numpy(float) for c in ("underlying_price", "strike", "iv"))
     oi = df["open_interest"].to_numpy(float)
     ok = (t > 0) & (v > 0) & (oi > 0)
