@@ -16,6 +16,13 @@ def returns_panel(lake: Lake, symbols=None) -> pd.DataFrame:
     """Simple close-to-close returns, rows = sessions (datetime64[ns], ascending), columns =
     symbols; the first session of each symbol and any gap are NaN. Bars are raw closes, so a
     split shows as a return (the synthetic market has none)."""
+    bars = bars_frame(lake, symbols)
+    return pd.DataFrame() if bars.empty else returns_from_bars(bars)
+
+
+def bars_frame(lake: Lake, symbols=None) -> pd.DataFrame:
+    """Long (trade_date datetime64[ns], symbol, close) bars of `symbols` (all when None); an
+    empty frame when there are none."""
     where, params = None, None
     if symbols is not None:
         symbols = sorted(set(symbols))
@@ -23,21 +30,26 @@ def returns_panel(lake: Lake, symbols=None) -> pd.DataFrame:
         params = symbols
     tbl = lake.read_arrow("bars", columns=["trade_date", "symbol", "close"], where=where, params=params)
     if tbl.num_rows == 0:
-        return pd.DataFrame()
-    return returns_from_bars(pd.DataFrame({
+        return pd.DataFrame(columns=["trade_date", "symbol", "close"])
+    return pd.DataFrame({
         "trade_date": tbl["trade_date"].to_numpy().astype("datetime64[ns]"),
         "symbol": tbl["symbol"].to_numpy(zero_copy_only=False).astype(str),
         "close": tbl["close"].to_numpy(),
-    }))
+    })
+
+
+def close_panel(bars: pd.DataFrame) -> pd.DataFrame:
+    """Long (trade_date, symbol, close) -> sessions x symbols closes on the NYSE grid."""
+    df = bars.assign(trade_date=pd.to_datetime(bars["trade_date"]).astype("datetime64[ns]"))
+    wide = df.pivot(index="trade_date", columns="symbol", values="close").sort_index()
+    sess = calendars.sessions(wide.index[0], wide.index[-1])
+    return wide.reindex(sess.tz_localize(None) if sess.tz is not None else sess)
 
 
 def returns_from_bars(df: pd.DataFrame) -> pd.DataFrame:
     """Pure part of `returns_panel`: long (trade_date, symbol, close) -> wide simple returns
     on the NYSE session grid."""
-    df = df.assign(trade_date=pd.to_datetime(df["trade_date"]).astype("datetime64[ns]"))
-    wide = df.pivot(index="trade_date", columns="symbol", values="close").sort_index()
-    sess = calendars.sessions(wide.index[0], wide.index[-1])
-    wide = wide.reindex(sess.tz_localize(None) if sess.tz is not None else sess)
+    wide = close_panel(df)
     return wide / wide.shift(1) - 1.0
 
 

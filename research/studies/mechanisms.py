@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from research.studies.data import close_panel  # noqa: F401  (pure; re-exported for the estimators' callers)
+
 MOM_LONG, MOM_SKIP = 252, 21  # 12-1 momentum: close 22 sessions before t over close 253 before
 MIN_MOM_SPAN = 21  # sessions of momentum history needed at the start of a sample
 BEAR_SESSIONS, REBOUND_SESSIONS = 126, 5
@@ -212,16 +214,6 @@ def event_skip(events: pd.DataFrame, sessions: pd.Index, symbols) -> pd.DataFram
             if p >= 0 and s in out.columns:
                 out.iloc[p: p + length, out.columns.get_loc(s)] = True
     return out
-
-
-def close_panel(bars: pd.DataFrame) -> pd.DataFrame:
-    """Long (trade_date, symbol, close) -> sessions x symbols closes on the NYSE grid."""
-    from data_lake import calendars
-
-    df = bars.assign(trade_date=pd.to_datetime(bars["trade_date"]).astype("datetime64[ns]"))
-    wide = df.pivot(index="trade_date", columns="symbol", values="close").sort_index()
-    sess = calendars.sessions(wide.index[0], wide.index[-1])
-    return wide.reindex(sess.tz_localize(None) if sess.tz is not None else sess)
 
 
 def mechanisms_from_tables(tables: dict, index: str, h5_threshold: float = 0.10, k: float = 3.0) -> dict:

@@ -336,13 +336,10 @@ def _lake_panels(lake: Lake) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
     from research.studies import mechanisms as MX
 
     mkt = D.market_symbol(lake)
-    tbl = lake.read_arrow("bars", columns=["trade_date", "symbol", "close"])
-    if tbl.num_rows == 0:
+    bars = D.bars_frame(lake)
+    if bars.empty:
         raise NotEvaluable("the lake has no bars")
-    close = MX.close_panel(pd.DataFrame({
-        "trade_date": tbl["trade_date"].to_numpy().astype("datetime64[ns]"),
-        "symbol": tbl["symbol"].to_numpy(zero_copy_only=False).astype(str),
-        "close": tbl["close"].to_numpy()}))
+    close = D.close_panel(bars)
     if mkt not in close.columns:
         raise NotEvaluable(f"no bars for the market index {mkt}")
     stocks = close.drop(columns=[mkt])
