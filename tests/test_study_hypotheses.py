@@ -8,14 +8,12 @@ import dataclasses
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from conftest import SMALL
 
 from data_lake import NoDataError
 from research.studies import data as D
-from research.studies.registry import (load_hypotheses, regime_labels, run_all, run_hypothesis,
-                                       session_vol_ratio_frames)
+from research.studies.registry import load_hypotheses, regime_labels, run_all, run_hypothesis
 
 
 @pytest.fixture(scope="module")
@@ -76,21 +74,11 @@ def _null_config(seed: int):
 
 
 def _mechanism_from_tables(tables) -> dict:
-    """The H1 session-level estimator on in-memory tables (no lake): the same pure code path."""
-    from pipelines.positioning import gex_factor_rows
+    """The H1 session-level estimator on in-memory tables (no lake): the same pure code path
+    the size study uses (research.studies.size.result_of)."""
+    from research.studies.size import result_of
 
-    q = tables["option_quotes"]
-    q = q.sort_by([("underlying", "ascending"), ("trade_date", "ascending")])
-    f = gex_factor_rows(q)
-    f = f[f["factor"] == "net_gex_per_1pct"][["trade_date", "entity", "value"]].copy()
-    f["trade_date"] = pd.to_datetime(f["trade_date"])
-    f = f.sort_values(["entity", "trade_date"]).reset_index(drop=True)
-    bars = tables["bars"]
-    rets = D.returns_from_bars(bars[["trade_date", "symbol", "close"]])
-    ev = tables["events"]
-    ev = ev[ev["kind"] == "earnings"].assign(reaction_session=lambda d: pd.to_datetime(d["reaction_session"]))
-    idx = tables["index_members"]["index"].iloc[0]
-    return session_vol_ratio_frames(f, rets, rets[idx].rename(idx), ev)
+    return result_of("H1", tables, load_hypotheses())
 
 
 def test_h1_with_the_mechanism_off_rejects_at_about_five_percent():
