@@ -317,8 +317,12 @@ def positioning(chain: ChainArrays, n_groups: int, sign_model: str = DEFAULT_SIG
     }
     if zero_gamma:
         weight = np.where(is_call, call_sign, put_sign) * np.nan_to_num(np.asarray(oi, float), nan=0.0) * mult
+        if not t.size:  # T per row from the day tables already built (not a second time-zone pass)
+            valuation, settle_am, lo, spy = tables
+            t = kernels.years_from_day_tables(td.astype(np.int64) - lo, ed.astype(np.int64) - lo, am, valuation,
+                                              settle_am, valuation, spy)
         r_rows, q_rows = chain.rates()
-        nearest, count = kernels.group_zero_gamma(starts, spot, strike, f64(chain.years()), iv, weight, r_rows, q_rows,
+        nearest, count = kernels.group_zero_gamma(starts, spot, strike, t, iv, weight, r_rows, q_rows,
                                                   int(n_grid), *ROOT_RANGE)
         out["zero_gamma"], out["zero_gamma_roots_found"] = nearest, count
     return out
