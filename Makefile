@@ -20,7 +20,7 @@ demo: install
 	$(BIN)/eventvol demo --lake $(LAKE) --out $(OUT)
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/pytest -q
 
 bench: install
 	$(BIN)/python benchmarks/bench_gex.py

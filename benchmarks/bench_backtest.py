@@ -26,8 +26,8 @@ import pandas as pd
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from strategies.engine import simulate_panel  # noqa: E402
-from strategies.metrics import metrics_by_param  # noqa: E402
+from eventvol.strategies.engine import simulate_panel  # noqa: E402
+from eventvol.strategies.metrics import metrics_by_param  # noqa: E402
 
 ROWS = 3  # entry close, reaction close, one more session (exit)
 CONTRACTS = 2  # a straddle
@@ -124,8 +124,8 @@ def main() -> None:
 
     lake_doc = {}
     if a.lake:
-        from data_lake import Lake
-        from strategies.option_events import OptionEventParams, run_sweep, tradable_events
+        from eventvol.data_lake import Lake
+        from eventvol.strategies.option_events import OptionEventParams, run_sweep, tradable_events
 
         lk = Lake.open(a.lake)
         evs = tradable_events(lk, ("earnings",))

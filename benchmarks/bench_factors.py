@@ -19,9 +19,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from data_lake import calendars
-from pipelines.crosssection import common as cx
-from pipelines.crosssection import dispersion, momentum
+from eventvol.data_lake import calendars
+from eventvol.pipelines.crosssection import common as cx
+from eventvol.pipelines.crosssection import dispersion, momentum
 
 INDEX = "IDX"
 

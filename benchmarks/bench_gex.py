@@ -46,11 +46,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.special import ndtr  # noqa: F401  (imported before timing)
 
-from data_lake.store import ROW_GROUP_ROWS
-from pipelines import gex
-from data_lake import Lake
-from pipelines.loaders import GEX_COLUMNS, group_ids, load_gex_chains, month_ranges
-from pipelines.positioning import GEX
+from eventvol.data_lake.store import ROW_GROUP_ROWS
+from eventvol.pipelines import gex
+from eventvol.data_lake import Lake
+from eventvol.pipelines.loaders import GEX_COLUMNS, group_ids, load_gex_chains, month_ranges
+from eventvol.pipelines.positioning import GEX
 
 SCAN_AGGS = ("sum(strike), sum(iv), sum(open_interest), sum(underlying_price), sum(volume), sum(multiplier), "
              "min(expiration), count(settlement), count(option_type)")
@@ -256,7 +256,7 @@ def run_scan(files) -> tuple[int, float]:
 def zero_gamma_chain(n_contracts: int, repeats: int = 9) -> dict:
     """One SPX-sized chain: the factor's flip (the root nearest spot, as `positioning` solves it
     per chain) and every root (`eventvol gex --all-roots`), median and best of `repeats`."""
-    from pipelines import nb as kernels
+    from eventvol.pipelines import nb as kernels
 
     rng = np.random.default_rng(1)
     tbl = synth_partition(rng, np.array(["2024-03-01"], dtype="datetime64[D]"), 1, n_contracts)

@@ -34,7 +34,7 @@ HEADER = ["underlying_symbol", "quote_date", "root", "expiration", "strike", "op
 
 def generate(path: Path, rows: int, seed: int = 7) -> None:
     """A deterministic EOD file: SPX/SPXW chains over 20 sessions of 2024-03, unique keys."""
-    from data_lake.calendars import sessions
+    from eventvol.data_lake.calendars import sessions
 
     rng = np.random.default_rng(seed)
     days = sessions("2024-03-01", "2024-03-31")[:20]
@@ -90,8 +90,8 @@ def main() -> None:
     args = ap.parse_args()
     rows = 5_000_000 if args.full else args.rows
 
-    from data_lake import Lake
-    from data_lake.ingest import ingest_files
+    from eventvol.data_lake import Lake
+    from eventvol.data_lake.ingest import ingest_files
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="bench_ingest_"))
     work.mkdir(parents=True, exist_ok=True)

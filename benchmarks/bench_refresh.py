@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from data_lake import Lake
-from data_lake.synthetic import SyntheticConfig, build
-from pipelines.refresh import refresh
+from eventvol.data_lake import Lake
+from eventvol.data_lake.synthetic import SyntheticConfig, build
+from eventvol.pipelines.refresh import refresh
 
 END = "2024-12-31"
 STARTS = {1: "2024-01-02", 4: "2021-01-04"}
@@ -93,7 +93,7 @@ def main() -> None:
             if years == rebuild_years:
                 from distributed import LocalCluster
 
-                from pipelines.executors import DaskExecutor
+                from eventvol.pipelines.executors import DaskExecutor
 
                 start_s, cluster = _timed(lambda: LocalCluster(n_workers=args.workers, threads_per_worker=1,
                                                                processes=True, dashboard_address=None))

@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_lake.synthetic import SyntheticConfig, simulate
-from research.progress import status
-from research.studies.registry import load_hypotheses
-from research.studies.size import (
+from eventvol.data_lake.synthetic import SyntheticConfig, simulate
+from eventvol.research.progress import status
+from eventvol.research.studies.registry import load_hypotheses
+from eventvol.research.studies.size import (
     OFF,
     TESTED,
     coverage_summary,

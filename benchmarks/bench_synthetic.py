@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_lake import Lake  # noqa: E402
-from data_lake.synthetic import build, config_for  # noqa: E402
+from eventvol.data_lake import Lake  # noqa: E402
+from eventvol.data_lake.synthetic import build, config_for  # noqa: E402
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """data_lake: canonical schemas, the point-in-time Parquet+DuckDB store, calendars and the
 synthetic market. The bottom layer: it imports nothing from the other eventvol packages."""
 
-from data_lake.errors import (
+from eventvol.data_lake.errors import (
     EventvolError,
     LakeLockedError,
     LakeNotFoundError,
@@ -9,8 +9,8 @@ from data_lake.errors import (
     SchemaError,
     ValidationError,
 )
-from data_lake.schemas import TABLES, TableSpec, spec
-from data_lake.store import Lake, WriteResult
+from eventvol.data_lake.schemas import TABLES, TableSpec, spec
+from eventvol.data_lake.store import Lake, WriteResult
 
 __all__ = [
     "EventvolError", "LakeLockedError", "LakeNotFoundError", "NoDataError", "SchemaError",

@@ -10,7 +10,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from data_lake.errors import LakeLockedError
+from eventvol.data_lake.errors import LakeLockedError
 
 
 class WriterLock:

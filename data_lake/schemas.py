@@ -283,7 +283,7 @@ TABLES: dict[str, TableSpec] = {
 
 def spec(table: str) -> TableSpec:
     """The spec of a canonical table; unknown names are a one-sentence error."""
-    from data_lake.errors import SchemaError
+    from eventvol.data_lake.errors import SchemaError
 
     try:
         return TABLES[table]

@@ -28,10 +28,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from data_lake.errors import LakeNotFoundError, NoDataError
-from data_lake.lock import WriterLock
-from data_lake.schemas import TABLES, TableSpec, duckdb_type, spec
-from data_lake.validate import conform, validate
+from eventvol.data_lake.errors import LakeNotFoundError, NoDataError
+from eventvol.data_lake.lock import WriterLock
+from eventvol.data_lake.schemas import TABLES, TableSpec, duckdb_type, spec
+from eventvol.data_lake.validate import conform, validate
 
 MARKER = "lake.json"
 FORMAT_VERSION = 1

@@ -12,8 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data_lake.errors import SchemaError, ValidationError
-from data_lake.schemas import TableSpec
+from eventvol.data_lake.errors import SchemaError, ValidationError
+from eventvol.data_lake.schemas import TableSpec
 
 # (column blamed, SQL predicate true for a bad row, reason)
 ROW_CHECKS: dict[str, list[tuple[str, str, str]]] = {

@@ -19,8 +19,8 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from data_lake import EventvolError, Lake
-from pipelines.registry import FACTOR_ROW_COLUMNS, load_families
+from eventvol.data_lake import EventvolError, Lake
+from eventvol.pipelines.registry import FACTOR_ROW_COLUMNS, load_families
 
 ENGINES = ("local", "dask")
 

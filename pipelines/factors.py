@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from data_lake import Lake
-from data_lake.store import new_run_id, where_sql
-from pipelines.loaders import month_ranges
-from pipelines.registry import FactorSpec, load_families
+from eventvol.data_lake import Lake
+from eventvol.data_lake.store import new_run_id, where_sql
+from eventvol.pipelines.loaders import month_ranges
+from eventvol.pipelines.registry import FactorSpec, load_families
 
 
 def compute_range(lake: Lake, spec: FactorSpec, start, end) -> pd.DataFrame:

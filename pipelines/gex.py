@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipelines import bsm
-from pipelines.columns import string_flag
+from eventvol.pipelines import bsm
+from eventvol.pipelines.columns import string_flag
 
 SECONDS_PER_YEAR = 365.0 * 86400.0
 EASTERN = "America/New_York"
@@ -48,7 +48,7 @@ def years_to_expiry_days(trade_day: np.ndarray, expiry_day: np.ndarray, is_am: n
     calendar day (three small tables: 16:00 ET valuation, 09:30 and 16:00 ET settlement) and
     the rows are a table look-up and one subtraction in a numba pass: the same two floats
     subtracted and divided as row-wise arithmetic would, so the same bits."""
-    from pipelines import nb as kernels
+    from eventvol.pipelines import nb as kernels
 
     td = np.ascontiguousarray(trade_day, np.int64)
     ed = np.ascontiguousarray(expiry_day, np.int64)
@@ -88,7 +88,7 @@ def rates_per_row(curves: pa.Table | None, trade_day: np.ndarray, days_to_expiry
     there are no curves at all, so a lake without rates computes exactly as before."""
     if curves is None or curves.num_rows == 0:
         return None
-    from pipelines import nb as kernels
+    from eventvol.pipelines import nb as kernels
 
     cd = curves.column("trade_date")
     c_day = cd.cast(pa.int32()).to_numpy().astype(np.int64) if not pa.types.is_timestamp(cd.type) \
@@ -284,7 +284,7 @@ def positioning(chain: ChainArrays, n_groups: int, sign_model: str = DEFAULT_SIG
     of contracts expiring 0, 1-7, > 7 calendar days after the trade date), zero_dte_volume_share
     (volume expiring on the trade date / all volume, NaN without volume), contracts_used, spot,
     zero_gamma_roots_found."""
-    from pipelines import nb as kernels
+    from eventvol.pipelines import nb as kernels
 
     call_sign, put_sign = SIGN_MODELS[_check_model(sign_model)]
     vol, days, r, q = _kernel_columns(chain)
@@ -335,7 +335,7 @@ def _check_model(model: str) -> str:
 
 
 def _single(chain: ChainArrays, sign_model: str):
-    from pipelines import nb as kernels
+    from eventvol.pipelines import nb as kernels
 
     call_sign, put_sign = SIGN_MODELS[_check_model(sign_model)]
     r, q = chain.rates()

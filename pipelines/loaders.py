@@ -9,10 +9,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data_lake import Lake, NoDataError
-from data_lake.schemas import spec
-from data_lake.store import where_sql
-from pipelines.columns import dictionary_codes
+from eventvol.data_lake import Lake, NoDataError
+from eventvol.data_lake.schemas import spec
+from eventvol.data_lake.store import where_sql
+from eventvol.pipelines.columns import dictionary_codes
 
 CHAIN_COLUMNS = [
     "underlying", "trade_date", "root", "expiration", "settlement", "strike", "option_type",

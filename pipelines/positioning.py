@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from data_lake import Lake
-from pipelines import gex as gexmod
-from pipelines.loaders import chain_for, group_ids, load_gex_chains, load_rates
-from pipelines.registry import FACTOR_ROW_COLUMNS, FactorSpec, register
+from eventvol.data_lake import Lake
+from eventvol.pipelines import gex as gexmod
+from eventvol.pipelines.loaders import chain_for, group_ids, load_gex_chains, load_rates
+from eventvol.pipelines.registry import FACTOR_ROW_COLUMNS, FactorSpec, register
 
 GEX_OUTPUTS = ("net_gex_per_1pct", "net_gex_per_point", "contracts_used", "spot", "zero_gamma", "call_wall",
                "put_wall", "net_vex_per_volpt", "net_cex_per_day", "gex_0dte", "gex_le7d", "gex_gt7d",

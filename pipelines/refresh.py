@@ -38,11 +38,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data_lake import EventvolError, Lake, NoDataError, calendars
-from data_lake import spec as table_spec
-from data_lake.store import new_run_id, partition_of, where_sql
-from pipelines.executors import ENGINES, Task, make_executor
-from pipelines.registry import FactorSpec, family_of, load_families
+from eventvol.data_lake import EventvolError, Lake, NoDataError, calendars
+from eventvol.data_lake import spec as table_spec
+from eventvol.data_lake.store import new_run_id, partition_of, where_sql
+from eventvol.pipelines.executors import ENGINES, Task, make_executor
+from eventvol.pipelines.registry import FactorSpec, family_of, load_families
 
 # Tables the refresh itself writes: never part of an input fingerprint, or every refresh
 # would change the inputs of the next one.

@@ -52,8 +52,8 @@ class FactorSpec:
 REGISTRY: dict[str, FactorSpec] = {}
 
 FAMILY_MODULES = (
-    "pipelines.positioning",  # gex: dealer gamma/vanna/charm positioning (option_quotes)
-    "pipelines.crosssection",  # dispersion, momentum, letf flows, squeeze (bars, members, ...)
+    "eventvol.pipelines.positioning",  # gex: dealer gamma/vanna/charm positioning (option_quotes)
+    "eventvol.pipelines.crosssection",  # dispersion, momentum, letf flows, squeeze (bars, members, ...)
 )
 
 
@@ -75,6 +75,6 @@ def family_of(output: str) -> FactorSpec:
     for spec in load_families().values():
         if output in spec.outputs or output == spec.name:
             return spec
-    from data_lake import NoDataError
+    from eventvol.data_lake import NoDataError
 
     raise NoDataError(f"unknown factor {output!r}; known: {', '.join(sorted(o for s in REGISTRY.values() for o in s.outputs))}")

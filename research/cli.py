@@ -11,10 +11,10 @@ from typing import Annotated
 import click
 import typer
 
-from data_lake import EventvolError, Lake
-from data_lake.store import default_lake_path
+from eventvol.data_lake import EventvolError, Lake
+from eventvol.data_lake.store import default_lake_path
 
-from research.cli_common import LakeOpt, err, out
+from eventvol.research.cli_common import LakeOpt, err, out
 
 app = typer.Typer(
     name="eventvol",
@@ -33,12 +33,12 @@ def demo(
 ) -> None:
     """Build the synthetic market (if the lake is empty), compute the factors, backtest the
     earnings straddle, run the declared hypotheses and write OUT/report.html and report.pdf."""
-    from data_lake.synthetic import build, config_for
-    from pipelines.refresh import refresh
-    from pipelines.registry import load_families
-    from research.progress import status
-    from research.report import build_research_report
-    from strategies.earnings_straddle import StraddleParams, run
+    from eventvol.data_lake.synthetic import build, config_for
+    from eventvol.pipelines.refresh import refresh
+    from eventvol.pipelines.registry import load_families
+    from eventvol.research.progress import status
+    from eventvol.research.report import build_research_report
+    from eventvol.strategies.earnings_straddle import StraddleParams, run
 
     t0 = time.perf_counter()
     cfg = config_for(scale, seed=seed)
@@ -73,7 +73,7 @@ def demo(
             extra_provenance={"factor run": run_id, "synthetic seed": seed, "synthetic scale": scale,
                               "straddle": f"fee ${params.fee_per_contract}/contract, quantity {params.quantity}"},
         )
-    from research.event_table import gex_split, summarize
+    from eventvol.research.event_table import gex_split, summarize
 
     built = f"built {counts['option_quotes']:,} option rows" if counts else "used the existing lake"
     out.print(f"eventvol demo: {built} in {lk.root}")
@@ -90,12 +90,12 @@ def demo(
 
 # Commands living in their own modules: each module defines `register(app)`.
 COMMAND_MODULES = (
-    "research.commands.gex",  # eventvol gex ...
-    "research.commands.ingest",  # eventvol ingest ..., eventvol lake ...
-    "research.commands.factor",  # eventvol factor ...
-    "research.commands.refresh",  # eventvol refresh ...
-    "research.commands.backtest",  # eventvol backtest ...
-    "research.commands.study",  # eventvol study ..., eventvol report ...
+    "eventvol.research.commands.gex",  # eventvol gex ...
+    "eventvol.research.commands.ingest",  # eventvol ingest ..., eventvol lake ...
+    "eventvol.research.commands.factor",  # eventvol factor ...
+    "eventvol.research.commands.refresh",  # eventvol refresh ...
+    "eventvol.research.commands.backtest",  # eventvol backtest ...
+    "eventvol.research.commands.study",  # eventvol study ..., eventvol report ...
 )
 
 

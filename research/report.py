@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from research.event_table import equity_curve, gex_split, summarize  # noqa: E402
+from eventvol.research.event_table import equity_curve, gex_split, summarize  # noqa: E402
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -176,7 +176,7 @@ def straddle_charts(trades: pd.DataFrame) -> dict[str, str]:
 
 
 def _factor_series(lake, name: str, entity: str) -> pd.Series:
-    from research.studies.data import factor_frame
+    from eventvol.research.studies.data import factor_frame
 
     f = factor_frame(lake, name)
     f = f[f["entity"] == entity]
@@ -186,7 +186,7 @@ def _factor_series(lake, name: str, entity: str) -> pd.Series:
 def factor_dashboards(lake, index: str) -> list[dict]:
     """Charts of the factor families present in the lake; a family that is absent is listed
     with a note instead of a chart."""
-    from research.studies.data import factor_names
+    from eventvol.research.studies.data import factor_names
 
     have = factor_names(lake)
     out = []
@@ -260,7 +260,7 @@ def provenance(lake) -> dict:
     """Lake state (tables, files, rows), recent runs and the code version."""
     import subprocess
 
-    from data_lake.schemas import TABLES
+    from eventvol.data_lake.schemas import TABLES
 
     tables = []
     for name in TABLES:
@@ -330,9 +330,9 @@ def build_research_report(lake, out_dir: Path, *, studies=None, events_file=None
                           progress=None, extra_provenance: dict | None = None) -> list[Path]:
     """Run the hypotheses (all, or `studies`), the momentum regimes when monthly factor
     returns exist, draw the charts and write report.html and report.pdf into out_dir."""
-    from data_lake import NoDataError
-    from research.studies.data import market_symbol
-    from research.studies.registry import load_hypotheses, run_all
+    from eventvol.data_lake import NoDataError
+    from eventvol.research.studies.data import market_symbol
+    from eventvol.research.studies.registry import load_hypotheses, run_all
 
     step = progress or (lambda text: None)
     specs = load_hypotheses()
@@ -358,7 +358,7 @@ def build_research_report(lake, out_dir: Path, *, studies=None, events_file=None
                 sec["straddle_split"] = gex_split(trades).reset_index(names="regime").to_dict("records")
     momentum = None
     if lake.files("factor_returns"):
-        from research.studies.regimes import factor_returns_wide, momentum_regimes
+        from eventvol.research.studies.regimes import factor_returns_wide, momentum_regimes
 
         wide = factor_returns_wide(lake)
         if {"MktRF", "RF", "Mom"} <= set(wide.columns):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from data_lake import calendars
+from eventvol.data_lake import calendars
 
 TRADABLE_TIMINGS = ("BMO", "AMC", "INTRADAY")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from data_lake import Lake, NoDataError
-from strategies.option_events import OptionEventParams, SweepResult, run_sweep, tradable_events
-from strategies.sweep import ParamError, param_grid
-from strategies.timeseries import (GammaRegimeParams, MomentumCrashParams, SqueezeParams, gamma_regime,
+from eventvol.data_lake import Lake, NoDataError
+from eventvol.strategies.option_events import OptionEventParams, SweepResult, run_sweep, tradable_events
+from eventvol.strategies.sweep import ParamError, param_grid
+from eventvol.strategies.timeseries import (GammaRegimeParams, MomentumCrashParams, SqueezeParams, gamma_regime,
                                    momentum_crash, squeeze)
 
 MACRO_KINDS = ("FOMC", "CPI", "NFP")

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from data_lake import Lake, NoDataError
-from strategies import loaders
-from strategies.calendar import event_sessions
-from strategies.engine import simulate_round_trips
-from strategies.options import select_atm_straddles, straddle_legs, structure_quotes
+from eventvol.data_lake import Lake, NoDataError
+from eventvol.strategies import loaders
+from eventvol.strategies.calendar import event_sessions
+from eventvol.strategies.engine import simulate_round_trips
+from eventvol.strategies.options import select_atm_straddles, straddle_legs, structure_quotes
 
 GEX_FILTERS = ("none", "negative", "positive")
 

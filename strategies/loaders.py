@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from data_lake import Lake
+from eventvol.data_lake import Lake
 
 
 def load_events(lake: Lake, kinds: tuple[str, ...], *, as_of=None) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from data_lake import calendars
+from eventvol.data_lake import calendars
 
 FILL_MODELS = ("mid", "worst", "fraction")
 STATUS = ("quote", "stale", "settled", "missing")

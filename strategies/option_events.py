@@ -14,13 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from data_lake import EventvolError, Lake, NoDataError
-from strategies import loaders
-from strategies.calendar import event_sessions
-from strategies.engine import simulate_panel
-from strategies.marks import half_spread_fraction, mark_legs, schedule, structure_marks
-from strategies.metrics import metrics_by_param
-from strategies.structures import STRUCTURES, select_structure
+from eventvol.data_lake import EventvolError, Lake, NoDataError
+from eventvol.strategies import loaders
+from eventvol.strategies.calendar import event_sessions
+from eventvol.strategies.engine import simulate_panel
+from eventvol.strategies.marks import half_spread_fraction, mark_legs, schedule, structure_marks
+from eventvol.strategies.metrics import metrics_by_param
+from eventvol.strategies.structures import STRUCTURES, select_structure
 
 SNAPSHOT_LAG = pd.Timedelta(minutes=15)  # EOD snapshot availability after the close
 GEX_FACTOR, VEX_FACTOR = "net_gex_per_1pct", "net_vex_per_volpt"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from strategies.structures import select_structure
+from eventvol.strategies.structures import select_structure
 
 LEG_KEY = ["underlying", "root", "expiration", "strike", "option_type"]
 

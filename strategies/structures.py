@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines import bsm, gex
+from eventvol.pipelines import bsm, gex
 
 STRUCTURES = ("straddle", "strangle", "calendar", "iron_condor")
 LEG_COLUMNS = ["event_id", "leg", "underlying", "root", "expiration", "settlement", "strike",

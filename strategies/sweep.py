@@ -18,8 +18,8 @@ import typing
 import numpy as np
 import pandas as pd
 
-from data_lake import EventvolError
-from strategies.metrics import event_metrics
+from eventvol.data_lake import EventvolError
+from eventvol.strategies.metrics import event_metrics
 
 
 class ParamError(EventvolError):

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from data_lake import Lake, NoDataError
-from strategies import loaders
-from strategies.engine import simulate_panel
-from strategies.metrics import metrics_by_param
-from strategies.option_events import SweepResult, factor_or_nan, require_factors
+from eventvol.data_lake import Lake, NoDataError
+from eventvol.strategies import loaders
+from eventvol.strategies.engine import simulate_panel
+from eventvol.strategies.metrics import metrics_by_param
+from eventvol.strategies.option_events import SweepResult, factor_or_nan, require_factors
 
 ACTIONS = ("trend", "reversal", "flat")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from data_lake import Lake
-from data_lake.synthetic import SyntheticConfig, build
+from eventvol.data_lake import Lake
+from eventvol.data_lake.synthetic import SyntheticConfig, build
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
@@ -19,7 +19,7 @@ SMALL = SyntheticConfig(seed=11, start="2023-01-03", end="2023-08-31", n_stocks=
 @pytest.fixture(scope="session")
 def small_lake_path(tmp_path_factory) -> Path:
     """A small synthetic lake (6 stocks, 8 months) with GEX factors; read-only for tests."""
-    from pipelines.factors import materialize
+    from eventvol.pipelines.factors import materialize
 
     path = tmp_path_factory.mktemp("lake") / "small"
     lake = Lake.open(path, create=True)
@@ -60,7 +60,7 @@ def eventvol_cli(monkeypatch, capsys):
     """Run `eventvol ARGS...` in this process; returns (exit code, stdout, stderr)."""
     import sys
 
-    from research import cli
+    from eventvol.research import cli
 
     def run(*args: str) -> tuple[int, str, str]:
         monkeypatch.setattr(sys, "argv", ["eventvol", *args])

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from strategies.catalog import run_strategy
-from strategies.engine import simulate_panel
-from strategies.metrics import event_metrics, max_drawdown
-from strategies.sweep import ParamError, param_grid, parse_param_options, parse_split, walk_forward
-from strategies.option_events import OptionEventParams
+from eventvol.strategies.catalog import run_strategy
+from eventvol.strategies.engine import simulate_panel
+from eventvol.strategies.metrics import event_metrics, max_drawdown
+from eventvol.strategies.sweep import ParamError, param_grid, parse_param_options, parse_split, walk_forward
+from eventvol.strategies.option_events import OptionEventParams
 
 
 def test_max_drawdown_and_sharpe_by_hand():
@@ -121,7 +121,7 @@ def test_momentum_crash_variants_by_hand(lake_copy):
 
 
 def test_squeeze_pnl_by_hand_and_missing_factor_error(lake_copy):
-    from strategies.option_events import MissingFactorError
+    from eventvol.strategies.option_events import MissingFactorError
 
     with pytest.raises(MissingFactorError, match="short_interest_float"):
         run_strategy(lake_copy, "squeeze", {})
@@ -164,7 +164,7 @@ def test_cli_walk_forward_and_errors(small_lake_path, eventvol_cli):
 
 
 def test_vectorized_metrics_equal_the_per_stream_metrics():
-    from strategies.metrics import METRIC_COLUMNS, metrics_by_param
+    from eventvol.strategies.metrics import METRIC_COLUMNS, metrics_by_param
 
     rng = np.random.default_rng(5)
     n = 60

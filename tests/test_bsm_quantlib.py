@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from pipelines import bsm
+from eventvol.pipelines import bsm
 
 ql = pytest.importorskip("QuantLib")
 

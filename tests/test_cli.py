@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from pipelines.factors import read_factor
+from eventvol.pipelines.factors import read_factor
 
-EVENTVOL = [sys.executable, "-m", "research.cli"]
+EVENTVOL = [sys.executable, "-m", "eventvol.research.cli"]
 
 
 def run(*args: str, env=None) -> subprocess.CompletedProcess:

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from scipy import stats
 
-from data_lake import Lake, calendars
-from pipelines.crosssection import common as cx
-from pipelines.crosssection import dispersion, implied, letf, momentum, squeeze
-from pipelines.factors import compute_range, materialize, read_factor
-from pipelines.registry import load_families
+from eventvol.data_lake import Lake, calendars
+from eventvol.pipelines.crosssection import common as cx
+from eventvol.pipelines.crosssection import dispersion, implied, letf, momentum, squeeze
+from eventvol.pipelines.factors import compute_range, materialize, read_factor
+from eventvol.pipelines.registry import load_families
 
 START, END = "2021-01-04", "2023-12-29"
 N_STOCKS = 40

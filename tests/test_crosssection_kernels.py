@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.crosssection import common as cx
-from pipelines.crosssection import dispersion, kernels, momentum
+from eventvol.pipelines.crosssection import common as cx
+from eventvol.pipelines.crosssection import dispersion, kernels, momentum
 
 
 # --------------------------------------------------------------- numpy reference forms

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_lake import Lake
-from pipelines.crosssection import dispersion
+from eventvol.data_lake import Lake
+from eventvol.pipelines.crosssection import dispersion
 
 MEMBERS_FROM = "2000-01-03"  # closes before 2000 are rounded to 3 decimals: too coarse for vol work
 
@@ -37,7 +37,7 @@ def independent_ratio(caps_csv, spx_csv, window: int) -> pd.Series:
 def real_inputs(real_csvs) -> dict:
     """The family's `load` output built from the CSVs (the lake path is covered through
     ingest and the CLI below; writing 23 years of month partitions here would only repeat it)."""
-    from pipelines.crosssection import common as cx
+    from eventvol.pipelines.crosssection import common as cx
 
     caps, spx = real_csvs
     bars = pd.concat([pd.read_csv(caps), pd.read_csv(spx)], ignore_index=True)
@@ -65,7 +65,7 @@ def test_real_dispersion_ratio_2000_2022_equals_independent_pandas(real_inputs, 
 
 
 def test_real_dispersion_through_ingest_and_the_factor_cli(tmp_path, real_csvs, monkeypatch, capsys):
-    ingest = pytest.importorskip("data_lake.ingest", reason="data_lake.ingest (prices-csv, members-csv) is not available yet")
+    ingest = pytest.importorskip("eventvol.data_lake.ingest", reason="eventvol.data_lake.ingest (prices-csv, members-csv) is not available yet")
     caps, spx = real_csvs
     members_csv = tmp_path / "spx_members.csv"
     syms = sorted(pd.read_csv(caps)["symbol"].unique())
@@ -79,7 +79,7 @@ def test_real_dispersion_through_ingest_and_the_factor_cli(tmp_path, real_csvs, 
     lake = Lake.open(tmp_path / "lake", create=True)
     ingest.ingest_files(lake, "prices-csv", cut)
     ingest.ingest_files(lake, "members-csv", [members_csv])
-    from research import cli
+    from eventvol.research import cli
 
     monkeypatch.setattr(sys, "argv", ["eventvol", "factor", "--lake", str(lake.root), "--name", "dispersion_ratio_21d",
                                       "--entity", "SPX", "--start", "2020-03-02", "--end", "2020-04-30", "--json"])
@@ -92,7 +92,7 @@ def test_real_dispersion_through_ingest_and_the_factor_cli(tmp_path, real_csvs, 
     np.testing.assert_allclose([r["value"] for r in rows], exp.to_numpy(), rtol=1e-9)
     assert {r["entity"] for r in rows} == {"SPX"}
     # and the lake path equals the pure path on the same dates
-    from pipelines.factors import read_factor
+    from eventvol.pipelines.factors import read_factor
 
     stored = read_factor(lake, "dispersion_ratio_5d", entity="SPX", start="2020-03-02", end="2020-04-30")
     exp5 = independent_ratio(caps, spx, 5).loc["2020-03-02":"2020-04-30"]

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.crosssection import dispersion
-from pipelines.factors import compute_range
+from eventvol.pipelines.crosssection import dispersion
+from eventvol.pipelines.factors import compute_range
 
 
 def test_factor_json_equals_the_registered_computation_and_materializes_once(lake_copy, eventvol_cli):

@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from pipelines.gex import POSITIONING_FIELDS
-from pipelines.positioning import positioning_summary
+from eventvol.pipelines.gex import POSITIONING_FIELDS
+from eventvol.pipelines.positioning import positioning_summary
 
 
 def run(*args):
-    code = "from research.cli import main; import sys; sys.argv = ['eventvol'] + sys.argv[1:]; main()"
+    code = "from eventvol.research.cli import main; import sys; sys.argv = ['eventvol'] + sys.argv[1:]; main()"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
 
 

@@ -13,8 +13,8 @@ import pytest
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-from pipelines import gex
-from pipelines.positioning import GEX_OUTPUTS, chain_summary, gex_factor_rows
+from eventvol.pipelines import gex
+from eventvol.pipelines.positioning import GEX_OUTPUTS, chain_summary, gex_factor_rows
 
 
 def ref_gamma(s, k, t, v, r=0.0, q=0.0):
@@ -202,7 +202,7 @@ def test_groups_match_single_chains_and_are_deterministic():
 
 
 def test_factor_rows_on_small_lake_and_no_look_ahead(small_lake):
-    from pipelines.loaders import load_chains
+    from eventvol.pipelines.loaders import load_chains
 
     chains = load_chains(small_lake, start="2023-03-01", end="2023-03-31")
     rows = gex_factor_rows(chains)
@@ -221,7 +221,7 @@ def test_factor_rows_on_small_lake_and_no_look_ahead(small_lake):
 
 
 def test_materialized_factors_in_small_lake(small_lake):
-    from pipelines.factors import read_factor
+    from eventvol.pipelines.factors import read_factor
 
     for name in ("net_gex_per_1pct", "spot", "zero_gamma", "call_wall", "zero_dte_volume_share"):
         f = read_factor(small_lake, name)
@@ -233,7 +233,7 @@ def test_nearest_root_search_polishes_less_but_finds_the_same_root(seed):
     """The factor path polishes only brackets that can hold the nearest root; it must return
     exactly (bit for bit) the nearest of all polished roots, and the same root count. Chains
     with many crossings: alternating-sign clusters of strikes around spot."""
-    from pipelines import nb as kernels
+    from eventvol.pipelines import nb as kernels
 
     rng = np.random.default_rng(100 + seed)
     spot = 100.0

@@ -15,10 +15,10 @@ import pytest
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-ingest = pytest.importorskip("data_lake.ingest")
+ingest = pytest.importorskip("eventvol.data_lake.ingest")
 
-from data_lake import Lake  # noqa: E402
-from pipelines.positioning import positioning_summary  # noqa: E402
+from eventvol.data_lake import Lake  # noqa: E402
+from eventvol.pipelines.positioning import positioning_summary  # noqa: E402
 
 ET = ZoneInfo("America/New_York")
 CASES = {  # underlying, trade date, files

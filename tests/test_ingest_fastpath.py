@@ -11,9 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from data_lake import Lake
-from data_lake.ingest import ingest_files, read_quarantine, reader
-from data_lake.ingest.reader import Batch
+from eventvol.data_lake import Lake
+from eventvol.data_lake.ingest import ingest_files, read_quarantine, reader
+from eventvol.data_lake.ingest.reader import Batch
 
 FIX = Path(__file__).parent / "fixtures" / "ingest"
 CALCS = (FIX / "cboe_eod_calcs.csv").read_text().splitlines()

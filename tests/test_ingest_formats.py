@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data_lake.ingest import FORMATS, ingest_files, read_quarantine
+from eventvol.data_lake.ingest import FORMATS, ingest_files, read_quarantine
 
 FIX = Path(__file__).parent / "fixtures" / "ingest"
 D = dt.date

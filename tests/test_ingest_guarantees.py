@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data_lake import Lake
-from data_lake.ingest import ingest_files, read_quarantine
+from eventvol.data_lake import Lake
+from eventvol.data_lake.ingest import ingest_files, read_quarantine
 
 FIX = Path(__file__).parent / "fixtures" / "ingest"
 CALCS = (FIX / "cboe_eod_calcs.csv").read_text().splitlines()
@@ -87,9 +87,9 @@ def test_partial_spx_chains_merge_into_one(tmp_path, real_data):
 CHILD = r"""
 import os, sys, time
 from pathlib import Path
-import data_lake.store as st
-from data_lake import Lake
-from data_lake.ingest import ingest_files
+import eventvol.data_lake.store as st
+from eventvol.data_lake import Lake
+from eventvol.data_lake.ingest import ingest_files
 
 lake_path, stage, *files = sys.argv[1:]
 

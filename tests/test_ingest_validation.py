@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from data_lake.ingest import IngestError, ingest_files, read_quarantine
+from eventvol.data_lake.ingest import IngestError, ingest_files, read_quarantine
 
 FIX = Path(__file__).parent / "fixtures" / "ingest"
 EOD_HEADER = (FIX / "cboe_eod_nocalcs.csv").read_text().splitlines()[0].split(",")
@@ -131,7 +131,7 @@ def test_missing_required_column_refuses_file_and_keeps_lake(empty_lake, tmp_pat
 
 
 def test_quarantine_cli_lists_rows(empty_lake, tmp_path):
-    from research.cli import app
+    from eventvol.research.cli import app
 
     p = eod_file(tmp_path, [{}, {"bid_eod": "9", "ask_eod": "1", "strike": "250"}])
     res = CliRunner().invoke(app, ["ingest", "cboe-eod", str(p), "--lake", str(empty_lake.root), "--json"])
@@ -216,8 +216,8 @@ def test_long_line_and_2gb_file_fail_in_bounded_memory(tmp_path, where):
     code = f"""
 import json, resource
 from pathlib import Path
-from data_lake import Lake
-from data_lake.ingest import ingest_files, IngestError
+from eventvol.data_lake import Lake
+from eventvol.data_lake.ingest import ingest_files, IngestError
 lake = Lake.open({str(tmp_path / 'lake')!r}, create=True)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:

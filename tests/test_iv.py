@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from pipelines import bsm, iv
+from eventvol.pipelines import bsm, iv
 
 ql = pytest.importorskip("QuantLib")
 

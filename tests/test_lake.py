@@ -12,8 +12,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from data_lake import Lake, LakeLockedError, SchemaError, ValidationError
-from data_lake import store as store_mod
+from eventvol.data_lake import Lake, LakeLockedError, SchemaError, ValidationError
+from eventvol.data_lake import store as store_mod
 
 
 def _bars(closes, dates=("2024-01-02", "2024-01-03", "2024-02-01"), symbols=("AAA", "AAA", "BBB")):
@@ -105,7 +105,7 @@ def test_lock_refuses_a_second_writer_in_another_process(empty_lake):
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
-            from data_lake import Lake
+            from eventvol.data_lake import Lake
             lake = Lake.open({str(empty_lake.root)!r})
             with lake.writer():
                 print("locked", flush=True)
@@ -185,7 +185,7 @@ def test_catalog_is_rebuilt_and_queryable(small_lake):
 
 
 def test_missing_lake_is_a_one_sentence_error(tmp_path):
-    from data_lake import LakeNotFoundError
+    from eventvol.data_lake import LakeNotFoundError
 
     with pytest.raises(LakeNotFoundError, match="no lake at"):
         Lake.open(tmp_path / "nowhere")

@@ -15,11 +15,11 @@ import pytest
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-from pipelines import gex
-from pipelines.factors import compute_range
-from pipelines.columns import string_flag
-from pipelines.loaders import group_ids, is_grouped, load_chains, load_gex_chains, load_rates
-from pipelines.positioning import GEX, gex_factor_rows, positioning_summary
+from eventvol.pipelines import gex
+from eventvol.pipelines.factors import compute_range
+from eventvol.pipelines.columns import string_flag
+from eventvol.pipelines.loaders import group_ids, is_grouped, load_chains, load_gex_chains, load_rates
+from eventvol.pipelines.positioning import GEX, gex_factor_rows, positioning_summary
 
 NY = ZoneInfo("America/New_York")
 TENORS = [7, 30, 91, 365, 730]
@@ -182,7 +182,7 @@ def test_gex_loader_sorts_rows_a_foreign_file_left_out_of_order():
         "underlying": pa.array(["B", "A", "B", "A"]).dictionary_encode(),
         "trade_date": pa.array([dt.date(2023, 1, 2)] * 4, pa.date32()),
         "strike": [1.0, 2.0, 3.0, 4.0]})]
-    from pipelines.loaders import grouped_chains_of
+    from eventvol.pipelines.loaders import grouped_chains_of
 
     tbl = grouped_chains_of(parts)
     assert tbl.column("strike").to_pylist() == [2.0, 4.0, 1.0, 3.0]  # stable within a group
@@ -223,7 +223,7 @@ def test_years_to_expiry_days_matches_zoneinfo_across_dst():
     ("bars", {"columns": ["close"], "as_of": "2023-02-01"}, "has no point-in-time column"),
 ])
 def test_scan_partitions_refuses_bad_requests_in_one_sentence(small_lake, table, kw, msg):
-    from data_lake import NoDataError
+    from eventvol.data_lake import NoDataError
 
     with pytest.raises(NoDataError, match=msg) as err:
         list(small_lake.scan_partitions(table, **kw))

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_lake import Lake, LakeLockedError
-from data_lake.synthetic import SyntheticConfig, build
-from pipelines import refresh as rf
-from pipelines.registry import REGISTRY, FactorSpec, register
+from eventvol.data_lake import Lake, LakeLockedError
+from eventvol.data_lake.synthetic import SyntheticConfig, build
+from eventvol.pipelines import refresh as rf
+from eventvol.pipelines.registry import REGISTRY, FactorSpec, register
 
 TINY = SyntheticConfig(seed=5, start="2023-01-03", end="2023-02-28", n_stocks=3, n_members=3)
 CUT = dt.date(2023, 2, 14)  # the "history" lake holds option quotes and bars up to here
@@ -96,8 +96,8 @@ def lake_hashes(root: Path) -> dict[str, str]:
 
 
 def test_first_run_computes_every_session_and_matches_materialize(history):
-    from pipelines.factors import materialize
-    from pipelines.positioning import positioning_summary
+    from eventvol.pipelines.factors import materialize
+    from eventvol.pipelines.positioning import positioning_summary
 
     res = rf.refresh(history, factors=["gex"])
     sessions = sorted(history.df("SELECT DISTINCT trade_date FROM option_quotes")["trade_date"])
@@ -298,8 +298,8 @@ def test_a_failing_unit_is_reported_and_the_others_are_written(history):
 
 
 def test_bad_arguments_are_one_sentence_errors(history):
-    from data_lake import EventvolError
-    from pipelines.executors import make_executor
+    from eventvol.data_lake import EventvolError
+    from eventvol.pipelines.executors import make_executor
 
     with pytest.raises(EventvolError, match=r"^unknown --engine 'spark'; choose one of local, dask$"):
         make_executor("spark")

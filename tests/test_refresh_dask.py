@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data_lake import Lake
-from data_lake.synthetic import SyntheticConfig, build
-from pipelines import refresh as rf
-from pipelines.executors import DaskExecutor
+from eventvol.data_lake import Lake
+from eventvol.data_lake.synthetic import SyntheticConfig, build
+from eventvol.pipelines import refresh as rf
+from eventvol.pipelines.executors import DaskExecutor
 
 TINY = SyntheticConfig(seed=9, start="2023-01-03", end="2023-02-28", n_stocks=3, n_members=3)
 

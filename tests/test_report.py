@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from data_lake import Lake
+from eventvol.data_lake import Lake
 
 EVIL = "<script>alert(1)</script>"
 
@@ -19,7 +19,7 @@ EVIL = "<script>alert(1)</script>"
 def report_dir(small_lake_path, tmp_path_factory):
     """A report over a copy of the small lake in which a stock is named `<script>...` and
     a user event list (H6) names events `<script>...`."""
-    from research.report import build_research_report
+    from eventvol.research.report import build_research_report
 
     root = tmp_path_factory.mktemp("rep")
     shutil.copytree(small_lake_path, root / "lake")

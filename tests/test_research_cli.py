@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_lake import Lake
+from eventvol.data_lake import Lake
 
-EVENTVOL = [sys.executable, "-m", "research.cli"]
+EVENTVOL = [sys.executable, "-m", "eventvol.research.cli"]
 FF = "factors/ff_monthly_factors_1949_2017.csv"
 
 
@@ -28,7 +28,7 @@ class Result:
 @pytest.fixture
 def run(capsys, monkeypatch):
     """The CLI in process (through `main`, so errors and exit codes are the real ones)."""
-    from research.cli import main
+    from eventvol.research.cli import main
 
     monkeypatch.setenv("CI", "true")
 
@@ -59,7 +59,7 @@ def ff_lake(small_lake_path, tmp_path_factory, real_data):
     shutil.copytree(small_lake_path, root)
     raw = pd.read_csv(real_data / FF)
     lake = Lake.open(root)
-    from data_lake.ingest import ingest_files
+    from eventvol.data_lake.ingest import ingest_files
 
     ingest_files(lake, "ff-monthly", [real_data / FF])
     return root, raw
@@ -116,7 +116,7 @@ def test_momentum_regimes_match_an_independent_loop(ff_lake, run):
     # the DM regression against statsmodels with Newey-West errors
     import statsmodels.api as sm
 
-    from research.studies.stats import default_lags
+    from eventvol.research.studies.stats import default_lags
 
     t = np.arange(24, len(raw))
     b = np.array([sum(math.log1p(x) for x in total[i - 24:i]) < 0 for i in t], float)

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from data_lake import Lake, calendars
-from data_lake.synthetic import SyntheticConfig, build, simulate
-from pipelines.factors import materialize, read_factor
+from eventvol.data_lake import Lake, calendars
+from eventvol.data_lake.synthetic import SyntheticConfig, build, simulate
+from eventvol.pipelines.factors import materialize, read_factor
 
 ET = ZoneInfo("America/New_York")
 
@@ -59,7 +59,7 @@ def test_expired_rows_carry_no_gamma(small_lake):
 
 
 def test_one_straddle_pnl_by_hand_equals_the_engine(small_lake):
-    from strategies.earnings_straddle import StraddleParams, run
+    from eventvol.strategies.earnings_straddle import StraddleParams, run
 
     trades = run(small_lake, StraddleParams(fee_per_contract=0.65)).trades
     traded = trades[trades["traded"]]
@@ -88,7 +88,7 @@ def test_one_straddle_pnl_by_hand_equals_the_engine(small_lake):
 
 
 def test_gex_filter_trades_only_negative_gex_events(small_lake):
-    from strategies.earnings_straddle import StraddleParams, run
+    from eventvol.strategies.earnings_straddle import StraddleParams, run
 
     all_trades = run(small_lake).trades
     neg = run(small_lake, StraddleParams(gex_filter="negative")).trades
@@ -187,7 +187,7 @@ def test_gex_factor_ignores_the_future(lake_copy):
 def test_round_trips_with_worthless_exits_and_unpriced_events():
     """A straddle sold at a bid of 0 loses its whole premium plus fees; an event with no
     quote is not traded (P&L 0) instead of crashing the simulation."""
-    from strategies.engine import simulate_round_trips
+    from eventvol.strategies.engine import simulate_round_trips
 
     idx = pd.Index(["worthless", "normal", "unpriced", "filtered"])
     res = simulate_round_trips(
@@ -202,7 +202,7 @@ def test_round_trips_with_worthless_exits_and_unpriced_events():
 
 
 def test_panel_engine_charges_fees_on_a_worthless_exit():
-    from strategies.engine import simulate_panel
+    from eventvol.strategies.engine import simulate_panel
 
     mark = np.array([[3.0, 3.0], [1.0, 2.0], [0.0, 0.5]])
     res = simulate_panel(mark=mark, entry_fill=np.array([3.2, 3.2]), exit_fill=np.array([0.0, 0.4]),

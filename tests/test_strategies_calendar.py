@@ -6,8 +6,8 @@ import datetime as dt
 
 import pandas as pd
 
-from data_lake import calendars
-from strategies.calendar import event_sessions
+from eventvol.data_lake import calendars
+from eventvol.strategies.calendar import event_sessions
 
 
 def _ev(rows):

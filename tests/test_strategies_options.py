@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from strategies.marks import mark_legs, structure_marks
-from strategies.option_events import (MissingFactorError, OptionEventParams, require_factors, run_sweep,
+from eventvol.strategies.marks import mark_legs, structure_marks
+from eventvol.strategies.option_events import (MissingFactorError, OptionEventParams, require_factors, run_sweep,
                                       tradable_events)
 
 FEE = 0.65
@@ -149,7 +149,7 @@ def test_gex_filter_uses_entry_session_factor(small_lake, earnings):
 
 
 def test_vex_filter_without_the_factor_names_it(small_lake, earnings, monkeypatch):
-    import strategies.option_events as oe
+    import eventvol.strategies.option_events as oe
 
     # the VEX factor is being added to the gex family; pretend the lake predates it
     monkeypatch.setattr(oe, "VEX_FACTOR", "net_vex_not_materialized")
@@ -227,9 +227,9 @@ def test_quote_missing_in_the_lake_is_carried_stale_into_the_pnl(lake_copy):
 
 
 def test_iron_condor_and_calendar_legs_are_well_formed(small_lake, earnings):
-    from strategies import loaders
-    from strategies.option_events import SNAPSHOT_LAG
-    from strategies.structures import select_structure
+    from eventvol.strategies import loaders
+    from eventvol.strategies.option_events import SNAPSHOT_LAG
+    from eventvol.strategies.structures import select_structure
 
     want = pd.DataFrame({"event_id": earnings["event_id"], "underlying": earnings["underlying"],
                          "trade_date": earnings["entry_session"], "decision_ts": earnings["entry_time"] + SNAPSHOT_LAG})
@@ -253,7 +253,7 @@ def test_structure_years_to_expiry_counts_elapsed_hours_across_dst():
     """A strangle's BSM deltas use the pipelines' T: elapsed ACT/365 from 16:00 ET, so the week
     over the 2024-03-10 spring-forward is one hour short of 7 days, and an AM expiry settles
     6.5 hours before the close (hand-computed)."""
-    from strategies.structures import years_to_expiry
+    from eventvol.strategies.structures import years_to_expiry
 
     t = years_to_expiry(["2024-03-08", "2024-03-08", "2024-03-01"], ["2024-03-15", "2024-03-15", "2024-03-08"],
                         ["PM", "AM", "PM"])

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from data_lake import Lake
-from data_lake.synthetic import SyntheticConfig, build
-from research.studies.registry import load_hypotheses, run_hypothesis
+from eventvol.data_lake import Lake
+from eventvol.data_lake.synthetic import SyntheticConfig, build
+from eventvol.research.studies.registry import load_hypotheses, run_hypothesis
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import SMALL
 
-from data_lake import NoDataError
-from research.studies import data as D
-from research.studies.registry import load_hypotheses, regime_labels, run_all, run_hypothesis
+from eventvol.data_lake import NoDataError
+from eventvol.research.studies import data as D
+from eventvol.research.studies.registry import load_hypotheses, regime_labels, run_all, run_hypothesis
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_h1_estimand_is_exactly_one_without_feedback_or_regimes():
     """Closed form: with the GEX feedback off and no dispersion or rotation regimes every
     stock's conditional variance is constant in time, so the regression on log variances with
     stock fixed effects has a zero coefficient: the published estimand is 1 to rounding."""
-    from data_lake.synthetic import simulate
+    from eventvol.data_lake.synthetic import simulate
 
     flat = dataclasses.replace(SMALL, vol_mult_negative_gex=1.0, vol_mult_positive_gex=1.0,
                                gap_continuation_negative_gex=0.0, gap_continuation_positive_gex=0.0,
@@ -76,7 +76,7 @@ def _null_config(seed: int):
 def _mechanism_from_tables(tables) -> dict:
     """The H1 session-level estimator on in-memory tables (no lake): the same pure code path
     the size study uses (research.studies.size.result_of)."""
-    from research.studies.size import result_of
+    from eventvol.research.studies.size import result_of
 
     return result_of("H1", tables, load_hypotheses())
 
@@ -84,7 +84,7 @@ def _mechanism_from_tables(tables) -> dict:
 def test_h1_with_the_mechanism_off_rejects_at_about_five_percent():
     from scipy import stats
 
-    from data_lake.synthetic import simulate
+    from eventvol.data_lake.synthetic import simulate
 
     seeds = range(102, 110)
     rejections = sum(_mechanism_from_tables(simulate(_null_config(s)))["p_value"] < 0.05 for s in seeds)
@@ -174,8 +174,8 @@ def test_run_all_adds_bh_and_is_deterministic(small_lake, specs):
 def test_h2_h4_primary_estimates_cover_their_planted_values(lake_copy, specs):
     """Where the synthetic market plants the effect a hypothesis tests, the primary
     estimate's 95% interval covers the truth table's value (skips if a family is absent)."""
-    from pipelines.factors import materialize
-    from pipelines.registry import load_families
+    from eventvol.pipelines.factors import materialize
+    from eventvol.pipelines.registry import load_families
 
     if "letf" not in load_families() or not lake_copy.files("letf_funds"):
         pytest.skip("the letf factor family or letf_funds rows are absent")

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_lake.synthetic import SyntheticConfig, simulate
-from research.studies import mechanisms as MX
-from research.studies.registry import load_hypotheses, run_hypothesis
+from eventvol.data_lake.synthetic import SyntheticConfig, simulate
+from eventvol.research.studies import mechanisms as MX
+from eventvol.research.studies.registry import load_hypotheses, run_hypothesis
 
 # the default two-year market (bear phase and rebound inside), with thin option chains: the
 # estimators read bars, events and short interest only

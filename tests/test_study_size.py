@@ -11,9 +11,9 @@ import dataclasses
 import pytest
 from scipy import stats
 
-from data_lake.synthetic import SyntheticConfig, simulate
-from research.studies.registry import load_hypotheses
-from research.studies.size import OFF, clopper_pearson, p_value_of, rejection_summary
+from eventvol.data_lake.synthetic import SyntheticConfig, simulate
+from eventvol.research.studies.registry import load_hypotheses
+from eventvol.research.studies.size import OFF, clopper_pearson, p_value_of, rejection_summary
 
 NAMES = ("H2", "H3", "H4", "H5", "H7")
 SEEDS = range(201, 206)

@@ -8,7 +8,7 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from research.studies import stats as S
+from eventvol.research.studies import stats as S
 
 
 def _panel(rng, n_events=8, est_len=60, window=(-2, 2), shift=0.0):

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_lake.synthetic import config_for, simulate
-from pipelines.positioning import gex_factor_rows
+from eventvol.data_lake.synthetic import config_for, simulate
+from eventvol.pipelines.positioning import gex_factor_rows
 
 
 @pytest.fixture(scope="module")

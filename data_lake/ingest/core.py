@@ -26,11 +26,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from data_lake.ingest.formats import FORMATS, Context, Format
-from data_lake.ingest.reader import (IngestError, check_size, head_lines,
+from eventvol.data_lake.ingest.formats import FORMATS, Context, Format
+from eventvol.data_lake.ingest.reader import (IngestError, check_size, head_lines,
                                      max_bytes_default, read_batches, require_columns, split_csv_line)
-from data_lake.schemas import TableSpec, spec
-from data_lake.validate import ROW_CHECKS, conform
+from eventvol.data_lake.schemas import TableSpec, spec
+from eventvol.data_lake.validate import ROW_CHECKS, conform
 
 MAPPING_VERSION = "1"
 PENDING_ID = "ing-pending"  # bump when a vendor mapping changes, so re-ingests get a new id

@@ -21,9 +21,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data_lake import calendars
-from data_lake.ingest.reader import Batch, IngestError, head_lines, split_csv_line
-from data_lake.schemas import UTC_TS
+from eventvol.data_lake import calendars
+from eventvol.data_lake.ingest.reader import Batch, IngestError, head_lines, split_csv_line
+from eventvol.data_lake.schemas import UTC_TS
 
 # Roots whose contracts settle on the opening print (SOQ); every other root settles PM.
 AM_ROOTS = frozenset({"SPX", "NDX", "RUT", "DJX", "OEX", "XEO", "VIX"})

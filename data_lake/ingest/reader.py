@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from data_lake.errors import EventvolError
+from eventvol.data_lake.errors import EventvolError
 
 BLOCK_BYTES = 1 << 20  # also the longest line accepted
 DEFAULT_MAX_BYTES = 1 << 30  # larger files are refused: split them or pass max_bytes

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from data_lake.synthetic.config import SCALES, SyntheticConfig, config_for
-from data_lake.synthetic.market import simulate, simulate_stream
+from eventvol.data_lake.synthetic.config import SCALES, SyntheticConfig, config_for
+from eventvol.data_lake.synthetic.market import simulate, simulate_stream
 
 
 def build(lake, cfg: SyntheticConfig = SyntheticConfig(), progress: Callable[[str], None] | None = None) -> dict[str, int]:

@@ -109,7 +109,7 @@ SCALES: dict[str, dict] = {
 def config_for(scale: str = "small", **overrides) -> SyntheticConfig:
     """The configuration of a named scale, with overrides (e.g. seed=3)."""
     if scale not in SCALES:
-        from data_lake.errors import EventvolError
+        from eventvol.data_lake.errors import EventvolError
 
         raise EventvolError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
     return replace(SyntheticConfig(), **{**SCALES[scale], **overrides})

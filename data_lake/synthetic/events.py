@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from data_lake import calendars
+from eventvol.data_lake import calendars
 
 SOURCE = "synthetic"
 MACRO_TIMES = {"NFP": ("08:30", "BMO"), "CPI": ("08:30", "BMO"), "FOMC": ("14:00", "INTRADAY")}

@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from data_lake import calendars
-from data_lake.synthetic import events as ev
-from data_lake.synthetic.chains import (
+from eventvol.data_lake import calendars
+from eventvol.data_lake.synthetic import events as ev
+from eventvol.data_lake.synthetic.chains import (
     ChainBuilder, OpenInterestBook, contract_keys, contract_noise, iv_surface, quote, years_to_expiry,
 )
-from data_lake.synthetic.config import SyntheticConfig, tickers
-from data_lake.synthetic.pricing import bs_price_gamma_vanna
+from eventvol.data_lake.synthetic.config import SyntheticConfig, tickers
+from eventvol.data_lake.synthetic.pricing import bs_price_gamma_vanna
 
 MULTIPLIER = 100
 VENDOR = "synthetic"

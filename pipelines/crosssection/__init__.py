@@ -2,8 +2,8 @@
 implied correlation), momentum and crowding, leveraged-ETF rebalance flows, squeeze pressure.
 Importing the package registers every family with `pipelines.registry`."""
 
-from pipelines.crosssection import dispersion  # noqa: F401
-from pipelines.crosssection import momentum  # noqa: F401
-from pipelines.crosssection import letf  # noqa: F401
-from pipelines.crosssection import squeeze  # noqa: F401
-from pipelines.crosssection import implied  # noqa: F401
+from eventvol.pipelines.crosssection import dispersion  # noqa: F401
+from eventvol.pipelines.crosssection import momentum  # noqa: F401
+from eventvol.pipelines.crosssection import letf  # noqa: F401
+from eventvol.pipelines.crosssection import squeeze  # noqa: F401
+from eventvol.pipelines.crosssection import implied  # noqa: F401

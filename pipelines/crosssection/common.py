@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from data_lake import Lake, calendars
-from pipelines.crosssection import kernels
-from pipelines.registry import FACTOR_ROW_COLUMNS
+from eventvol.data_lake import Lake, calendars
+from eventvol.pipelines.crosssection import kernels
+from eventvol.pipelines.registry import FACTOR_ROW_COLUMNS
 
 TRADING_DAYS = 252
 PCT_WINDOW_SESSIONS = 3 * TRADING_DAYS  # trailing 3-year window of percentile ranks

@@ -16,10 +16,10 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from data_lake import Lake
-from pipelines.crosssection import common as cx
-from pipelines.crosssection import kernels
-from pipelines.registry import FactorSpec, register
+from eventvol.data_lake import Lake
+from eventvol.pipelines.crosssection import common as cx
+from eventvol.pipelines.crosssection import kernels
+from eventvol.pipelines.registry import FactorSpec, register
 
 RATIO_WINDOWS = (5, 21, 63)
 CORR_WINDOWS = (5, 21)

@@ -15,11 +15,11 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from data_lake import Lake
-from pipelines import gex as gexmod
-from pipelines.crosssection import common as cx
-from pipelines.crosssection.dispersion import implied_correlation
-from pipelines.registry import FactorSpec, register
+from eventvol.data_lake import Lake
+from eventvol.pipelines import gex as gexmod
+from eventvol.pipelines.crosssection import common as cx
+from eventvol.pipelines.crosssection.dispersion import implied_correlation
+from eventvol.pipelines.registry import FactorSpec, register
 
 TARGET_DAYS = 30
 MIN_DAYS = 2  # expiries this close carry pin and event noise, not a 30-day vol

@@ -18,9 +18,9 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from data_lake import Lake
-from pipelines.crosssection import common as cx
-from pipelines.registry import FactorSpec, register
+from eventvol.data_lake import Lake
+from eventvol.pipelines.crosssection import common as cx
+from eventvol.pipelines.registry import FactorSpec, register
 
 OUTPUTS = ("letf_rebalance_flow_usd", "letf_flow_per_1pct_usd")
 LOOKBACK_SESSIONS = 10  # AUM(t-1) and the previous close

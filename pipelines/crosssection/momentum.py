@@ -28,10 +28,10 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from data_lake import Lake
-from pipelines.crosssection import common as cx
-from pipelines.crosssection import kernels
-from pipelines.registry import FactorSpec, register
+from eventvol.data_lake import Lake
+from eventvol.pipelines.crosssection import common as cx
+from eventvol.pipelines.crosssection import kernels
+from eventvol.pipelines.registry import FactorSpec, register
 
 MOM_LONG, MOM_SKIP = 252, 21
 WML_VOL_WINDOW = 126

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from data_lake import Lake
-from pipelines import bsm, gex as gexmod
-from pipelines.crosssection import common as cx
-from pipelines.loaders import column, group_ids
-from pipelines.registry import FactorSpec, register
+from eventvol.data_lake import Lake
+from eventvol.pipelines import bsm, gex as gexmod
+from eventvol.pipelines.crosssection import common as cx
+from eventvol.pipelines.loaders import column, group_ids
+from eventvol.pipelines.registry import FactorSpec, register
 
 ADV_WINDOW = 21
 NEAR_SPOT = 0.05

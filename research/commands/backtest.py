@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from data_lake import Lake
-from data_lake.store import default_lake_path
-from research.cli_common import LakeOpt, out, print_json
+from eventvol.data_lake import Lake
+from eventvol.data_lake.store import default_lake_path
+from eventvol.research.cli_common import LakeOpt, out, print_json
 
 
 def _records(df) -> list[dict]:
@@ -31,9 +31,9 @@ def backtest(
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics per parameter set and per-event trades as JSON.")] = False,
 ) -> None:
     """Backtest a strategy over a parameter sweep (one vectorbt simulation for all of it)."""
-    from research.progress import status
-    from strategies.catalog import run_strategy
-    from strategies.sweep import parse_param_options, parse_split, walk_forward
+    from eventvol.research.progress import status
+    from eventvol.strategies.catalog import run_strategy
+    from eventvol.strategies.sweep import parse_param_options, parse_split, walk_forward
 
     grid = parse_param_options(param or [])
     wf = parse_split(split)

@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from data_lake import Lake, NoDataError
-from data_lake.store import default_lake_path
-from research.cli_common import LakeOpt, out, parse_date, print_json
+from eventvol.data_lake import Lake, NoDataError
+from eventvol.data_lake.store import default_lake_path
+from eventvol.research.cli_common import LakeOpt, out, parse_date, print_json
 
 
 def _missing_months(lake: Lake, spec, start, end) -> bool:
@@ -17,7 +17,7 @@ def _missing_months(lake: Lake, spec, start, end) -> bool:
     no materialized row of any of the family's outputs (a month whose outputs are all
     legitimately empty, e.g. inside every lookback, is recomputed each time: that costs time,
     never correctness)."""
-    from pipelines.loaders import month_ranges
+    from eventvol.pipelines.loaders import month_ranges
 
     months = month_ranges(lake, spec.driver_table, start, end)
     if not months:
@@ -38,9 +38,9 @@ def factor(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of {trade_date, entity, value}.")] = False,
 ) -> None:
     """Values of one factor, computed and stored in the lake first if they are missing."""
-    from pipelines.factors import materialize, read_factor
-    from pipelines.registry import family_of
-    from research.progress import status
+    from eventvol.pipelines.factors import materialize, read_factor
+    from eventvol.pipelines.registry import family_of
+    from eventvol.research.progress import status
 
     lo = parse_date(start, "--start") if start else None
     hi = parse_date(end, "--end") if end else None

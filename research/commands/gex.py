@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from data_lake import Lake, NoDataError
-from data_lake.store import default_lake_path
-from research.cli_common import LakeOpt, out, parse_date, print_json
+from eventvol.data_lake import Lake, NoDataError
+from eventvol.data_lake.store import default_lake_path
+from eventvol.research.cli_common import LakeOpt, out, parse_date, print_json
 
 
 def gex(
@@ -23,8 +23,8 @@ def gex(
 ) -> None:
     """Dealer positioning of one underlying on one trade date: net GEX, zero gamma, walls,
     vanna and charm exposure, GEX by expiry bucket, 0DTE volume share."""
-    from pipelines.gex import SIGN_MODELS
-    from pipelines.positioning import positioning_summary
+    from eventvol.pipelines.gex import SIGN_MODELS
+    from eventvol.pipelines.positioning import positioning_summary
 
     if sign_model not in SIGN_MODELS:
         raise NoDataError(f"unknown --sign-model {sign_model!r}; choose one of {', '.join(SIGN_MODELS)}")

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from data_lake import Lake
-from data_lake.store import default_lake_path
-from research.cli_common import LakeOpt, out, print_json
+from eventvol.data_lake import Lake
+from eventvol.data_lake.store import default_lake_path
+from eventvol.research.cli_common import LakeOpt, out, print_json
 
 lake_app = typer.Typer(name="lake", help="Inspect the lake (quarantined rows).", no_args_is_help=True)
 
@@ -21,7 +21,7 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Map vendor files onto the canonical tables; bad rows are quarantined with their reason."""
-    from data_lake.ingest import FORMATS, IngestError, ingest_files
+    from eventvol.data_lake.ingest import FORMATS, IngestError, ingest_files
 
     if fmt not in FORMATS:
         raise IngestError(f"unknown ingest format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -48,7 +48,7 @@ class _file_progress:
         self._bar = None
 
     def __enter__(self):
-        from research.progress import interactive
+        from eventvol.research.progress import interactive
 
         if self.total < 2 or not interactive():
             return None
@@ -72,7 +72,7 @@ def quarantine(
     limit: Annotated[int, typer.Option(help="Show at most this many rows (0 = all).")] = 200,
 ) -> None:
     """List quarantined rows: ingest, file, line, column, reason, value."""
-    from data_lake.ingest import read_quarantine
+    from eventvol.data_lake.ingest import read_quarantine
 
     lk = Lake.open(lake or default_lake_path())
     rows = read_quarantine(lk).to_pylist()

@@ -13,9 +13,9 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from data_lake import Lake, calendars
-from data_lake.store import default_lake_path
-from research.cli_common import LakeOpt, err, out, parse_date, print_json
+from eventvol.data_lake import Lake, calendars
+from eventvol.data_lake.store import default_lake_path
+from eventvol.research.cli_common import LakeOpt, err, out, parse_date, print_json
 
 
 def _date(value: str | None, option: str) -> dt.date | None:
@@ -39,8 +39,8 @@ def refresh(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout (log lines go to stderr).")] = False,
 ) -> None:
     """Compute the factor units that are missing or whose inputs changed; one log line per unit."""
-    from pipelines.refresh import refresh as run_refresh
-    from research.progress import status
+    from eventvol.pipelines.refresh import refresh as run_refresh
+    from eventvol.research.progress import status
 
     names = [f.strip() for f in factors.split(",") if f.strip()] if factors else None
     lo, hi = _date(start, "--start"), _date(end, "--end")

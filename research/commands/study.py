@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from data_lake import Lake, NoDataError
-from data_lake.store import default_lake_path
-from research.cli_common import LakeOpt, out, print_json
+from eventvol.data_lake import Lake, NoDataError
+from eventvol.data_lake.store import default_lake_path
+from eventvol.research.cli_common import LakeOpt, out, print_json
 
 MOMENTUM = "momentum-regimes"
 
@@ -43,12 +43,12 @@ def study(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Run a declared hypothesis (or all of them) or the Daniel-Moskowitz momentum regimes."""
-    from research.progress import status
-    from research.studies.registry import load_hypotheses, run_all, run_hypothesis
+    from eventvol.research.progress import status
+    from eventvol.research.studies.registry import load_hypotheses, run_all, run_hypothesis
 
     lk = Lake.open(lake or default_lake_path())
     if name == MOMENTUM:
-        from research.studies.regimes import factor_returns_wide, momentum_regimes
+        from eventvol.research.studies.regimes import factor_returns_wide, momentum_regimes
 
         wide = factor_returns_wide(lk)
         if wide.empty or not {"MktRF", "RF", "Mom"} <= set(wide.columns):
@@ -93,8 +93,8 @@ def report(
     pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Also write report.pdf (WeasyPrint).")] = True,
 ) -> None:
     """Write the PM research report (self-contained report.html and report.pdf)."""
-    from research.progress import status
-    from research.report import build_research_report
+    from eventvol.research.progress import status
+    from eventvol.research.report import build_research_report
 
     lk = Lake.open(lake or default_lake_path())
     with status("eventvol report") as step:

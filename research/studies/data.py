@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from data_lake import Lake, NoDataError, calendars
+from eventvol.data_lake import Lake, NoDataError, calendars
 
 
 def returns_panel(lake: Lake, symbols=None) -> pd.DataFrame:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from research.studies.data import close_panel  # noqa: F401  (pure; re-exported for the estimators' callers)
+from eventvol.research.studies.data import close_panel  # noqa: F401  (pure; re-exported for the estimators' callers)
 
 MOM_LONG, MOM_SKIP = 252, 21  # 12-1 momentum: close 22 sessions before t over close 253 before
 MIN_MOM_SPAN = 21  # sessions of momentum history needed at the start of a sample
@@ -131,7 +131,7 @@ def rebound_crash_rates(close: pd.DataFrame, index_close: pd.Series, skip: pd.Da
     on = reb[ok].to_numpy() == 1.0
     n1, n2 = int(on.sum()), int((~on).sum())
     if n1 < 5 or n2 < 5:
-        from research.studies.registry import NotEvaluable
+        from eventvol.research.studies.registry import NotEvaluable
 
         raise NotEvaluable(f"only {n1} rebound sessions and {n2} others with a rotation return (need 5 each)")
     k1, k2 = int(crash[on].sum()), int(crash[~on].sum())
@@ -192,7 +192,7 @@ def squeeze_followthrough(close: pd.DataFrame, index_close: pd.Series, short_int
     out = {"name": f"next-session market-adjusted return after an upside jump (> {k:g} sd) with short interest >= {threshold:g} of float",
            "n": len(y), "events": [[str(close.columns[c]), str(close.index[r].date())] for r, c in zip(rows, cols)]}
     if len(y) < 2:
-        from research.studies.registry import NotEvaluable
+        from eventvol.research.studies.registry import NotEvaluable
 
         raise NotEvaluable(f"only {len(y)} upside jumps in heavily shorted stocks (need 2)")
     m, se = float(y.mean()), float(y.std(ddof=1) / np.sqrt(len(y)))
@@ -226,7 +226,7 @@ def mechanisms_from_tables(tables: dict, index: str, h5_threshold: float = 0.10,
     for name, fn in (("H3", lambda: rebound_crash_rates(stocks, close[index], skip, k=k)),
                      ("H5", lambda: squeeze_followthrough(stocks, close[index], tables["short_interest"], skip,
                                                           threshold=h5_threshold, k=k))):
-        from research.studies.registry import NotEvaluable
+        from eventvol.research.studies.registry import NotEvaluable
 
         try:
             out[name] = fn()

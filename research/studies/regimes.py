@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from data_lake import Lake
-from research.studies import stats as S
+from eventvol.data_lake import Lake
+from eventvol.research.studies import stats as S
 
 LOOKBACK_MONTHS = 24
 

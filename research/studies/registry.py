@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_lake import Lake, NoDataError
-from research.studies import data as D
-from research.studies import stats as S
+from eventvol.data_lake import Lake, NoDataError
+from eventvol.research.studies import data as D
+from eventvol.research.studies import stats as S
 
 HYPOTHESES = Path(__file__).resolve().parents[1] / "hypotheses"
 REQUIRED = ("name", "title", "kind", "claim")
@@ -333,7 +333,7 @@ def mechanism_truth(lake: Lake, mech: dict, out: dict) -> dict:
 def _lake_panels(lake: Lake) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
     """(stock closes sessions x symbols, index closes, event-reaction skip mask) from the
     lake's bars and events, for the H3/H5 mechanism estimators."""
-    from research.studies import mechanisms as MX
+    from eventvol.research.studies import mechanisms as MX
 
     mkt = D.market_symbol(lake)
     bars = D.bars_frame(lake)
@@ -349,14 +349,14 @@ def _lake_panels(lake: Lake) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
 
 
 def rebound_crash_rates_lake(lake: Lake, mech: dict) -> dict:
-    from research.studies import mechanisms as MX
+    from eventvol.research.studies import mechanisms as MX
 
     stocks, index_close, skip = _lake_panels(lake)
     return MX.rebound_crash_rates(stocks, index_close, skip, k=float(mech.get("k", 3.0)))
 
 
 def squeeze_followthrough_lake(lake: Lake, mech: dict) -> dict:
-    from research.studies import mechanisms as MX
+    from eventvol.research.studies import mechanisms as MX
 
     if not lake.files("short_interest"):
         raise NotEvaluable("the lake has no short_interest table")

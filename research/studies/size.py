@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from research.studies import data as D
-from research.studies import mechanisms as MX
-from research.studies.registry import (
+from eventvol.research.studies import data as D
+from eventvol.research.studies import mechanisms as MX
+from eventvol.research.studies.registry import (
     NotEvaluable,
     event_study_frames,
     planted_value,
@@ -50,7 +50,7 @@ def events_frame(events: pd.DataFrame) -> pd.DataFrame:
 
 
 def _gex_frame(tables: dict, factor: str) -> pd.DataFrame:
-    from pipelines.positioning import gex_factor_rows
+    from eventvol.pipelines.positioning import gex_factor_rows
 
     q = tables["option_quotes"].sort_by([("underlying", "ascending"), ("trade_date", "ascending")])
     f = gex_factor_rows(q)
@@ -60,8 +60,8 @@ def _gex_frame(tables: dict, factor: str) -> pd.DataFrame:
 
 
 def _letf_frame(tables: dict) -> pd.DataFrame:
-    from pipelines.crosssection import common as cx
-    from pipelines.crosssection.letf import rebalance_flows
+    from eventvol.pipelines.crosssection import common as cx
+    from eventvol.pipelines.crosssection.letf import rebalance_flows
 
     bars = tables["bars"]
     panel = cx.pivot(bars["trade_date"].to_numpy(), bars["symbol"].to_numpy(), bars["close"].to_numpy())
