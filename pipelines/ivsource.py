@@ -9,7 +9,12 @@ Sources (`IV_SOURCES`; `DEFAULT_IV_SOURCE` is `otm`):
     either side has none;
   - `solved`: as `otm`, but a side without a usable vendor IV gets the IV solved from its
     mid quote ((bid + ask) / 2, both quoted, bid > 0) by `pipelines.iv.implied_vol` with the
-    row's T and r (q = 0) first; on a quotes-only file every IV is solved.
+    row's T and r first; on a quotes-only file every IV is solved. The forward is implied by
+    put-call parity per (group, root, expiration) at the strike where |call mid - put mid| is
+    smallest, F = K + e^{rT} (C - P), and enters the solver as the yield q = r - ln(F/S) / T
+    (Cboe's VIX recipe): index dividends put F below spot, and solving with F = S e^{rT}
+    instead biases call IVs down and put IVs up (SPX 2022-02-04: net GEX off by 17%).
+    Expiries without a two-sided call and put at one strike use q = 0.
 
 Pure array code: one vectorized pass, no Python loop over rows. Rows must be grouped by
 (underlying, trade_date); within a group the call and the put of a strike are paired whatever
@@ -153,25 +158,65 @@ def otm_choice(own_iv: np.ndarray, partner: np.ndarray, strike: np.ndarray, spot
     return iv, from_other
 
 
-def solve_mid_iv(bid: np.ndarray, ask: np.ndarray, spot: np.ndarray, strike: np.ndarray, t_years: np.ndarray,
-                 is_call: np.ndarray, r: np.ndarray | float = 0.0, rows: np.ndarray | None = None) -> np.ndarray:
-    """IV (decimal; NaN where no solution: no two-sided quote with bid > 0, expired, price
-    outside the no-arbitrage bounds) from the mid quote, for `rows` (indices; default all)."""
+def mid_quotes(bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
+    """(bid + ask) / 2 where both are quoted, bid > 0 and ask >= bid; NaN elsewhere."""
+    b, a = np.asarray(bid, float), np.asarray(ask, float)
+    with np.errstate(invalid="ignore"):
+        quoted = np.isfinite(b) & np.isfinite(a) & (b > 0) & (a >= b)
+    return np.where(quoted, 0.5 * (b + a), np.nan)
+
+
+def implied_yield(mid: np.ndarray, partner: np.ndarray, is_call: np.ndarray, group: np.ndarray, root: np.ndarray,
+                  expiry: np.ndarray, strike: np.ndarray, spot: np.ndarray, t_years: np.ndarray,
+                  r: np.ndarray | float = 0.0) -> np.ndarray:
+    """The continuous yield q per row (decimal per year) that puts the forward where put-call
+    parity says it is: per (group, root, expiration), at the strike with both mids and the
+    smallest |C - P|, F = K + e^{rT} (C - P), q = r - ln(F / S) / T; 0 where an expiry has no
+    such strike, T <= 0 or F is not positive."""
+    n = len(strike)
+    t = np.asarray(t_years, float)
+    rr = np.broadcast_to(np.asarray(r, float), (n,))
+    calls = np.flatnonzero(np.asarray(is_call, bool) & (partner >= 0))
+    diff = mid[calls] - mid[partner[calls]]
+    ok = np.isfinite(diff) & (t[calls] > 0)
+    calls, diff = calls[ok], diff[ok]
+    q = np.zeros(n)
+    if calls.size == 0:
+        return q
+    # one id per (group, root, expiration): rows are compared through their key columns
+    key = np.stack([np.asarray(group, np.int64), np.asarray(root, np.int64), np.asarray(expiry, np.int64)], axis=1)
+    _, expiry_id = np.unique(key, axis=0, return_inverse=True)
+    expiry_id = expiry_id.ravel()
+    order = np.lexsort((np.abs(diff), expiry_id[calls]))
+    first = np.ones(order.size, bool)
+    first[1:] = expiry_id[calls][order][1:] != expiry_id[calls][order][:-1]
+    best = calls[order[first]]
+    best_diff = diff[order[first]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fwd = strike[best] + np.exp(rr[best] * t[best]) * best_diff
+        q_best = rr[best] - np.log(fwd / spot[best]) / t[best]
+    per_expiry = np.zeros(expiry_id.max() + 1)
+    good = np.isfinite(q_best) & (fwd > 0)
+    per_expiry[expiry_id[best[good]]] = q_best[good]
+    return per_expiry[expiry_id]
+
+
+def solve_mid_iv(mid: np.ndarray, spot: np.ndarray, strike: np.ndarray, t_years: np.ndarray,
+                 is_call: np.ndarray, r: np.ndarray | float = 0.0, q: np.ndarray | float = 0.0,
+                 rows: np.ndarray | None = None) -> np.ndarray:
+    """IV (decimal; NaN where no solution: no mid quote, expired, price outside the
+    no-arbitrage bounds) of the mid quotes (dollars per share), for `rows` (indices; default all)."""
     from eventvol.pipelines.iv import implied_vol
 
     n = len(strike)
     out = np.full(n, np.nan)
     idx = np.arange(n) if rows is None else np.asarray(rows)
-    if idx.size == 0:
+    sel = idx[np.isfinite(mid[idx])]
+    if sel.size == 0:
         return out
-    b, a = np.asarray(bid, float)[idx], np.asarray(ask, float)[idx]
-    with np.errstate(invalid="ignore"):
-        quoted = np.isfinite(b) & np.isfinite(a) & (b > 0) & (a >= b)
-    sel = idx[quoted]
-    mid = 0.5 * (b[quoted] + a[quoted])
-    rr = np.broadcast_to(np.asarray(r, float), (n,))[sel]
-    vol, _ = implied_vol(mid, np.asarray(spot, float)[sel], np.asarray(strike, float)[sel],
-                         np.asarray(t_years, float)[sel], rr, 0.0, np.asarray(is_call, bool)[sel])
+    pick = lambda x: np.broadcast_to(np.asarray(x, float), (n,))[sel]  # noqa: E731
+    vol, _ = implied_vol(mid[sel], pick(spot), pick(strike), pick(t_years), pick(r), pick(q),
+                         np.asarray(is_call, bool)[sel])
     out[sel] = vol
     return out
 
@@ -192,17 +237,19 @@ def clean_iv(source: str, *, iv: np.ndarray, group: np.ndarray, root: np.ndarray
         return CleanIV(raw, origin, source)
     own = usable_vendor_iv(raw, floor)
     solved = np.zeros(n, bool)
+    partner = pair_partner(group, root, expiry, strike, is_call)
     if source == "solved":
         need = np.flatnonzero(~np.isfinite(own))
         if need.size:
             if bid is None or ask is None or t_years is None:
                 raise ValueError("IV source 'solved' needs bid, ask and T per row")
             t = t_years() if callable(t_years) else t_years
-            s = solve_mid_iv(bid, ask, spot, strike, t, is_call, r, rows=need)
+            mid = mid_quotes(bid, ask)
+            q = implied_yield(mid, partner, is_call, group, root, expiry, strike, spot, t, r)
+            s = solve_mid_iv(mid, spot, strike, t, is_call, r, q, rows=need)
             own = own.copy()
             own[need] = s[need]
             solved[need] = np.isfinite(s[need])
-    partner = pair_partner(group, root, expiry, strike, is_call)
     out, from_other = otm_choice(own, partner, strike, spot, is_call)
     has = np.isfinite(out)
     src_solved = np.where(from_other, solved[np.where(partner >= 0, partner, 0)], solved)
