@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from eventvol.data_lake.ingest.formats import FORMATS, Context, Format
-from eventvol.data_lake.ingest.reader import (IngestError, check_size, head_lines,
+from eventvol.data_lake.ingest.reader import (IngestError, check_header, check_size, head_lines,
                                      max_bytes_default, read_batches, require_columns, split_csv_line)
 from eventvol.data_lake.schemas import TableSpec, spec
 from eventvol.data_lake.validate import ROW_CHECKS, conform
@@ -166,6 +166,7 @@ def _read_file(f: Format, path: Path, ctx: Context, max_bytes: int) -> tuple[pa.
     names = f.names(path) if f.names else None
     if names is None:
         header = split_csv_line(head_lines(path, f.header_line)[-1])
+        check_header(path, header, f.header_line)
         require_columns(path, header, list(f.required))
     parts, rejects, n_read = [], [], 0
     for b in read_batches(path, header_line=f.header_line, names=names, max_bytes=max_bytes,
@@ -187,6 +188,8 @@ def _read_file(f: Format, path: Path, ctx: Context, max_bytes: int) -> tuple[pa.
                 tbl = conform(s, tbl.filter(keep) if any_bad else tbl)
                 parts.append(tbl.append_column("__line", lines))
         rejects += b.rejects
+    if n_read == 0:
+        raise IngestError(f"{path} holds a header but no data rows; refusing the file")
     if not parts:
         return None, rejects, n_read
     return pa.concat_tables(parts), rejects, n_read
