@@ -164,16 +164,20 @@ def _read_file(f: Format, path: Path, ctx: Context, max_bytes: int) -> tuple[pa.
     if f.inspect is not None:
         ctx.header = f.inspect(path)
     names = f.names(path) if f.names else None
+    header: list[str] = []  # formats with their own column names (quote tables) check in `inspect`
     if names is None:
         header = split_csv_line(head_lines(path, f.header_line)[-1])
         check_header(path, header, f.header_line)
-        require_columns(path, header, list(f.required))
+    layout = f.layout_for(path, header)
+    if names is None:
+        require_columns(path, header, list(layout.required))
+    ctx.header["layout"] = layout.name
     parts, rejects, n_read = [], [], 0
     for b in read_batches(path, header_line=f.header_line, names=names, max_bytes=max_bytes,
-                          columns=f.columns):
+                          columns=layout.columns):
         n_read += len(b) + len([r for r in b.rejects])
         if len(b):
-            rows = f.parse(b, ctx)
+            rows = layout.parse(b, ctx)
             any_bad = bool(b.bad.any())  # the common case keeps every row: no filtering copy
             keep = pa.array(~b.bad)
             lines = pa.array(b.lines[~b.bad] if any_bad else b.lines, pa.int64())
