@@ -568,10 +568,27 @@ def _prices_parse(b: Batch, ctx: Context) -> list[dict]:
              "volume": opt("volume", b.integer)}]
 
 
+MEMBERS_KNOWN_DEFAULT = "09:30"  # no known_at column: a membership is known at the open of its start_date
+KNOWN_AT_TIMES = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M")
+
+
+def _known_at(b: Batch, name: str) -> pa.Array:
+    """A `known_at` cell: a date (known at that day's 16:00 ET close) or a US/Eastern date and time."""
+    wall = b.timestamp(name, KNOWN_AT_TIMES + ("%Y-%m-%d",))
+    is_date = pc.fill_null(pc.match_substring_regex(b.text(name), r"^\d{4}-\d{2}-\d{2}$"), False)
+    on_day = _dates_at(_null_if(pc.cast(wall, pa.date32()), pc.invert(is_date)), "16:00")
+    return pc.if_else(is_date, on_day, _eastern_to_utc(wall))
+
+
 def _members_parse(b: Batch, ctx: Context) -> list[dict]:
     # an empty end_date means the symbol is still a member
-    return [{"index": b.text("index"), "symbol": b.text("symbol"), "start_date": b.date("start_date"),
-             "end_date": b.date("end_date") if "end_date" in b.cols else None}]
+    start = b.date("start_date")
+    known = _known_at(b, "known_at") if "known_at" in b.cols else None
+    default = _dates_at(start, MEMBERS_KNOWN_DEFAULT)
+    return [{"index": b.text("index"), "symbol": b.text("symbol"), "start_date": start,
+             "end_date": b.date("end_date") if "end_date" in b.cols else None,
+             # an empty known_at cell takes the documented default too
+             "known_at": default if known is None else pc.coalesce(known, default)}]
 
 
 TIMING_HHMM = {"BMO": "08:00", "AMC": "16:05", "INTRADAY": "12:00", "UNKNOWN": "16:05"}
