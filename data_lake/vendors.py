@@ -95,49 +95,61 @@ def set_vendor_preference(lake, preference: Sequence[str] | None) -> Path:
         return path
 
 
-def vendor_rank(vendors: pa.Array, preference: Sequence[str]) -> np.ndarray:
-    """int64 rank of each vendor name (0 = most preferred); unlisted vendors rank after the
-    listed ones in alphabetical order."""
-    preference = _check(preference)
-    vendors = vendors.combine_chunks() if isinstance(vendors, pa.ChunkedArray) else vendors
-    if pa.types.is_dictionary(vendors.type):
-        vendors = vendors.cast(pa.string())
-    known = pc.index_in(vendors, value_set=pa.array(preference, pa.string()))
+def _ranks_of_names(names: pa.Array, preference: tuple[str, ...]) -> np.ndarray:
+    """int64 rank of each (plain string) vendor name: listed first, then the others
+    alphabetically."""
+    known = pc.index_in(names, value_set=pa.array(preference, pa.string()))
     rank = pc.fill_null(known, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     unknown = rank < 0
     if unknown.any():
-        names = np.asarray(vendors.to_numpy(zero_copy_only=False), dtype=object)[unknown]
-        others = sorted(set(names.tolist()), key=lambda v: (v is None, v or ""))
-        order = {v: len(preference) + i for i, v in enumerate(others)}
-        rank[unknown] = [order[v] for v in names.tolist()]
+        others = np.asarray(names.to_numpy(zero_copy_only=False), dtype=object)[unknown].tolist()
+        order = {v: len(preference) + i for i, v in enumerate(sorted(set(others), key=lambda v: (v is None, v or "")))}
+        rank[unknown] = [order[v] for v in others]
     return rank
+
+
+def _per_row(col: pa.Array | pa.ChunkedArray, of_values) -> np.ndarray:
+    """`of_values(distinct values) -> numbers` applied per row; a dictionary-encoded column is
+    mapped through its dictionaries (one entry per distinct value, no string per row)."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    if not chunks:
+        return np.zeros(0, np.int64)
+    if not pa.types.is_dictionary(chunks[0].type):
+        chunks = [pc.dictionary_encode(c) for c in chunks]
+    return np.concatenate([of_values(c.dictionary)[c.indices.to_numpy(zero_copy_only=False)] for c in chunks])
+
+
+def vendor_rank(vendors: pa.Array | pa.ChunkedArray, preference: Sequence[str]) -> np.ndarray:
+    """int64 rank of each row's vendor (0 = most preferred); unlisted vendors rank after the
+    listed ones in alphabetical order."""
+    preference = _check(preference)
+    return _per_row(vendors, lambda names: _ranks_of_names(names, preference))
 
 
 def pick_vendor(rows: Rows, preference: Sequence[str] | None = None, *, lake=None) -> Rows:
     """The rows of the most preferred vendor present for each (underlying, trade_date); other
-    vendors' rows of that chain are dropped. Row order is kept. `rows` (Arrow or pandas) needs
-    the columns `underlying`, `trade_date` and `vendor`; the order is
-    `vendor_preference(lake, preference)`."""
+    vendors' rows of that chain are dropped. Row order is kept. `rows` (Arrow, plain or
+    dictionary-encoded strings, or pandas) needs the columns `underlying`, `trade_date` and
+    `vendor`; the order is `vendor_preference(lake, preference)`."""
     is_pandas = isinstance(rows, pd.DataFrame)
     tbl = pa.Table.from_pandas(rows, preserve_index=False) if is_pandas else rows
     missing = [c for c in (*KEY_COLUMNS, "vendor") if c not in tbl.column_names]
     if missing:
         raise SchemaError(f"pick_vendor needs the column {missing[0]!r} in the rows it picks from")
-    vendor = tbl.column("vendor").combine_chunks()
-    if pa.types.is_dictionary(vendor.type):
-        vendor = vendor.cast(pa.string())
-    if tbl.num_rows == 0 or pc.count_distinct(vendor).as_py() <= 1:
-        return rows  # one vendor (the usual lake): nothing to pick, no copy
+    if tbl.num_rows == 0:
+        return rows
     order = vendor_preference(lake, preference)
-    rank = vendor_rank(vendor, order)
-    # one int64 per (underlying, trade_date): the underlying's dictionary code beside the day number
-    und = tbl.column("underlying").combine_chunks()
-    und = pc.dictionary_encode(und.cast(pa.string()) if pa.types.is_dictionary(und.type) else und)
-    und = und.indices.to_numpy(zero_copy_only=False)
+    rank = vendor_rank(tbl.column("vendor"), order)
+    if rank.min() == rank.max():
+        return rows  # one vendor (the usual lake): nothing to pick, no copy
+    # one int64 per (underlying, trade_date): the underlying's code beside the day number
+    names: dict[str, int] = {}
+    und = _per_row(tbl.column("underlying"), lambda v: np.array(
+        [names.setdefault(x, len(names)) for x in v.to_pylist()], dtype=np.int64))
     day = tbl.column("trade_date").combine_chunks()
     day = day if pa.types.is_date32(day.type) else pc.cast(day, pa.date32(), safe=False)
     day = day.cast(pa.int32()).to_numpy(zero_copy_only=False)
-    _, g = np.unique((und.astype(np.int64) << 32) | (day.astype(np.int64) & 0xFFFFFFFF), return_inverse=True)
+    _, g = np.unique((und << 32) | (day.astype(np.int64) & 0xFFFFFFFF), return_inverse=True)
     best = np.full(g.max() + 1, np.iinfo(np.int64).max)
     np.minimum.at(best, g, rank)  # the most preferred vendor present in each chain
     keep = rank == best[g]

@@ -158,3 +158,20 @@ def test_members_written_before_known_at_still_read(empty_lake):
     assert pd.isna(after.loc["OLD", "known_at"]) and after.loc["AAPL", "known_at"] == pd.Timestamp("1990-01-02 14:30", tz="UTC")
     assert "known_at" in pq.read_schema(lake.files("index_members")[0]).names
     assert sorted(lake.read("index_members", as_of="2000-01-01").symbol) == ["AAPL", "XOM"]
+
+
+def test_gex_loaders_read_one_vendor_per_chain(two_vendor_lake):
+    from eventvol.pipelines.loaders import GEX_COLUMNS, load_chains, load_gex_chains
+
+    lake = two_vendor_lake
+    gex = load_gex_chains(lake, underlying="SPX")
+    assert gex.column_names == GEX_COLUMNS and gex.num_rows == 7  # DataShop's 5 + 2 rows, not IvyDB's
+    assert sorted(gex.column("iv").to_pylist()) == sorted(
+        lake.df("SELECT iv FROM option_quotes WHERE vendor = 'cboe-datashop'").iv.tolist())
+    assert load_gex_chains(lake, vendors=["optionmetrics"]).num_rows == 5
+    # as of 18:00 ET on 03-16 IvyDB's rows are not out yet: DataShop's chain even when IvyDB is preferred
+    assert load_gex_chains(lake, vendors=["optionmetrics"], as_of="2023-03-16 22:00").num_rows == 5
+    chains = load_chains(lake, underlying="SPX", start="2023-03-16", end="2023-03-16", vendors=["optionmetrics"])
+    assert chains.num_rows == 4 and "vendor" not in chains.column_names
+    assert load_chains(lake, start="2023-03-16", end="2023-03-16", columns=["strike", "vendor"]).column(
+        "vendor").unique().to_pylist() == ["cboe-datashop"]
