@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import warnings
 
 import numpy as np
@@ -21,6 +22,7 @@ from eventvol.pipelines.registry import FACTOR_ROW_COLUMNS, FactorSpec, register
 # is part of the family's version, so it enters every unit's fingerprint and a change of it
 # recomputes every stored unit
 GEX_IV_SOURCE = ivsource.DEFAULT_IV_SOURCE
+LOG = logging.getLogger(__name__)
 
 
 class PositioningWarning(UserWarning):
@@ -62,8 +64,8 @@ def gex_factor_rows(chains: pa.Table, sign_model: str = gexmod.DEFAULT_SIGN_MODE
     """Long rows (factor, trade_date, entity, value) of net GEX per (underlying, trade_date)
     from chain rows grouped by (underlying, trade_date) (canonical columns or
     `loaders.load_gex_chains` output, strings dictionary-encoded); r from `rates` rows (None:
-    r = 0); IVs per `iv_source` (`pipelines.ivsource`). Warns (PositioningWarning) naming the
-    chains without a usable contract."""
+    r = 0); IVs per `iv_source` (`pipelines.ivsource`). Logs a warning naming the chains
+    without a usable contract."""
     gid, keys = group_ids(chains)
     if keys.empty:
         return pd.DataFrame(columns=FACTOR_ROW_COLUMNS)
@@ -73,8 +75,9 @@ def gex_factor_rows(chains: pa.Table, sign_model: str = gexmod.DEFAULT_SIGN_MODE
         names = ", ".join(f"{keys['underlying'].iat[g]} {pd.Timestamp(keys['trade_date'].iat[g]).date()}"
                           for g in empty[:5])
         more = f" and {empty.size - 5} more" if empty.size > 5 else ""
-        warnings.warn(f"no usable contract (T > 0, open interest > 0, an implied vol under IV source "
-                      f"{iv_source!r}) in {empty.size} chain(s): {names}{more}", PositioningWarning, stacklevel=2)
+        # a log line, not a Python warning: the refresh runs this per month and prints one line
+        LOG.warning("gex: no usable contract (T > 0, open interest > 0, an implied vol under IV source %r) in "
+                    "%d chain(s): %s%s", iv_source, empty.size, names, more)
     # NaN (no zero crossing, no wall, no volume) is a real answer: it is stored as a row with a
     # NaN value so that the unit counts as computed.
     parts = [
