@@ -204,6 +204,18 @@ class Lake:
     def df(self, sql: str, params: list | dict | None = None, **kw) -> pd.DataFrame:
         return self.query(sql, params, **kw).to_pandas()
 
+    def info(self) -> pd.DataFrame:
+        """Rows, first/last date, files and bytes per canonical table (see data_lake.overview)."""
+        from eventvol.data_lake.overview import lake_info
+
+        return lake_info(self)
+
+    def sql(self, query: str, params: list | dict | None = None) -> pd.DataFrame:
+        """One read-only SELECT over the canonical tables, as a DataFrame."""
+        from eventvol.data_lake.overview import read_only_sql
+
+        return read_only_sql(self, query, params)
+
     def read(self, table: str, **kw) -> pd.DataFrame:
         """Like `read_arrow`, as a pandas DataFrame."""
         return self.read_arrow(table, **kw).to_pandas()

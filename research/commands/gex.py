@@ -30,7 +30,8 @@ def gex(
 
     from eventvol.pipelines.gex import SIGN_MODELS
     from eventvol.pipelines.ivsource import IV_SOURCES
-    from eventvol.pipelines.positioning import PositioningWarning, positioning_summary
+    from eventvol.pipelines.positioning import PositioningWarning
+    from eventvol.research import api
 
     if iv_source not in IV_SOURCES:
         raise NoDataError(f"unknown --iv-source {iv_source!r}; choose one of {', '.join(IV_SOURCES)}")
@@ -42,8 +43,12 @@ def gex(
     lk = Lake.open(lake or default_lake_path())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PositioningWarning)  # said once below, as one line on stderr
-        summary = positioning_summary(lk, underlying, d, sign_model=sign_model, profile=profile,
-                                      all_roots=all_roots, n_grid=grid, iv_source=iv_source)
+        summary = api.gex(lk, underlying, d, sign_model=sign_model, all_roots=all_roots, n_grid=grid,
+                          iv_source=iv_source).to_dict()
+        summary["trade_date"] = d.isoformat()
+        if profile:
+            p = api.gex_profile(lk, underlying, d, sign_model=sign_model, n_grid=grid, iv_source=iv_source)
+            summary["profile"] = {"spots": p["spot"].tolist(), "net_gex_per_1pct": p["net_gex_per_1pct"].tolist()}
     if "warning" in summary:
         err.print(f"warning: {summary['warning']}")
     if as_json:
