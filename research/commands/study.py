@@ -51,8 +51,9 @@ def study(
     window: Annotated[Optional[str], typer.Option("--window", help="CAR window of an event study as FIRST,LAST sessions, e.g. 0,5.")] = None,
 ) -> None:
     """Run a declared hypothesis (or all of them) or the Daniel-Moskowitz momentum regimes."""
+    from eventvol.research import api
     from eventvol.research.progress import status
-    from eventvol.research.studies.registry import load_hypotheses, run_all, run_hypothesis
+    from eventvol.research.studies.registry import load_hypotheses, run_all
 
     lk = Lake.open(lake or default_lake_path())
     if name == MOMENTUM:
@@ -88,7 +89,7 @@ def study(
         raise NoDataError(f"name a hypothesis ({', '.join(specs)}, {MOMENTUM}) or pass --all")
     if name not in specs:
         raise NoDataError(f"unknown study {name!r}; choose one of {', '.join(specs)}, {MOMENTUM}")
-    r = run_hypothesis(lk, _override(specs[name], expected, window), events_file=events)
+    r = api.study(lk, name, events=events, expected=expected, car_window=_window(window))
     if as_json:
         print_json(r.to_dict())
     else:
@@ -103,33 +104,25 @@ def report(
     pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Also write report.pdf (WeasyPrint).")] = True,
 ) -> None:
     """Write the PM research report (self-contained report.html and report.pdf)."""
+    from eventvol.research import api
     from eventvol.research.progress import status
-    from eventvol.research.report import build_research_report
 
     lk = Lake.open(lake or default_lake_path())
     with status("eventvol report") as step:
-        paths = build_research_report(lk, out_dir, studies=studies, events_file=events, pdf=pdf, progress=step)
+        paths = api.report(lk, out_dir, studies=studies, events=events, pdf=pdf, progress=step)
     for p in paths:
         out.print(f"wrote {p}")
 
 
-def _override(spec, expected: str | None, window: str | None):
-    """The spec with the user's expected direction and CAR window (e.g. for H6's own events)."""
-    if expected is None and window is None:
-        return spec
-    tables = {}
-    if expected is not None:
-        tables["test"] = {"expected": expected}
-    if window is not None:
-        try:
-            first, last = (int(x) for x in window.split(","))
-        except ValueError:
-            raise NoDataError(f"--window must be two whole numbers FIRST,LAST such as 0,5, not {window!r}") from None
-        if spec.kind != "event_study":
-            raise NoDataError(f"--window applies to event studies; {spec.name} is a {spec.kind}")
-        win = spec.section("outcome").get("window", [-5, 5])
-        tables["outcome"] = {"car_window": [first, last], "window": [min(win[0], first), max(win[1], last)]}
-    return spec.with_overrides(**tables)
+def _window(text: str | None) -> tuple[int, int] | None:
+    """--window FIRST,LAST -> (first, last)."""
+    if text is None:
+        return None
+    try:
+        first, last = (int(x) for x in text.split(","))
+    except ValueError:
+        raise NoDataError(f"--window must be two whole numbers FIRST,LAST such as 0,5, not {text!r}") from None
+    return first, last
 
 
 def register(app: typer.Typer) -> None:

@@ -175,3 +175,22 @@ def load_hypotheses(folder: Path | str = HYPOTHESES) -> dict[str, HypothesisSpec
             raise SpecError(f"hypothesis file {path} reuses the name {spec.name!r} of {out[spec.name].file}")
         out[spec.name] = spec
     return out
+
+
+def user_overrides(spec: HypothesisSpec, expected: str | None = None,
+                   car_window: tuple[int, int] | list[int] | None = None) -> HypothesisSpec:
+    """The spec with a user's expected direction ("positive", "negative", "two-sided") and,
+    for an event study, CAR window (first, last session relative to the event; the event
+    window widens to hold it), e.g. for H6's own event list. Unchanged when both are None."""
+    if expected is None and car_window is None:
+        return spec
+    tables: dict = {}
+    if expected is not None:
+        tables["test"] = {"expected": expected}
+    if car_window is not None:
+        if spec.kind != "event_study":
+            raise SpecError(f"a CAR window applies to event studies; {spec.name} is a {spec.kind}")
+        first, last = (int(x) for x in car_window)
+        win = spec.section("outcome").get("window", [-5, 5])
+        tables["outcome"] = {"car_window": [first, last], "window": [min(win[0], first), max(win[1], last)]}
+    return spec.with_overrides(**tables)
