@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from eventvol.data_lake import EventvolError, Lake, NoDataError
+from eventvol.research.studies.result import StudyResult  # noqa: F401  (the API's result type)
 
 DateLike = str | dt.date | dt.datetime | pd.Timestamp | np.datetime64
 LakeLike = Lake | str | os.PathLike
@@ -264,45 +265,6 @@ def run_backtest(lake: LakeLike, strategy: str, params: dict, *, capital: float 
 
 
 # ----------------------------------------------------------------------------- studies
-@dataclass
-class StudyResult:
-    """One hypothesis run: the primary estimate, its 95% interval and two-sided p-value (in
-    the unit of the tested quantity), the verdict ('held': p < 5% with the expected sign,
-    'not held', 'not evaluable'), `frame` (the rows the test used, when the study exposes
-    them) and `details` (everything the study computed, JSON-ready)."""
-
-    name: str
-    title: str
-    status: str
-    estimate: float = float("nan")
-    ci_low: float = float("nan")
-    ci_high: float = float("nan")
-    p_value: float = float("nan")
-    verdict: str = "not evaluable"
-    frame: pd.DataFrame = field(default_factory=pd.DataFrame)
-    details: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, r: dict) -> "StudyResult":
-        """From the JSON-ready dict `research.studies.registry.run_hypothesis` returns."""
-        p = r.get("primary") or {}
-        nan = float("nan")
-        verdict = "not evaluable" if not r.get("evaluable") else ("held" if r.get("held") else "not held")
-        return cls(name=r["name"], title=r["title"], status=r["status"],
-                   estimate=float(p.get("estimate", nan)), ci_low=float(p.get("ci_low", nan)),
-                   ci_high=float(p.get("ci_high", nan)), p_value=float(p.get("p_value", nan)),
-                   verdict=verdict, frame=pd.DataFrame(r.get("frame", [])), details=r)
-
-    def to_dict(self) -> dict:
-        """JSON-ready: everything the study computed (what `eventvol study --json` prints)."""
-        return self.details
-
-
-def _as_study_result(r) -> StudyResult:
-    # the research layer returns a typed result once it has one; the dict until then
-    return StudyResult.from_dict(r) if isinstance(r, dict) else r
-
-
 def hypotheses() -> pd.DataFrame:
     """The declared hypotheses (research/hypotheses/*.toml): name, title, claim, kind, file."""
     from eventvol.research.studies.registry import load_hypotheses
@@ -313,15 +275,19 @@ def hypotheses() -> pd.DataFrame:
                          for s in specs.values()], columns=cols)
 
 
-def study(lake: LakeLike, hypothesis: str, *, events: str | os.PathLike | None = None) -> StudyResult:
+def study(lake: LakeLike, hypothesis: str, *, events: str | os.PathLike | None = None,
+          expected: str | None = None, car_window: tuple[int, int] | None = None) -> StudyResult:
     """Run one declared hypothesis (see `hypotheses()`); `events` is a CSV event list
-    (date,symbol[,name]) for the hypotheses that take one."""
+    (date,symbol[,name]) for the hypotheses that take one; `expected` ("positive",
+    "negative", "two-sided") and `car_window` (first, last session) override the file's."""
     from eventvol.research.studies.registry import load_hypotheses, run_hypothesis
+    from eventvol.research.studies.spec import user_overrides
 
     specs = load_hypotheses()
     if hypothesis not in specs:
         raise ApiError(f"unknown hypothesis {hypothesis!r}; choose one of {', '.join(specs)}")
-    return _as_study_result(run_hypothesis(_lake(lake), specs[hypothesis], events_file=events))
+    spec = user_overrides(specs[hypothesis], expected, car_window)
+    return run_hypothesis(_lake(lake), spec, events_file=events)
 
 
 # ----------------------------------------------------------------------------- refresh, report, demo
