@@ -618,3 +618,15 @@ def interp_rates(trade_day, days, curve_days, curve_starts, tenor, rate):
             x0, x1 = tenor[j], tenor[j + 1]
             out[i] = rate[j] + (rate[j + 1] - rate[j]) * (x - x0) / (x1 - x0)
     return out
+
+
+# Serial twins of the parallel kernels (the same code compiled without the thread pool), for a
+# handful of groups or rows: one SPX chain is ~2 ms of work, and waking, synchronizing and
+# joining the pool's threads on a loaded 2-core machine cost more than that (medians 5-20x the
+# serial time were measured). Same operations in the same order: the same bits.
+group_positioning_serial = nb.njit(cache=True)(group_positioning.py_func)
+group_zero_gamma_serial = nb.njit(cache=True)(group_zero_gamma.py_func)
+years_from_day_tables_serial = nb.njit(cache=True)(years_from_day_tables.py_func)
+interp_rates_serial = nb.njit(cache=True)(interp_rates.py_func)
+SERIAL_BELOW_GROUPS = 8
+SERIAL_BELOW_ROWS = 200_000
