@@ -470,7 +470,7 @@ def grid_points(inv_sd, n_grid, lo_frac, hi_frac):
 
 
 @nb.njit(cache=True, nogil=True)
-def profile_brackets(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac):
+def profile_brackets(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac, fine_only=False):
     """The zero crossings of the re-priced profile in [lo_frac*spot, hi_frac*spot], ascending,
     as brackets in ln(spot): rows (la, lb, fa, fb, kind) with kind 0 = a sign change confirmed
     by exact evaluations fa, fb at both ends (polish it), 1 = an exact zero at la, 2 = at lb,
@@ -483,7 +483,8 @@ def profile_brackets(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac):
     n_grid = grid_points(inv_sd, n_grid, lo_frac, hi_frac)
     lx0 = math.log(lo_frac * spot)
     dlx = (math.log(hi_frac * spot) - lx0) / (n_grid - 1)
-    f = multilevel_grid_sums(lx0, dlx, n_grid, c, inv_sd, a)
+    # fine_only: every contract on the fine grid (the reference the multilevel grid is tested against)
+    f = log_grid_sums(lx0, dlx, n_grid, c, inv_sd, a) if fine_only else multilevel_grid_sums(lx0, dlx, n_grid, c, inv_sd, a)
     out = np.empty((n_grid, 5))
     m = 0
     prev = -1
