@@ -136,5 +136,7 @@ SQUEEZE = register(FactorSpec(
     load=load,
     compute=squeeze_rows,
     lookback_sessions=LOOKBACK_SESSIONS,
+    requires=(("bars",), ("short_interest", "option_quotes")),  # either source of squeeze pressure
+    batch_months=3,  # reads every call row of its range: bound the memory
     description="short interest / float, days to cover, dealer call-gamma concentration near spot",
 ))

@@ -39,6 +39,7 @@ def factor(
 ) -> None:
     """Values of one factor, computed and stored in the lake first if they are missing."""
     from eventvol.pipelines.factors import materialize, read_factor
+    from eventvol.pipelines.refresh import absent_inputs, describe_absent
     from eventvol.pipelines.registry import family_of
     from eventvol.research.progress import status
 
@@ -48,6 +49,10 @@ def factor(
         raise NoDataError(f"--start {lo} is after --end {hi}")
     spec = family_of(name)
     lk = Lake.open(lake or default_lake_path())
+    absent = absent_inputs(lk, spec)
+    if absent:
+        raise NoDataError(f"factor {name!r} (family {spec.name!r}) cannot be computed from the lake at {lk.root}: "
+                          f"{describe_absent(absent)}")
     if _missing_months(lk, spec, lo, hi):
         with status(f"computing {spec.name}") as step:
             materialize(lk, spec, start=lo, end=hi, progress=step)
