@@ -137,6 +137,14 @@ def _checks(s: TableSpec) -> list[tuple[str, str, str]]:
     return out + ROW_CHECKS.get(s.name, []) + EXTRA_CHECKS.get(s.name, [])
 
 
+def _chain_rule_can_fire(tbl: pa.Table) -> bool:
+    """False when no strike of the rows is more than CHAIN_RATIO x another (the usual file),
+    so no strike can be CHAIN_RATIO x above its expiry's median."""
+    mm = pc.min_max(tbl.column("strike"))
+    lo, hi = mm["min"].as_py(), mm["max"].as_py()
+    return lo is not None and (lo <= 0 or hi > CHAIN_RATIO * lo)
+
+
 def check_rows(s: TableSpec, tbl: pa.Table, file: str, con) -> tuple[pa.Table, list[dict], int]:
     """Split one file's canonical rows (with `__line`) into good rows and rejections.
 
@@ -149,6 +157,9 @@ def check_rows(s: TableSpec, tbl: pa.Table, file: str, con) -> tuple[pa.Table, l
         values = " ".join(f"WHEN coalesce({pred}, false) THEN CAST({_q(c)} AS VARCHAR)"
                           for c, pred, _ in checks)
         source = CHECK_SOURCE.get(s.name, "__in")
+        if s.name == "option_quotes" and not _chain_rule_can_fire(tbl):
+            # no strike of the file is CHAIN_RATIO x another: skip the per-expiry median join
+            source = "(SELECT *, NULL::DOUBLE AS __chain_median, 0 AS __chain_n FROM __in)"
         hits = con.sql(f"SELECT __line, CASE {cases} END AS r, CASE {values} END AS v FROM {source} "
                        f"WHERE r IS NOT NULL ORDER BY __line").fetchall()
         rejects = []
