@@ -161,3 +161,19 @@ def test_event_times_are_read_exactly(empty_lake, tmp_path):
                                                           (6, "scheduled_ts", "not a timestamp")]
     ev = empty_lake.read("events").set_index("symbol").scheduled_ts
     assert ev["MSFT"] == pd.Timestamp("2026-01-28 21:05", tz="UTC") and ev["AAPL"] == pd.Timestamp("2026-01-29 21:30", tz="UTC")
+
+
+def test_unreadable_file_is_one_sentence(empty_lake, tmp_path, monkeypatch):
+    from eventvol.data_lake.ingest import reader
+
+    p = tmp_path / "locked.csv"
+    p.write_text("date,symbol,close\n2023-01-03,A,1\n")
+
+    def denied(path):  # what open() raises on a mode-000 file for a non-root user
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(reader, "_open_text", denied)
+    before = lake_bytes(empty_lake)
+    with pytest.raises(IngestError, match=r"locked.csv cannot be read \(Permission denied\); refusing the file"):
+        ingest_files(empty_lake, "prices-csv", [p])
+    assert lake_bytes(empty_lake) == before
