@@ -21,8 +21,8 @@ import os
 import re
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from functools import lru_cache
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -183,9 +183,11 @@ def head_lines(path: Path, n: int) -> list[str]:
     except IngestError:
         raise
     except _GZ_ERRORS as exc:
-        if path.suffix != ".gz":
-            raise
-        raise gzip_error(path, exc) from None
+        if path.suffix == ".gz":
+            raise gzip_error(path, exc) from None
+        if isinstance(exc, OSError):  # permissions, a vanished file, an I/O error
+            raise IngestError(f"{path} cannot be read ({exc.strerror or exc}); refusing the file") from None
+        raise
     return out
 
 
