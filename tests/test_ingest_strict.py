@@ -119,3 +119,27 @@ def test_broken_files_refuse_the_ingest_and_keep_the_lake(empty_lake, tmp_path, 
     code, out, err = eventvol_cli("ingest", "prices-csv", str(bad), "--lake", str(empty_lake.root))
     assert code == 2 and "Traceback" not in err and msg in err and len(err.strip().splitlines()) == 1
     assert lake_bytes(empty_lake) == before
+
+
+def test_impossible_expiry_in_a_contract_symbol(empty_lake, tmp_path):
+    # OSI 230229 would be rolled over to 2023-03-01 by strptime
+    text = (FIX / "cboe_quotetable_small.csv").read_text().replace("SPXW250117C05900000", "SPXW250229C05900000")
+    p = tmp_path / "qt.csv"
+    p.write_text(text)
+    r = ingest_files(empty_lake, "cboe-quotetable", [p])
+    assert (r.rows_written, r.rows_quarantined) == (4, 1)
+    assert q(empty_lake) == [(7, "Calls", "impossible calendar date in the contract symbol", "SPXW250229C05900000")]
+
+
+@pytest.mark.parametrize("old,new,msg", [
+    ("January 6, 2025 at 9:26 PM", "February 29, 2025 at 9:26 PM", "is not a real date and time"),
+    ("Last: 5975.3799", "Last: 5.9.3", "is not a positive spot price"),
+    ("Last: 5975.3799", "Last: 0", "is not a positive spot price"),
+])
+def test_quotetable_header_facts_are_strict(empty_lake, tmp_path, old, new, msg):
+    p = tmp_path / "qt.csv"
+    p.write_text((FIX / "cboe_quotetable_small.csv").read_text().replace(old, new))
+    before = lake_bytes(empty_lake)
+    with pytest.raises(IngestError, match=msg):
+        ingest_files(empty_lake, "cboe-quotetable", [p])
+    assert lake_bytes(empty_lake) == before

@@ -66,8 +66,11 @@ def fast_number(raw: pa.Array) -> pa.Array | None:
     f = _strict_cast(raw, pa.float64())
     if f is None or (len(f) > f.null_count and not pc.all(pc.is_finite(f)).as_py()):
         return None  # NaN/inf spellings are "not a number" for the text path
-    if pc.any(pc.equal(f, 0.0)).as_py() and pc.any(_underflows(pc.utf8_trim_whitespace(raw), f)).as_py():
-        return None  # 1e-400: the text path quarantines it instead of storing 0
+    zero = pc.fill_null(pc.equal(f, 0.0), False)
+    if pc.any(zero).as_py():  # only the zero cells can be an underflow: check their text alone
+        z = raw.filter(zero)
+        if pc.any(_underflows(pc.utf8_trim_whitespace(z), f.filter(zero))).as_py():
+            return None  # 1e-400: the text path quarantines it instead of storing 0
     return f
 
 
