@@ -20,7 +20,9 @@ say() { printf 'wheel-check: %s\n' "$*"; }
 fail() { printf 'wheel-check: FAILED: %s\n' "$*" >&2; exit 1; }
 # run CMD...: fail on a non-zero exit or any import error in its output; output kept in $work/last.log
 run() {
-  if ! "$@" >"$work/last.log" 2>&1; then cat "$work/last.log" >&2; fail "exit $? from: $*"; fi
+  local rc=0
+  "$@" >"$work/last.log" 2>&1 || rc=$?
+  if [ "$rc" != 0 ]; then cat "$work/last.log" >&2; fail "exit $rc from: $*"; fi
   if grep -qE "ModuleNotFoundError|ImportError|Traceback" "$work/last.log"; then
     cat "$work/last.log" >&2; fail "import error or traceback from: $*"
   fi
