@@ -167,6 +167,7 @@ def factor_rows(lake: LakeLike, name: str, entity: str | Sequence[str] | None = 
     """Long rows (trade_date, entity, value) of one factor output, sorted by entity then date,
     after computing and storing the factor's family for the range when it is missing."""
     from eventvol.pipelines.factors import materialize, read_factor
+    from eventvol.pipelines.refresh import absent_inputs, describe_absent
     from eventvol.pipelines.registry import family_of
 
     lo = as_date(start, "start") if start is not None else None
@@ -175,6 +176,10 @@ def factor_rows(lake: LakeLike, name: str, entity: str | Sequence[str] | None = 
         raise ApiError(f"start {lo} is after end {hi}")
     spec = family_of(name)
     lk = _lake(lake)
+    absent = absent_inputs(lk, spec)
+    if absent:
+        raise NoDataError(f"factor {name!r} (family {spec.name!r}) cannot be computed from the lake at {lk.root}: "
+                          f"{describe_absent(absent)}")
     if _missing_months(lk, spec, lo, hi):
         materialize(lk, spec, start=lo, end=hi, progress=progress)
     one = entity is not None and not _is_many(entity)

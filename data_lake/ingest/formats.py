@@ -606,6 +606,8 @@ def _members_parse(b: Batch, ctx: Context) -> list[dict]:
 
 
 TIMING_HHMM = {"BMO": "08:00", "AMC": "16:05", "INTRADAY": "12:00", "UNKNOWN": "16:05"}
+# an ISO date and time, optionally with seconds, fraction and a UTC offset (naive = US/Eastern)
+ISO_TS = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}:?\d{2})?$")
 
 
 def _events_parse(b: Batch, ctx: Context) -> list[dict]:
@@ -618,6 +620,8 @@ def _events_parse(b: Batch, ctx: Context) -> list[dict]:
         ts, badts = [], np.zeros(n, bool)
         for i, s in enumerate(text):
             try:
+                if s is None or not ISO_TS.match(s):  # pd.Timestamp would also take "now", "today", "3pm"
+                    raise ValueError(s)
                 t = pd.Timestamp(s)
                 t = t.tz_localize(calendars.EASTERN) if t.tzinfo is None else t  # naive = US/Eastern
                 ts.append(t.tz_convert("UTC").to_pydatetime())
