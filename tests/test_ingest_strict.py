@@ -177,3 +177,16 @@ def test_unreadable_file_is_one_sentence(empty_lake, tmp_path, monkeypatch):
     with pytest.raises(IngestError, match=r"locked.csv cannot be read \(Permission denied\); refusing the file"):
         ingest_files(empty_lake, "prices-csv", [p])
     assert lake_bytes(empty_lake) == before
+
+
+def test_integers_beyond_exact_range_are_quarantined(empty_lake, tmp_path):
+    p = tmp_path / "prices.csv"
+    p.write_text("date,symbol,close,volume\n"
+                 "2023-01-03,A,1,9007199254740991\n"     # 2**53 - 1: exact, kept
+                 "2023-01-04,A,1,9007199254740993\n"     # 2**53 + 1: a double would store ...992
+                 "2023-01-05,A,1,12345678901234567890\n")  # beyond int64
+    r = ingest_files(empty_lake, "prices-csv", [p])
+    assert (r.rows_written, r.rows_quarantined) == (1, 2)
+    assert q(empty_lake) == [(3, "volume", "integer out of range (above 2**53, not read exactly)", "9007199254740993"),
+                             (4, "volume", "integer out of range (above 2**53, not read exactly)", "12345678901234567890")]
+    assert empty_lake.df("SELECT volume FROM bars").volume.tolist() == [2**53 - 1]

@@ -287,10 +287,12 @@ class Batch:
         if frac.any():
             self.reject(frac, label or name, "not a whole number", f)
             f = pc.if_else(pa.array(frac), pa.scalar(None, pa.float64()), f)
-        # 1e400 (inf) or 1e19 cannot be int64: refuse the cell rather than fail the file
-        big = pc.fill_null(pc.invert(pc.less(pc.abs(f), float(2**63))), False).to_numpy(zero_copy_only=False)
+        # 1e19 cannot be int64, and above 2**53 the double this was read through has already
+        # rounded it (9007199254740993 -> ...992): refuse the cell rather than store another number
+        big = pc.fill_null(pc.invert(pc.less(pc.abs(f), float(_EXACT_INT))), False).to_numpy(zero_copy_only=False)
         if big.any():
-            self.reject(big, label or name, "integer out of range", f)
+            self.reject(big, label or name, "integer out of range (above 2**53, not read exactly)",
+                        self.text(name))
             f = pc.if_else(pa.array(big), pa.scalar(None, pa.float64()), f)
         return pc.cast(f, pa.int64())
 
