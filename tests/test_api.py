@@ -133,6 +133,12 @@ def test_backtest_string_is_one_value_and_a_list_sweeps(small_lake):
     with pytest.raises(EventvolError, match="side must be one of long, short, not 'l'"):
         ev.backtest(small_lake, "earnings-straddle", side=list("long"))
 
+    from eventvol.strategies.catalog import run_strategy
+
+    layer = run_strategy(small_lake, "earnings-straddle", {"side": "long", "symbols": "CRUX"})
+    assert list(layer.params["side"]) == ["long"]  # the layer too: one value, not four letters
+    assert set(layer.trades["underlying"]) == {"CRUX"} and len(layer.trades) >= 2
+
 
 def test_backtest_returns_are_daily_pnl_over_capital_on_session_dates(small_lake):
     r = ev.backtest(small_lake, "earnings-straddle", side=["long", "short"], capital=50_000)
