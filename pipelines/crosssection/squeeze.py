@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from eventvol.data_lake import Lake
+from eventvol.data_lake.vendors import pick_vendor
 from eventvol.pipelines import bsm, gex as gexmod
 from eventvol.pipelines.crosssection import common as cx
 from eventvol.pipelines.loaders import column, group_ids
@@ -29,7 +30,10 @@ NEAR_SPOT = 0.05
 OUTPUTS = ("short_interest_float", "days_to_cover", "call_gamma_near_spot_usd",
            "call_gamma_near_spot_share", "call_gamma_to_adv")
 LOOKBACK_SESSIONS = ADV_WINDOW + 1
-CALL_COLUMNS = ["underlying", "trade_date", "expiration", "settlement", "strike", "iv",
+# root is read only for the row order: the lake sorts by the key columns a read selects, and
+# without root the SPX/SPXW twins of a strike tie, so their order (and the float sums over
+# them) would depend on how many days one read covers
+CALL_COLUMNS = ["underlying", "trade_date", "root", "expiration", "settlement", "strike", "iv",
                 "open_interest", "multiplier", "underlying_price"]
 
 
@@ -120,8 +124,10 @@ def load(lake: Lake, start, end) -> dict:
     interest reports published by `end`, and their calls' dollar gamma per session."""
     start, end = pd.Timestamp(start).date(), pd.Timestamp(end).date()
     si = lake.read("short_interest", where="publish_date <= ?", params=[end])
-    calls = lake.read_arrow("option_quotes", columns=CALL_COLUMNS,
-                            where="option_type = 'C' AND trade_date >= ? AND trade_date <= ?", params=[start, end])
+    # one vendor per (underlying, trade_date): two vendors' open interest is never added up
+    calls = pick_vendor(lake.read_arrow("option_quotes", columns=[*CALL_COLUMNS, "vendor"],
+                                        where="option_type = 'C' AND trade_date >= ? AND trade_date <= ?",
+                                        params=[start, end]), lake=lake).select(CALL_COLUMNS)
     syms = sorted(set(si["symbol"]) | set(calls.column("underlying").unique().to_pylist()))
     bars = cx.load_bars(lake, cx.lookback_start(start, LOOKBACK_SESSIONS), end, columns=("close", "volume"),
                         symbols=syms or ["\x00"])
@@ -136,5 +142,7 @@ SQUEEZE = register(FactorSpec(
     load=load,
     compute=squeeze_rows,
     lookback_sessions=LOOKBACK_SESSIONS,
+    requires=(("bars",), ("short_interest", "option_quotes")),  # either source of squeeze pressure
+    batch_months=3,  # reads every call row of its range: bound the memory
     description="short interest / float, days to cover, dealer call-gamma concentration near spot",
 ))
