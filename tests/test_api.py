@@ -160,6 +160,21 @@ def test_backtest_returns_are_daily_pnl_over_capital_on_session_dates(small_lake
         ev.backtest(small_lake, "earnings-straddle", capital=0)
 
 
+def test_quantstats_reads_the_returns_with_real_dates(small_lake):
+    """What the removed vectorbt `portfolio` got wrong (Start 0 / End 1, a $1bn start, Sharpe
+    inf): quantstats on `.returns` reports the real first and last session and the Sharpe ratio
+    of the daily returns, computed here by hand."""
+    qs = pytest.importorskip("quantstats")
+    r = ev.backtest(small_lake, "earnings-straddle").returns
+    m = qs.reports.metrics(r, mode="basic", display=False)
+    assert str(m.loc["Start Period"].iloc[0]) == str(r.index[0].date()) == "2023-01-17"
+    assert str(m.loc["End Period"].iloc[0]) == str(r.index[-1].date())
+    x = r.to_numpy()
+    assert qs.stats.sharpe(r) == pytest.approx(x.mean() / x.std(ddof=1) * np.sqrt(252), rel=1e-12)
+    assert np.isfinite(qs.stats.sharpe(r)) and abs(qs.stats.sharpe(r)) < 5
+    assert qs.stats.comp(r) == pytest.approx(np.prod(1 + x) - 1, rel=1e-12)
+
+
 def test_backtest_has_no_misleading_portfolio(small_lake):
     r = ev.backtest(small_lake, "earnings-straddle")
     assert not hasattr(r, "portfolio")
