@@ -230,3 +230,15 @@ def test_demo_report_and_cli_backtest_give_the_same_trades_to_the_cent(demo_run,
     for regime, mask in (("negative GEX", t["net_gex_per_1pct_at_entry"] < 0), ("positive GEX", t["net_gex_per_1pct_at_entry"] > 0)):
         if mask.any():
             assert float(table[regime].replace(",", "")) == round(t.loc[mask, "pnl"].sum(), 2)
+
+
+def test_refresh_computes_due_units_once_and_takes_date_strings(lake_copy):
+    first = ev.refresh(lake_copy, "gex", start="2023-03-01", end=dt.date(2023, 3, 31))
+    assert isinstance(first, pd.Series)
+    sessions = lake_copy.df("SELECT count(DISTINCT trade_date) AS n FROM option_quotes "
+                            "WHERE trade_date BETWEEN DATE '2023-03-01' AND DATE '2023-03-31'")["n"].item()
+    assert first["units_computed"] == sessions == 23 and first["units_failed"] == 0
+    again = ev.refresh(lake_copy, ["gex"], "2023-03-01", "2023-03-31")
+    assert again["units_computed"] == 0 and again["units_skipped"] == sessions
+    with pytest.raises(ev.ApiError, match="end must be a date as YYYY-MM-DD, not '2023-03-32'"):
+        ev.refresh(lake_copy, "gex", "2023-03-01", "2023-03-32")
