@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from eventvol.data_lake.errors import LakeNotFoundError, NoDataError
 from eventvol.data_lake.lock import WriterLock
-from eventvol.data_lake.schemas import TABLES, TableSpec, duckdb_type, spec
+from eventvol.data_lake.schemas import ADDED_COLUMNS, TABLES, TableSpec, duckdb_type, spec
 from eventvol.data_lake.validate import conform, validate
 
 MARKER = "lake.json"
@@ -153,7 +153,19 @@ class Lake:
 
     # ------------------------------------------------------------------ reading
     def _view_sql(self, s: TableSpec) -> str:
-        if self.files(s.name):
+        files = self.files(s.name)
+        if files and s.name in ADDED_COLUMNS:
+            # files older than a column added to the table: NULL there (schema evolution)
+            have: set[str] = set()
+            for f in files:
+                have |= set(pq.read_schema(f).names)
+            if any(c not in have for c in s.columns):
+                cols = ", ".join(f'"{f.name}"' if f.name in have else f'NULL::{duckdb_type(f.type)} AS "{f.name}"'
+                                 for f in s.schema)
+                return (f"SELECT {cols} FROM read_parquet({_sql_str(self._glob(s))}, hive_partitioning = false, "
+                        "union_by_name = true)")
+            return f"SELECT * FROM read_parquet({_sql_str(self._glob(s))}, hive_partitioning = false, union_by_name = true)"
+        if files:
             return f"SELECT * FROM read_parquet({_sql_str(self._glob(s))}, hive_partitioning = false)"
         cols = ", ".join(f'NULL::{duckdb_type(f.type)} AS "{f.name}"' for f in s.schema)
         return f"SELECT {cols} WHERE false"
@@ -191,6 +203,18 @@ class Lake:
 
     def df(self, sql: str, params: list | dict | None = None, **kw) -> pd.DataFrame:
         return self.query(sql, params, **kw).to_pandas()
+
+    def info(self) -> pd.DataFrame:
+        """Rows, first/last date, files and bytes per canonical table (see data_lake.overview)."""
+        from eventvol.data_lake.overview import lake_info
+
+        return lake_info(self)
+
+    def sql(self, query: str, params: list | dict | None = None) -> pd.DataFrame:
+        """One read-only SELECT over the canonical tables, as a DataFrame."""
+        from eventvol.data_lake.overview import read_only_sql
+
+        return read_only_sql(self, query, params)
 
     def read(self, table: str, **kw) -> pd.DataFrame:
         """Like `read_arrow`, as a pandas DataFrame."""
@@ -310,7 +334,9 @@ class Lake:
             finally:
                 con.close()
             # views are globs, so only a table's first files change the catalog's SQL
-            if result.partitions_written and (was_empty or not (self.root / "catalog.duckdb").exists()):
+            # (and a table that gained a column: its view may still add the column as NULL)
+            if result.partitions_written and (was_empty or s.name in ADDED_COLUMNS
+                                              or not (self.root / "catalog.duckdb").exists()):
                 self._con = None
                 self.rebuild_catalog()
             return result

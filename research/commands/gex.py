@@ -26,7 +26,7 @@ def gex(
     """Dealer positioning of one underlying on one trade date: net GEX, zero gamma, walls,
     vanna and charm exposure, GEX by expiry bucket, 0DTE volume share."""
     from eventvol.pipelines.gex import SIGN_MODELS
-    from eventvol.pipelines.positioning import positioning_summary
+    from eventvol.research import api
 
     if sign_model not in SIGN_MODELS:
         raise NoDataError(f"unknown --sign-model {sign_model!r}; choose one of {', '.join(SIGN_MODELS)}")
@@ -36,8 +36,11 @@ def gex(
         raise NoDataError(f"--plot {plot} must name a .png, .svg or .pdf file")
     d = parse_date(date)
     lk = Lake.open(lake or default_lake_path())
-    summary = positioning_summary(lk, underlying, d, sign_model=sign_model, profile=profile,
-                                  all_roots=all_roots, n_grid=grid)
+    summary = api.gex(lk, underlying, d, sign_model=sign_model, all_roots=all_roots, n_grid=grid).to_dict()
+    summary["trade_date"] = d.isoformat()
+    if profile:
+        p = api.gex_profile(lk, underlying, d, sign_model=sign_model, n_grid=grid)
+        summary["profile"] = {"spots": p["spot"].tolist(), "net_gex_per_1pct": p["net_gex_per_1pct"].tolist()}
     if plot is not None:
         from eventvol.research.charts import positioning_chart, save
         from eventvol.research.positioning import positioning_view

@@ -43,8 +43,9 @@ def study(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Run a declared hypothesis (or all of them) or the Daniel-Moskowitz momentum regimes."""
+    from eventvol.research import api
     from eventvol.research.progress import status
-    from eventvol.research.studies.registry import load_hypotheses, run_all, run_hypothesis
+    from eventvol.research.studies.registry import load_hypotheses, run_all
 
     lk = Lake.open(lake or default_lake_path())
     if name == MOMENTUM:
@@ -78,7 +79,7 @@ def study(
         raise NoDataError(f"name a hypothesis ({', '.join(specs)}, {MOMENTUM}) or pass --all")
     if name not in specs:
         raise NoDataError(f"unknown study {name!r}; choose one of {', '.join(specs)}, {MOMENTUM}")
-    r = run_hypothesis(lk, specs[name], events_file=events)
+    r = api.study(lk, name, events=events).to_dict()
     if as_json:
         print_json(r)
     else:
@@ -93,12 +94,12 @@ def report(
     pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Also write report.pdf (WeasyPrint).")] = True,
 ) -> None:
     """Write the PM research report (self-contained report.html and report.pdf)."""
+    from eventvol.research import api
     from eventvol.research.progress import status
-    from eventvol.research.report import build_research_report
 
     lk = Lake.open(lake or default_lake_path())
     with status("eventvol report") as step:
-        paths = build_research_report(lk, out_dir, studies=studies, events_file=events, pdf=pdf, progress=step)
+        paths = api.report(lk, out_dir, studies=studies, events=events, pdf=pdf, progress=step)
     for p in paths:
         out.print(f"wrote {p}")
 
