@@ -48,13 +48,17 @@ def pct(v: float | None, decimals: int = 1) -> str:
 
 def number(v: float | None, sig: int = 4) -> str:
     """A plain number without scientific notation, `sig` significant digits, thousands
-    separators: 0.000123 -> '0.000123', 12345.678 -> '12,346', 1.5e-12 -> '0.0000000000015'."""
+    separators: 0.000123 -> '0.000123', 12345.678 -> '12,346'; beyond 1e-5..1e15 a mantissa
+    times a power of ten: 4.51e-13 -> '4.510×10⁻¹³' (never 'e' notation)."""
     if not _finite(v):
         return "n/a"
     v = float(v)
     if v == 0:
         return "0"
     mag = math.floor(math.log10(abs(v)))
+    if mag < -5 or mag > 14:  # a run of zeros helps nobody: mantissa x 10 to the power
+        sup = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+        return f"{v / 10 ** mag:.{max(sig - 1, 0)}f}×10{str(mag).translate(sup)}"
     decimals = max(0, sig - 1 - mag)
     return f"{v:,.{decimals}f}"
 

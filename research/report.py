@@ -107,7 +107,7 @@ def _factor_series(lake, name: str, entity: str) -> pd.Series:
     return pd.Series(f["value"].to_numpy(), index=pd.to_datetime(f["trade_date"].to_numpy()), name=name)
 
 
-def factor_dashboards(lake, index: str) -> list[dict]:
+def factor_dashboards(lake, index: str, *, gex_history: bool = True) -> list[dict]:
     """Charts of the factor families present in the lake, all over the same date range (the
     index's bars); a family that is absent is listed with a note instead of a chart."""
     from eventvol.research.studies.data import factor_names
@@ -121,7 +121,7 @@ def factor_dashboards(lake, index: str) -> list[dict]:
     def clip(s: pd.Series) -> pd.Series:
         return s[(s.index >= span[0]) & (s.index <= span[1])] if span else s
 
-    if "net_gex_per_1pct" in have:
+    if "net_gex_per_1pct" in have and gex_history:
         from eventvol.research.positioning import positioning_history
 
         h = positioning_history(lake, index)
@@ -131,7 +131,7 @@ def factor_dashboards(lake, index: str) -> list[dict]:
                         "png": C.png_b64(C.positioning_history_chart(h, index)),
                         "note": "Bars: net dealer GEX (red when dealers are short gamma). Dashed: the spot at which "
                                 "re-priced net GEX crosses zero."})
-    else:
+    elif "net_gex_per_1pct" not in have:
         out.append({"title": "Dealer gamma", "png": None, "note": "net_gex_per_1pct is not in the lake."})
     disp = "dispersion_ratio_21d"
     if disp in have:
@@ -238,30 +238,42 @@ def positioning_section(lake, index: str | None, *, max_charts: int = MAX_POSITI
 
 # ============================================================================ backtests
 
-def backtest_for_report(lake, name: str, params: list[str] | None = None):
-    """Run catalog strategy `name` with `--param k=v` strings (one value each: a tear sheet is
-    one parameter set) and return a `tearsheet.Backtest` of it. Uses the API's backtest
-    (daily `.returns`) when present, else the strategy runner with returns from exit P&L."""
+def backtest_params(names: list[str], params: list[str] | None) -> dict[str, list[str]]:
+    """`--param` strings per named backtest: 'k=v' applies to every backtest, 'NAME:k=v' to
+    backtest NAME only. A report tear sheet shows one parameter set, so a value list
+    ('k=v1,v2') is refused."""
     from eventvol.data_lake import NoDataError
-    from eventvol.research import tearsheet as T
     from eventvol.strategies.sweep import parse_param_options
 
-    grid = parse_param_options(params or [])
-    swept = [k for k, v in grid.items() if len(v) > 1]
-    if swept:
-        raise NoDataError(f"--param {swept[0]} has {len(grid[swept[0]])} values; a report tear sheet takes one value "
-                          f"per parameter (use `eventvol backtest` for sweeps)")
-    try:
-        from eventvol.research import api
+    out: dict[str, list[str]] = {n: [] for n in names}
+    for raw in params or []:
+        head, sep, rest = raw.partition(":")
+        if sep and "=" not in head:
+            if head not in out:
+                raise NoDataError(f"--param {raw!r} names backtest {head!r}, which is not among --backtest "
+                                  f"{', '.join(names) or '(none)'}")
+            targets, kv = [head], rest
+        else:
+            targets, kv = list(out), raw
+        if not targets:
+            raise NoDataError(f"--param {raw!r} given without --backtest NAME")
+        grid = parse_param_options([kv])
+        for k, v in grid.items():
+            if len(v) > 1:
+                raise NoDataError(f"--param {raw!r} has {len(v)} values; a report tear sheet takes one value per "
+                                  f"parameter (use `eventvol backtest` for sweeps)")
+        for t in targets:
+            out[t].append(kv)
+    return out
 
-        res = api.run_backtest(lake, name, grid)
-    except ImportError:
-        from eventvol.strategies.catalog import run_strategy
 
-        res = run_strategy(lake, name, grid)
-    bt = T.from_result(res)
-    bt.strategy = name
-    return bt
+def backtest_for_report(lake, name: str, params: list[str] | None = None):
+    """Run catalog strategy `name` through the API with `--param k=v` strings (one value
+    each) and return its BacktestResult (daily `.returns`, trades, metrics)."""
+    from eventvol.research import api
+    from eventvol.strategies.sweep import parse_param_options
+
+    return api.run_backtest(lake, name, parse_param_options(params or []))
 
 
 def backtest_section(lake, bt, out_dir: Path, *, top_n: int = TOP_N) -> dict:
@@ -512,7 +524,8 @@ def build_research_report(lake, out_dir: Path, *, studies=None, events_file=None
     dashboards = []
     if index is not None:
         step("factor dashboards")
-        dashboards = factor_dashboards(lake, index)
+        shown = positioning and positioning["history"] and positioning["history"]["underlying"] == index
+        dashboards = factor_dashboards(lake, index, gex_history=not shown)
     mechanisms = []
     for s in sections:
         r = s["r"]

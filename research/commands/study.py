@@ -92,14 +92,25 @@ def report(
     studies: Annotated[Optional[list[str]], typer.Option("--studies", help="Hypotheses to include (repeatable; default all).")] = None,
     events: Annotated[Optional[Path], typer.Option("--events", help="CSV event list for H6.")] = None,
     pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Also write report.pdf (WeasyPrint).")] = True,
+    backtest: Annotated[Optional[list[str]], typer.Option("--backtest", help="Add a tear sheet of this catalog strategy (repeatable), e.g. earnings-straddle.")] = None,
+    param: Annotated[Optional[list[str]], typer.Option("--param", help="k=v for every --backtest, or NAME:k=v for one (repeatable; one value each).")] = None,
 ) -> None:
-    """Write the PM research report (self-contained report.html and report.pdf)."""
+    """Write the PM research report (self-contained report.html and report.pdf) with the
+    sections this lake's data allow; the first page lists those left out and why."""
     from eventvol.research import api
     from eventvol.research.progress import status
+    from eventvol.research.report import backtest_for_report, backtest_params
 
+    names = list(dict.fromkeys(backtest or []))
+    per_name = backtest_params(names, param)
     lk = Lake.open(lake or default_lake_path())
     with status("eventvol report") as step:
-        paths = api.report(lk, out_dir, studies=studies, events=events, pdf=pdf, progress=step)
+        runs = []
+        for n in names:
+            step(f"backtest {n}")
+            runs.append(backtest_for_report(lk, n, per_name[n]))
+        paths = api.report(lk, out_dir, studies=studies, events=events, pdf=pdf, progress=step,
+                           **({"straddle": False, "backtests": runs} if names else {}))
     for p in paths:
         out.print(f"wrote {p}")
 
