@@ -17,17 +17,20 @@ from eventvol.pipelines.columns import dictionary_codes
 
 CHAIN_COLUMNS = [
     "underlying", "trade_date", "root", "expiration", "settlement", "strike", "option_type",
-    "bid", "ask", "volume", "open_interest", "iv", "underlying_price", "multiplier",
+    "bid", "ask", "volume", "open_interest", "iv", "underlying_price", "multiplier", "vendor",
 ]
 
 
-# the option_quotes columns the dealer-positioning (`gex`) family reads: no bid/ask/root
-GEX_COLUMNS = ["underlying", "trade_date", "expiration", "settlement", "strike", "option_type", "volume",
-               "open_interest", "iv", "underlying_price", "multiplier"]
+# the option_quotes columns the dealer-positioning (`gex`) family reads with its default IV
+# source (`otm`: root pairs a call with its put, vendor names the vendor's IV floor): no bid/ask
+GEX_COLUMNS = ["underlying", "trade_date", "root", "expiration", "settlement", "strike", "option_type", "volume",
+               "open_interest", "iv", "underlying_price", "multiplier", "vendor"]
+# and with IV source `solved` (mid quotes)
+GEX_SOLVED_COLUMNS = GEX_COLUMNS + ["bid", "ask"]
 
 # string columns of GEX_COLUMNS read dictionary-encoded (as Parquet stores them): a code per row,
 # never a Python or Arrow string per row
-GEX_DICTIONARY = ("underlying", "settlement", "option_type")
+GEX_DICTIONARY = ("underlying", "root", "settlement", "option_type", "vendor")
 GROUP_KEYS = ("underlying", "trade_date")
 
 
@@ -82,22 +85,25 @@ def is_grouped(tbl: pa.Table, keys=GROUP_KEYS) -> bool:
 
 
 def load_gex_chains(lake: Lake, *, underlying: str | None = None, start=None, end=None, as_of=None,
-                    vendors: list[str] | None = None) -> pa.Table:
-    """The `GEX_COLUMNS` of option rows in their stored types, the `GEX_DICTIONARY` strings
+                    columns: list[str] | None = None, vendors: list[str] | None = None) -> pa.Table:
+    """The `GEX_COLUMNS` (or `columns`, e.g. `GEX_SOLVED_COLUMNS`) of option rows in their
+    stored types, the `GEX_DICTIONARY` strings
     dictionary-encoded, grouped by (underlying, trade_date). Read partition by partition by
     Arrow's Parquet reader in the lake's row order, which the lake writes sorted by
     (underlying, trade_date, root, expiration, strike, option_type): no sort. Rows that come
     back out of order anyway (a file written by something else) are sorted by the group keys
     (stable). `as_of` hides rows not yet available. One vendor per (underlying, trade_date):
-    `data_lake.vendors.pick_vendor` with the `vendors` order, else the lake's."""
-    parts = [pick_vendor(p, vendors, lake=lake).drop_columns(["vendor"])
-             for p in lake.scan_partitions("option_quotes", columns=[*GEX_COLUMNS, "vendor"],
+    `data_lake.vendors.pick_vendor` with the `vendors` order, else the lake's; the `vendor`
+    column stays (it names the vendor's IV floor, `pipelines.ivsource`)."""
+    columns = columns or GEX_COLUMNS
+    parts = [pick_vendor(p, vendors, lake=lake)
+             for p in lake.scan_partitions("option_quotes", columns=columns,
                                            equals={"underlying": underlying}, start=start, end=end, as_of=as_of,
-                                           dictionary=(*GEX_DICTIONARY, "vendor"))]
+                                           dictionary=GEX_DICTIONARY)]
     parts = [p for p in parts if p.num_rows]
     if not parts:
         schema = pa.schema([(c, pa.dictionary(pa.int32(), pa.string()) if c in GEX_DICTIONARY else
-                             spec("option_quotes").schema.field(c).type) for c in GEX_COLUMNS])
+                             spec("option_quotes").schema.field(c).type) for c in columns])
         return schema.empty_table()
     return grouped_chains_of(parts)
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from eventvol.data_lake import EventvolError, Lake, NoDataError
+from eventvol.research.studies.result import StudyResult  # noqa: F401  (the API's result type)
 
 DateLike = str | dt.date | dt.datetime | pd.Timestamp | np.datetime64
 LakeLike = Lake | str | os.PathLike
@@ -81,17 +82,22 @@ def _is_many(value) -> bool:
 # ----------------------------------------------------------------------------- positioning
 def gex(lake: LakeLike, underlying: str | Sequence[str], date: DateLike | Sequence[DateLike], *,
         sign_model: str = "dealer_long_calls_short_puts", all_roots: bool = False,
-        n_grid: int = 201) -> pd.Series | pd.DataFrame:
+        n_grid: int = 201, iv_source: str = "otm") -> pd.Series | pd.DataFrame:
     """Dealer positioning of one chain: net_gex_per_1pct and net_gex_per_point (dollars of
     hedge per 1% / per point), zero_gamma, call_wall and put_wall (dollars of the
     underlying), net_vex_per_volpt, net_cex_per_day, GEX by expiry bucket, 0DTE volume
     share, contracts_used and spot. A Series for one (underlying, date); a DataFrame indexed
     by (underlying, trade_date) when either is a list (chains missing from the lake are
     skipped with a warning). `all_roots` adds zero_gamma_roots (every crossing in
-    [0.5 S, 1.5 S]); `n_grid` spots bracket the roots."""
+    [0.5 S, 1.5 S]); `n_grid` spots bracket the roots. `iv_source`: otm (default), vendor or
+    solved (docs/gex.md, "Implied volatility source"); the Series carries it as `iv_source`,
+    and `warning` when no contract was usable."""
     from eventvol.pipelines.gex import SIGN_MODELS
+    from eventvol.pipelines.ivsource import IV_SOURCES
     from eventvol.pipelines.positioning import positioning_summary
 
+    if iv_source not in IV_SOURCES:
+        raise ApiError(f"unknown iv_source {iv_source!r}; choose one of {', '.join(IV_SOURCES)}")
     if sign_model not in SIGN_MODELS:
         raise ApiError(f"unknown sign_model {sign_model!r}; choose one of {', '.join(SIGN_MODELS)}")
     if n_grid < 3:
@@ -100,7 +106,8 @@ def gex(lake: LakeLike, underlying: str | Sequence[str], date: DateLike | Sequen
     names, days = as_list(underlying), [as_date(d) for d in as_list(date)]
 
     def one(u: str, d: dt.date) -> pd.Series:
-        s = positioning_summary(lk, u, d, sign_model=sign_model, all_roots=all_roots, n_grid=n_grid)
+        s = positioning_summary(lk, u, d, sign_model=sign_model, all_roots=all_roots, n_grid=n_grid,
+                                iv_source=iv_source)
         s["trade_date"] = d
         return pd.Series(s, name=f"{u} {d}")
 
@@ -121,7 +128,8 @@ def gex(lake: LakeLike, underlying: str | Sequence[str], date: DateLike | Sequen
 
 
 def gex_profile(lake: LakeLike, underlying: str, date: DateLike, *,
-                sign_model: str = "dealer_long_calls_short_puts", n_grid: int = 201) -> pd.DataFrame:
+                sign_model: str = "dealer_long_calls_short_puts", n_grid: int = 201,
+                iv_source: str = "otm") -> pd.DataFrame:
     """Net GEX re-priced at `n_grid` hypothetical spots from 0.5 S to 1.5 S: columns `spot`
     (dollars) and `net_gex_per_1pct` (dollars of hedge per 1% move at that spot); the zero
     gamma level is where it crosses zero."""
@@ -129,7 +137,8 @@ def gex_profile(lake: LakeLike, underlying: str, date: DateLike, *,
 
     if n_grid < 3:
         raise ApiError(f"n_grid must be at least 3 spots, not {n_grid}")
-    s = positioning_summary(_lake(lake), underlying, as_date(date), sign_model=sign_model, profile=True, n_grid=n_grid)
+    s = positioning_summary(_lake(lake), underlying, as_date(date), sign_model=sign_model, profile=True, n_grid=n_grid,
+                            iv_source=iv_source)
     p = s["profile"]
     return pd.DataFrame({"spot": np.asarray(p["spots"], float), "net_gex_per_1pct": np.asarray(p["net_gex_per_1pct"], float)})
 
@@ -256,45 +265,6 @@ def run_backtest(lake: LakeLike, strategy: str, params: dict, *, capital: float 
 
 
 # ----------------------------------------------------------------------------- studies
-@dataclass
-class StudyResult:
-    """One hypothesis run: the primary estimate, its 95% interval and two-sided p-value (in
-    the unit of the tested quantity), the verdict ('held': p < 5% with the expected sign,
-    'not held', 'not evaluable'), `frame` (the rows the test used, when the study exposes
-    them) and `details` (everything the study computed, JSON-ready)."""
-
-    name: str
-    title: str
-    status: str
-    estimate: float = float("nan")
-    ci_low: float = float("nan")
-    ci_high: float = float("nan")
-    p_value: float = float("nan")
-    verdict: str = "not evaluable"
-    frame: pd.DataFrame = field(default_factory=pd.DataFrame)
-    details: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, r: dict) -> "StudyResult":
-        """From the JSON-ready dict `research.studies.registry.run_hypothesis` returns."""
-        p = r.get("primary") or {}
-        nan = float("nan")
-        verdict = "not evaluable" if not r.get("evaluable") else ("held" if r.get("held") else "not held")
-        return cls(name=r["name"], title=r["title"], status=r["status"],
-                   estimate=float(p.get("estimate", nan)), ci_low=float(p.get("ci_low", nan)),
-                   ci_high=float(p.get("ci_high", nan)), p_value=float(p.get("p_value", nan)),
-                   verdict=verdict, frame=pd.DataFrame(r.get("frame", [])), details=r)
-
-    def to_dict(self) -> dict:
-        """JSON-ready: everything the study computed (what `eventvol study --json` prints)."""
-        return self.details
-
-
-def _as_study_result(r) -> StudyResult:
-    # the research layer returns a typed result once it has one; the dict until then
-    return StudyResult.from_dict(r) if isinstance(r, dict) else r
-
-
 def hypotheses() -> pd.DataFrame:
     """The declared hypotheses (research/hypotheses/*.toml): name, title, claim, kind, file."""
     from eventvol.research.studies.registry import load_hypotheses
@@ -305,15 +275,19 @@ def hypotheses() -> pd.DataFrame:
                          for s in specs.values()], columns=cols)
 
 
-def study(lake: LakeLike, hypothesis: str, *, events: str | os.PathLike | None = None) -> StudyResult:
+def study(lake: LakeLike, hypothesis: str, *, events: str | os.PathLike | None = None,
+          expected: str | None = None, car_window: tuple[int, int] | None = None) -> StudyResult:
     """Run one declared hypothesis (see `hypotheses()`); `events` is a CSV event list
-    (date,symbol[,name]) for the hypotheses that take one."""
+    (date,symbol[,name]) for the hypotheses that take one; `expected` ("positive",
+    "negative", "two-sided") and `car_window` (first, last session) override the file's."""
     from eventvol.research.studies.registry import load_hypotheses, run_hypothesis
+    from eventvol.research.studies.spec import user_overrides
 
     specs = load_hypotheses()
     if hypothesis not in specs:
         raise ApiError(f"unknown hypothesis {hypothesis!r}; choose one of {', '.join(specs)}")
-    return _as_study_result(run_hypothesis(_lake(lake), specs[hypothesis], events_file=events))
+    spec = user_overrides(specs[hypothesis], expected, car_window)
+    return run_hypothesis(_lake(lake), spec, events_file=events)
 
 
 # ----------------------------------------------------------------------------- refresh, report, demo
