@@ -71,7 +71,7 @@ def with_unit(v: float | None, unit: str = "", scale: float = 1.0, sig: int = 3)
     s = number(float(v) * scale, sig)
     if not unit:
         return s
-    return f"{s}{unit}" if unit in ("%", "bp") else f"{s} {unit}"
+    return f"{s}{unit}" if unit in ("%", "bp") or unit.startswith("% ") else f"{s} {unit}"
 
 
 def regime_statement(spot: float | None, zero_gamma: float | None, net_gex_per_1pct: float | None) -> str:

@@ -380,36 +380,64 @@ def _finding(r: dict) -> str:
     return f"{word} by {h['test']}: {h['label']} = {h['estimate']} (95% CI {h['ci']}, p = {h['p']}{bh})"
 
 
-def event_list(r: dict, out_dir: Path, *, top_n: int = TOP_N) -> dict | None:
-    """The events a study used: the top N by absolute outcome for the report, the full list
-    written to out_dir/events_<name>.csv (columns event_id, entity, regime, outcome)."""
+def study_frame(r: dict) -> pd.DataFrame:
+    """The rows behind a study's counted test (one per event or observation): the
+    StudyResult's frame, or one built from a result dict's outcome lists. Market-wide events
+    (no symbol) are labelled with the index; regimes 'on'/'off' in words."""
     frame = r.get("_frame")
     if isinstance(frame, pd.DataFrame) and not frame.empty:
         full = frame.copy()
-        value_col = next((c for c in ("outcome", "value", "car", "estimate") if c in full.columns), None)
     elif r.get("outcome") and r["outcome"].get("event_ids"):
         o = r["outcome"]
-        full = pd.DataFrame({"event_id": o["event_ids"], "entity": o.get("symbols") or [""] * len(o["event_ids"]),
-                             "outcome": o["values"]})
+        full = pd.DataFrame({"event_id": o["event_ids"], "symbol": o.get("symbols") or [None] * len(o["event_ids"]),
+                             o["measure"]: o["values"]})
         if r.get("labels"):
-            names = regime_names(r)
-            full.insert(2, "regime", [names.get(x, x) for x in r["labels"]])
-        value_col = "outcome"
+            full.insert(2, "regime", r["labels"])
     else:
+        return pd.DataFrame()
+    for col in ("symbol", "entity"):
+        if col in full.columns:
+            full[col] = full[col].astype(object).where(full[col].notna() & ~full[col].astype(str).isin(["nan", "None", ""]),
+                                                       r.get("_index") or "index")
+    if "regime" in full.columns and r.get("regimes"):
+        names = regime_names(r)
+        full["regime"] = full["regime"].map(lambda x: names.get(x, x))
+    return full
+
+
+def _cell(v, unit: str = "", scale: float = 1.0) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
+    if isinstance(v, (pd.Timestamp, np.datetime64)):
+        return str(pd.Timestamp(v).date())
+    if isinstance(v, (float, np.floating)):
+        return F.with_unit(float(v), unit, scale) if unit else F.number(float(v), 4)
+    return str(v)
+
+
+def event_list(r: dict, out_dir: Path, *, top_n: int = TOP_N) -> dict | None:
+    """The rows behind a study, written in full to out_dir/events_<name>.csv; for event
+    studies the report shows the top N events by absolute outcome, other frames are linked."""
+    full = study_frame(r)
+    if full.empty:
         return None
-    if "entity" in full.columns:
-        # market-wide events have no symbol: they are the index's
-        full["entity"] = full["entity"].replace({"nan": None, "None": None}).fillna(r.get("_index") or "index")
-    path = out_dir / f"events_{_slug(r['name'])}.csv"
+    path = out_dir / f"{'events' if 'event_id' in full.columns else 'rows'}_{_slug(r['name'])}.csv"
     _write_csv(full, path)
-    top = full.reindex(full[value_col].abs().sort_values(ascending=False).index).head(top_n) if value_col else full.head(top_n)
-    unit, scale = (_outcome_unit(r["outcome"]["measure"]) if r.get("outcome") else ("", 1.0))
+    out = {"csv": path.name, "n": len(full), "shown": 0, "rows": [], "columns": []}
+    if "event_id" not in full.columns:
+        return out
+    measure = (r.get("outcome") or {}).get("measure")
+    value_col = measure if measure in full.columns else next(
+        (c for c in full.columns if pd.api.types.is_float_dtype(full[c])), None)
+    top = full.reindex(full[value_col].abs().sort_values(ascending=False).index) if value_col else full
+    top = top.head(top_n)
+    unit, scale = _outcome_unit(value_col) if value_col else ("", 1.0)
     cols = list(full.columns)
-    rows = [[F.with_unit(v, unit, scale) if c == value_col else ("" if v is None else str(v)) for c, v in zip(cols, row)]
-            for row in top.itertuples(index=False)]
-    return {"csv": path.name, "n": len(full), "shown": len(rows),
-            "columns": [F.words(c) + (f" ({unit})" if c == value_col and unit else "") for c in cols], "rows": rows,
-            "by": F.words(value_col) if value_col else ""}
+    out.update(shown=len(top), by=F.words(value_col) if value_col else "",
+               columns=[F.words(c) + (f" ({unit})" if c in OUTCOME_UNITS and OUTCOME_UNITS[c][0] else "") for c in cols],
+               rows=[[_cell(v, *(_outcome_unit(c) if c in OUTCOME_UNITS else ("", 1.0))) for c, v in zip(cols, row)]
+                     for row in top.itertuples(index=False)])
+    return out
 
 
 def render_research_report(context: dict, out_dir: Path, *, pdf: bool = True) -> list[Path]:
@@ -486,6 +514,8 @@ def build_research_report(lake, out_dir: Path, *, studies=None, events_file=None
                 sec["regime_png"] = regime_chart(r)
                 sec["events"] = event_list(r, out_dir, top_n=top_n)
                 sec["regime_names"] = regime_names(r)
+                # the regime table is in the outcome's unit (the counted test may be another one)
+                sec["ou"] = _outcome_unit((r.get("outcome") or {}).get("measure", ""))
             sections.append(sec)
 
     # dealer positioning (needs option quotes)
