@@ -101,7 +101,8 @@ def problems(fig) -> list[str]:
     bar/fill/scatter collections) when an axes shows more than one series."""
     out = []
     axes = [a for a in fig.axes if a.get_visible()]
-    titled = bool(fig._suptitle and fig._suptitle.get_text()) or any(a.get_title() for a in axes)
+    titled = bool(fig._suptitle and fig._suptitle.get_text()) or any(
+        a.get_title(loc) for a in axes for loc in ("left", "center", "right"))
     if not titled:
         out.append("no title")
     legend_texts = set()
@@ -112,7 +113,9 @@ def problems(fig) -> list[str]:
     for i, a in enumerate(axes):
         if not a.get_ylabel():
             out.append(f"axes {i}: no y label")
-        if a.xaxis.get_visible() and not a.get_xlabel() and not isinstance(a.xaxis.get_major_formatter(), mdates.ConciseDateFormatter):
+        shared = [b for b in a.get_shared_x_axes().get_siblings(a) if b is not a]
+        dated = any(isinstance(b.xaxis.get_major_formatter(), mdates.ConciseDateFormatter) for b in [a, *shared])
+        if a.xaxis.get_visible() and not a.get_xlabel() and not dated and not any(b.get_xlabel() for b in shared):
             out.append(f"axes {i}: no x label")
         series = [ln for ln in a.get_lines() if not ln.get_label().startswith("_")]
         series += [c for c in a.collections if not c.get_label().startswith("_")]
