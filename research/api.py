@@ -334,11 +334,14 @@ def report(lake: LakeLike, out_dir: str | os.PathLike = "out", *, pdf: bool = Tr
     from eventvol.research.report import build_research_report
 
     lk = _lake(lake)
-    bt = straddle if isinstance(straddle, BacktestResult) else (straddle_trades(lk)[0] if straddle else None)
+    bt, why = (straddle, None) if isinstance(straddle, BacktestResult) else \
+        (straddle_trades(lk) if straddle else (None, None))
     kw = {"title": title} if title else {}
     runs = ([bt] if bt is not None else []) + list(backtests)
+    left_out = [{"section": f"Backtest {STRADDLE}", "reason": why}] if why else []
     return build_research_report(lk, Path(out_dir), studies=list(studies) if studies else None, events_file=events,
-                                 pdf=pdf, progress=progress, backtests=runs, extra_provenance=extra_provenance, **kw)
+                                 pdf=pdf, progress=progress, backtests=runs, extra_provenance=extra_provenance,
+                                 left_out=left_out, **kw)
 
 
 @dataclass

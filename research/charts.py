@@ -142,7 +142,7 @@ def positioning_chart(view: dict):
     prof = s["profile"]
     spot, zg = s["spot"], s["zero_gamma"]
     with styled():
-        fig, (top, bottom) = figure(7.2, 3.7, nrows=2, sharex=True, gridspec_kw={"height_ratios": [1.2, 1]})
+        fig, (top, bottom) = figure(7.2, 3.5, nrows=2, sharex=True, gridspec_kw={"height_ratios": [1.2, 1]})
         width = _bar_width(by_strike["strike"].to_numpy())
         top.bar(by_strike["strike"], by_strike["call_gex_per_1pct"] / 1e9, width=width, color=GREEN, alpha=0.75,
                 label="call GEX")

@@ -124,3 +124,33 @@ def words(text: str | None) -> str:
 
     pattern = r"\b(" + "|".join(sorted(map(re.escape, WORDS), key=len, reverse=True)) + r")\b"
     return re.sub(pattern, lambda m: WORDS[m.group(1)], str(text)).replace("_", " ")
+
+
+# units of stored factor values (see docs/factors.md), for terminal tables
+FACTOR_UNITS = {
+    "net_gex_per_1pct": "$ per 1% move", "net_gex_per_point": "$ per point", "gex_0dte": "$ per 1% move",
+    "gex_le7d": "$ per 1% move", "gex_gt7d": "$ per 1% move", "net_vex_per_volpt": "$ per vol point",
+    "net_cex_per_day": "$ of delta per day", "spot": "$", "zero_gamma": "$", "call_wall": "$", "put_wall": "$",
+    "zero_dte_volume_share": "share", "contracts_used": "contracts", "letf_rebalance_flow_usd": "$",
+}
+
+
+def factor_value(name: str, v: float | None) -> str:
+    """A factor value for a terminal table: dollar amounts in a readable scale, others as plain
+    numbers (6 significant digits, thousands separators, no e-notation)."""
+    unit = FACTOR_UNITS.get(name, "")
+    if unit.startswith("$ ") or unit == "$":
+        return level(v) if unit == "$" else usd_scaled(v)
+    return number(v, 6)
+
+
+def table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> list[str]:
+    """A plain text table: a header line, a rule, then rows; columns padded to their widest
+    cell (columns in `right` right-aligned, default all but the first two)."""
+    right = set(range(2, len(headers))) if right is None else right
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)] if rows else [len(h) for h in headers]
+
+    def fmt(cells):
+        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return [fmt(headers), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows]

@@ -22,7 +22,7 @@ from eventvol.research import formatting as F
 
 TEMPLATES = Path(__file__).parent / "templates"
 TOP_N = 10  # rows of an event or trade list shown in the report; the CSV beside it has all
-MAX_POSITIONING_CHARTS = 4  # underlyings drawn (the index first, then by |net GEX|); the table lists all
+MAX_POSITIONING_CHARTS = 3  # underlyings drawn (the index first, then by |net GEX|); the table lists all
 
 # ============================================================================ study charts
 
@@ -196,11 +196,13 @@ def momentum_chart(res: dict) -> str:
 
 # ============================================================================ positioning
 
-def positioning_section(lake, index: str | None, *, max_charts: int = MAX_POSITIONING_CHARTS) -> dict | None:
+def positioning_section(lake, index: str | None, out_dir: Path, *, max_charts: int = MAX_POSITIONING_CHARTS,
+                        top_n: int = TOP_N) -> dict | None:
     """The latest session of every underlying with option quotes: a table of all of them
     (spot, net GEX, zero gamma, walls, regime) and the positioning chart of up to
     `max_charts` (the index first, then by |net GEX|), plus the history of the index's (or the
-    first drawn underlying's) stored GEX factors. None when the lake has no option quotes."""
+    first drawn underlying's) stored GEX factors. The table shows `top_n` rows; all of them
+    go to out_dir/positioning.csv (dollars, unformatted). None when the lake has no option quotes."""
     from eventvol.data_lake import EventvolError
     from eventvol.research.positioning import latest_sessions, positioning_history, positioning_view
 
@@ -215,8 +217,12 @@ def positioning_section(lake, index: str | None, *, max_charts: int = MAX_POSITI
             failed.append(f"{u}: {exc}")
     views.sort(key=lambda v: (v["summary"]["underlying"] != index,
                               -abs(np.nan_to_num(v["summary"]["net_gex_per_1pct"]))))
+    fields = ["underlying", "trade_date", "spot", "net_gex_per_1pct", "zero_gamma", "call_wall", "put_wall",
+              "zero_dte_volume_share", "contracts_used"]
+    csv = out_dir / "positioning.csv"
+    _write_csv(pd.DataFrame([{k: v["summary"].get(k) for k in fields} for v in views], columns=fields), csv)
     rows = []
-    for v in views:
+    for v in views[:top_n]:
         s = v["summary"]
         rows.append({"underlying": s["underlying"], "trade_date": s["trade_date"], "spot": F.level(s["spot"]),
                      "net_gex": F.gex_bn(s["net_gex_per_1pct"]).replace(" per 1%", ""),
@@ -232,7 +238,7 @@ def positioning_section(lake, index: str | None, *, max_charts: int = MAX_POSITI
         h = positioning_history(lake, who)
         if len(h) >= 2:
             history = {"underlying": who, "png": C.png_b64(C.positioning_history_chart(h, who))}
-    return {"rows": rows, "charts": charts, "history": history, "failed": failed,
+    return {"rows": rows, "n_all": len(views), "csv": csv.name, "charts": charts, "history": history, "failed": failed,
             "not_drawn": [v["summary"]["underlying"] for v in views[max_charts:]]}
 
 
@@ -317,7 +323,7 @@ def provenance(lake) -> dict:
             tables.append({"table": name, "files": len(files), "rows": int(n)})
     runs = []
     if lake.files("runs"):
-        r = lake.df("SELECT run_id, command, status, finished_at, rows_written FROM runs ORDER BY started_at DESC LIMIT 8")
+        r = lake.df("SELECT run_id, command, status, finished_at, rows_written FROM runs ORDER BY started_at DESC LIMIT 5")
         runs = r.astype(str).to_dict("records")
     try:
         code = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
@@ -469,21 +475,23 @@ def render_research_report(context: dict, out_dir: Path, *, pdf: bool = True) ->
 def build_research_report(lake, out_dir: Path, *, studies=None, events_file=None, pdf: bool = True,
                           trades: pd.DataFrame | None = None, backtests: list | None = None,
                           title: str = "Event-driven volatility: research note", progress=None,
-                          extra_provenance: dict | None = None, top_n: int = TOP_N) -> list[Path]:
+                          extra_provenance: dict | None = None, top_n: int = TOP_N,
+                          left_out: list[dict] | None = None) -> list[Path]:
     """Write report.html (and report.pdf) into out_dir with the sections this lake's data
     allow: dealer positioning (option quotes), the hypotheses and factor dashboards (a market
     index in index_members), momentum regimes (monthly factor returns), a tear sheet per
     backtest (`backtests`: tearsheet.Backtest or API BacktestResult objects; `trades`: an
     earnings-straddle trade frame, shown as one more). Sections left out are listed on the
     first page with the reason. Event and trade lists beyond `top_n` rows are CSV files
-    beside the report. Returns the report paths."""
+    beside the report. `left_out`: more {section, reason} entries for that list (e.g. a
+    backtest that could not run). Returns the report paths."""
     from eventvol.data_lake import NoDataError
     from eventvol.research import tearsheet as T
 
     step = progress or (lambda text: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    skipped: list[dict] = []
+    skipped: list[dict] = list(left_out or [])
     index = None
     try:
         from eventvol.research.studies.data import market_symbol
@@ -520,7 +528,7 @@ def build_research_report(lake, out_dir: Path, *, studies=None, events_file=None
 
     # dealer positioning (needs option quotes)
     step("dealer positioning")
-    positioning = positioning_section(lake, index)
+    positioning = positioning_section(lake, index, out_dir, top_n=top_n)
     if positioning is None:
         skipped.append({"section": "Dealer positioning", "reason": "the lake has no option quotes"})
 
@@ -537,7 +545,7 @@ def build_research_report(lake, out_dir: Path, *, studies=None, events_file=None
             bt.strategy = name or bt.strategy
         step(f"tear sheet {bt.strategy}")
         sheets.append(backtest_section(lake, bt, out_dir, top_n=top_n))
-    if not sheets:
+    if not sheets and not left_out:
         skipped.append({"section": "Backtest tear sheets",
                         "reason": "no backtest was requested (eventvol report --backtest NAME [--param k=v])"})
 

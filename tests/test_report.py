@@ -207,8 +207,9 @@ def test_no_heading_is_orphaned_at_a_page_bottom(report_dir):
 
 def test_the_orphan_check_catches_an_orphan_and_the_css_rule_prevents_it(tmp_path):
     """A page filled to just above the bottom, then a heading and a block too tall to fit:
-    without the report's rule the heading ends page 1 (the check reports it); with the
-    report's stylesheet it moves to page 2."""
+    with breaks after headings allowed (`break-after: auto`, overriding WeasyPrint's default)
+    the heading ends page 1 and the check reports it; with the report's stylesheet it moves
+    to page 2."""
     if shutil.which("pdftotext") is None:
         pytest.skip("pdftotext (poppler-utils) is not installed")
     import weasyprint
@@ -219,7 +220,8 @@ def test_the_orphan_check_catches_an_orphan_and_the_css_rule_prevents_it(tmp_pat
     body = ('<div style="height: 232mm">filler</div><h2>Lonely heading here</h2>'
             '<figure><div style="height: 120mm; background: #eee">block</div></figure><p>after</p>')
     results = {}
-    for name, style in (("plain", "@page { size: A4; margin: 15mm 14mm 16mm 14mm; } figure { break-inside: avoid; }"),
+    plain = "@page { size: A4; margin: 15mm 14mm 16mm 14mm; } figure { break-inside: avoid; } h2 { break-after: auto; }"
+    for name, style in (("plain", plain),
                         ("report", css)):
         html = f"<html><head><style>{style}</style></head><body>{body}</body></html>"
         pdf = tmp_path / f"{name}.pdf"
@@ -278,7 +280,7 @@ def test_chain_only_lake_gets_positioning_pages_and_says_what_is_left_out(small_
     left = html[html.index("Left out of this report"):]
     left = left[:left.index("</div>")]
     assert "Hypotheses and factor dashboards" in left and "index_members" in left
-    assert "Backtest tear sheets" in left and "Momentum regimes" in left
+    assert "Backtest earnings-straddle" in left and "no events of kind earnings" in left and "Momentum regimes" in left
     assert 'id="study-' not in html and 'id="dashboards"' not in html
 
 
