@@ -155,10 +155,11 @@ def test_pdf_pages_render_non_blank_within_the_page_budget(report_dir):
     assert 4 <= len(pages) <= MAX_PAGES
     from PIL import Image
 
-    for p in pages:
+    for i, p in enumerate(pages):
         img = np.asarray(Image.open(p).convert("L"), float)
-        # ink on at least 1% of the page, beyond the footer
-        assert (img[: int(img.shape[0] * 0.9)] < 200).mean() > 0.01, p.name
+        # ink above the footer: the first page is full, the last may hold a few lines only
+        ink = (img[: int(img.shape[0] * 0.9)] < 200).mean()
+        assert ink > (0.03 if i == 0 else 0.002), (p.name, ink)
 
 
 def bbox_lines(pdf_path) -> list[list[tuple[float, str]]]:
