@@ -41,6 +41,7 @@ MARKER = "lake.json"
 FORMAT_VERSION = 1
 ROW_GROUP_ROWS = 128 * 1024
 HASH_CHARS = 24  # part-<first 24 hex digits of the file's sha256>.parquet
+INTEGRITY = "integrity.json"  # content hashes already checked, by file state (a cache)
 DAMAGED_DIR = "damaged"  # where `set_aside_damaged` moves damaged parts (kept, never deleted)
 REJECTED_JOURNALS = "quarantine/journals"  # where unusable staging transactions are set aside
 
@@ -116,7 +117,8 @@ def duckdb_path(path: str | os.PathLike) -> str:
     return "".join(f"[{c}]" if c in "[?*" else c for c in str(path))
 
 
-def _file_hash(path: Path) -> str:
+def file_hash(path: Path) -> str:
+    """The name-part of a content-addressed part: the first 24 hex digits of its sha256."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -152,7 +154,7 @@ def content_problem(path: Path) -> str | None:
         return problem
     want = path.name.removeprefix("part-").removesuffix(".parquet")
     try:
-        got = _file_hash(path)
+        got = file_hash(path)
     except OSError as exc:
         return f"it cannot be read ({exc.strerror or exc})"
     if got != want:
@@ -181,11 +183,11 @@ class Lake:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._view_files: dict[str, tuple[Path, ...]] = {}  # the files each cached view reads
         self._views_lock = threading.Lock()
-        # parts whose content hash this process checked, by (size, mtime_ns, inode): a part is
-        # never edited in place, so a changed stat means a changed file, checked again
-        self._verified: dict[Path, tuple[int, int, int]] = {}
-        self._damage: dict[Path, str] = {}  # parts found damaged while reading, with why
-        self._footers: dict[Path, tuple[int, int, int]] = {}  # parts whose footer was read
+        # parts whose content hash was checked, by (size, mtime_ns, inode), from integrity.json:
+        # a part is never edited in place, so a changed state means a changed file
+        self._verified: dict[str, list[int]] | None = None
+        self._integrity_dirty = False
+        self._damage: dict[Path, str] = {}  # parts found damaged, with why
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -247,23 +249,61 @@ class Lake:
                 f"{_partition_label(path)} (docs/lake.md, Recovery)")
 
     # ------------------------------------------------------------------ reading
-    def _branch_sql(self, s: TableSpec, path: Path) -> str:
-        """One file of a view: its rows, bounded to its month so that DuckDB's optimizer drops
-        the branch of any month a query's date filter excludes (its file is then never opened).
-        A file is read only after `__ev_verified` checked its content hash. A file whose
-        structure or footer is broken (DuckDB could not even bind it) becomes a branch of one
-        row per day of its month whose every value calls `__ev_damaged`, so any query that may
-        need that month fails with the one-sentence error, whatever else it filters on."""
-        cols = ", ".join(f'"{f.name}"' for f in s.schema)
-        bounds = ""
-        if s.partition_col:
-            first, last = _month_bounds(path)
-            bounds = f'"{s.partition_col}" BETWEEN DATE \'{first}\' AND DATE \'{last}\' AND '
-        problem = self._footer_problem(path, s)
+    # Integrity of DuckDB reads: before a view exposes a part, its content hash is checked
+    # once per file state (size, mtime, inode) and the result kept in integrity.json (the
+    # writer records the parts it writes, so readers rarely hash). A damaged part is left out
+    # of the good parts' file list and becomes a branch bounded to its month that raises the
+    # one-sentence error: DuckDB's optimizer drops that branch for a query whose date filter
+    # excludes the month, so reads of intact months still answer. Arrow reads
+    # (`scan_partitions`) verify page checksums on every read; `verify` checks everything.
+
+    def _integrity_cache(self) -> dict[str, list[int]]:
+        if self._verified is None:
+            try:
+                data = json.loads((self.root / INTEGRITY).read_text())
+                parts = data.get("parts", {}) if isinstance(data, dict) else {}
+                self._verified = {k: v for k, v in parts.items() if isinstance(v, list) and len(v) == 3}
+            except (OSError, ValueError):
+                self._verified = {}  # absent or unreadable: every part is hashed again
+        return self._verified
+
+    def _save_integrity_cache(self) -> None:
+        """Best effort (a read-only lake just hashes again next time); atomic replace."""
+        parts = {k: v for k, v in self._integrity_cache().items() if (self.root / k).is_file()}
+        tmp = self.root / f"{INTEGRITY}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp"
+        try:
+            tmp.write_text(json.dumps({"format_version": 1, "parts": parts}, sort_keys=True))
+            os.replace(tmp, self.root / INTEGRITY)
+        except OSError:
+            tmp.unlink(missing_ok=True) if tmp.parent.exists() else None
+
+    def _record_verified(self, path: Path) -> None:
+        try:
+            st = path.stat()
+        except OSError:
+            return  # not in place (yet): it is hashed when first read
+        self._integrity_cache()[self.relative(path)] = [st.st_size, st.st_mtime_ns, st.st_ino]
+
+    def part_problem(self, path: Path) -> str | None:
+        """Why a part cannot be trusted (see `content_problem`), or None; a part whose file
+        state matches the integrity record is not hashed again."""
+        try:
+            st = path.stat()
+        except OSError as exc:
+            return f"it cannot be read ({exc.strerror or exc})"
+        rel = self.relative(path)
+        if self._integrity_cache().get(rel) == [st.st_size, st.st_mtime_ns, st.st_ino]:
+            return None
+        problem = content_problem(path)
         if problem is None:
-            return (f"SELECT {cols} FROM read_parquet([{_sql_str(duckdb_path(path))}], hive_partitioning = false) "
-                    f"WHERE {bounds}(SELECT __ev_verified({_sql_str(str(path))}))")
-        self._damage[path] = problem
+            self._integrity_cache()[rel] = [st.st_size, st.st_mtime_ns, st.st_ino]
+            self._integrity_dirty = True
+        return problem
+
+    def _damaged_branch(self, s: TableSpec, path: Path, problem: str) -> str:
+        """One row per day of the damaged part's month (a flat table: one row), every value
+        computed by `__ev_damaged`, which raises: any query that may need the month fails with
+        the one-sentence error, whatever else it filters on; others never reach it."""
         fail = f"__ev_damaged({_sql_str(str(path))})"
         values = ", ".join(
             (f'__d AS "{f.name}"' if f.name == s.partition_col else
@@ -273,63 +313,36 @@ class Lake:
         guard = f"__d BETWEEN DATE '{first}' AND DATE '{last}' AND " if s.partition_col else ""
         return f"SELECT {values} FROM ({days}) AS __t WHERE {guard}{fail}"
 
-    def _footer_problem(self, path: Path, s: TableSpec) -> str | None:
-        """Why DuckDB could not bind `path` (structure, unreadable footer, missing columns), or
-        None; memoized per file state. Reads only the file's ends."""
-        try:
-            st = path.stat()
-        except OSError as exc:
-            return f"it cannot be read ({exc.strerror or exc})"
-        state = (st.st_size, st.st_mtime_ns, st.st_ino)
-        if self._footers.get(path) == state:
-            return None
-        problem = structure_problem(path)
-        if problem is None:
-            try:
-                names = set(pq.read_schema(path).names)
-            except (OSError, pa.ArrowException) as exc:
-                return f"its Parquet footer is unreadable: {_one_line(str(exc).splitlines()[0] if str(exc) else exc)}"
-            missing = [c for c in s.columns if c not in names]
-            if missing:
-                return f"it has no column {missing[0]!r}"
-            self._footers[path] = state
-        return problem
-
     def _fail_damaged(self, path: str) -> bool:
         p = Path(path)
         raise CorruptLakeError(self.damaged_message(p, self._damage.get(p, "it is damaged")))
 
     def _view_sql(self, s: TableSpec, files: tuple[Path, ...]) -> str:
-        if files:
-            return " UNION ALL ".join(self._branch_sql(s, f) for f in files)
-        cols = ", ".join(f'NULL::{duckdb_type(f.type)} AS "{f.name}"' for f in s.schema)
-        return f"SELECT {cols} WHERE false"
-
-    def _verify_for_read(self, path: str) -> bool:
-        """DuckDB's guard before it reads a part: True once the content hash holds (memoized
-        per file state), else raise; `query` turns the failure into `CorruptLakeError`."""
-        p = Path(path)
-        try:
-            st = p.stat()
-        except OSError as exc:
-            self._damage[p] = f"it cannot be read ({exc.strerror or exc})"
-            raise CorruptLakeError(self.damaged_message(p, self._damage[p])) from None
-        state = (st.st_size, st.st_mtime_ns, st.st_ino)
-        if self._verified.get(p) == state:
-            return True
-        problem = content_problem(p)
-        if problem:
-            self._damage[p] = problem
-            raise CorruptLakeError(self.damaged_message(p, problem))
-        self._verified[p] = state
-        return True
+        good, damaged = [], []
+        for f in files:
+            problem = self.part_problem(f)
+            if problem is None:
+                good.append(f)
+            else:
+                self._damage[f] = problem
+                damaged.append(f)
+        if self._integrity_dirty:
+            self._save_integrity_cache()
+            self._integrity_dirty = False
+        cols = ", ".join(f'"{f.name}"' for f in s.schema)
+        names = ", ".join(_sql_str(duckdb_path(f)) for f in good)
+        if not damaged:
+            # `*`: a part written before a column joined the table still reads (as before)
+            return (f"SELECT * FROM read_parquet([{names}], hive_partitioning = false)" if good else
+                    "SELECT " + ", ".join(f'NULL::{duckdb_type(f.type)} AS "{f.name}"' for f in s.schema) + " WHERE false")
+        branches = [f"SELECT {cols} FROM read_parquet([{names}], hive_partitioning = false)"] if good else []
+        return " UNION ALL ".join(branches + [self._damaged_branch(s, f, self._damage[f]) for f in damaged])
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A fresh in-memory DuckDB connection with one view per canonical table over the
-        table's current files (each file's content hash verified before DuckDB reads it)."""
+        table's current, verified parts."""
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
-        con.create_function("__ev_verified", self._verify_for_read, ["VARCHAR"], "BOOLEAN", side_effects=True)
         con.create_function("__ev_damaged", self._fail_damaged, ["VARCHAR"], "BOOLEAN", side_effects=True)
         for s in TABLES.values():
             files = tuple(self.files(s.name))
@@ -539,7 +552,6 @@ class Lake:
                 dst = dest_root / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dst)
-                self._verified.pop(src, None)
                 self._damage.pop(src, None)
                 moved.append(dst)
             self._con = None
@@ -627,7 +639,7 @@ class Lake:
                 staged = txn / f"{len(moves)}.parquet"
                 pq.write_table(merged, staged, compression="zstd", row_group_size=ROW_GROUP_ROWS,
                                write_page_checksum=True)
-                final = part_dir / f"part-{_file_hash(staged)}.parquet"
+                final = part_dir / f"part-{file_hash(staged)}.parquet"
                 if existing == [final]:
                     staged.unlink()
                     result.partitions_unchanged.append(part)
@@ -661,6 +673,10 @@ class Lake:
         _fsync(tmp)
         os.replace(tmp, journal)  # the commit point
         self._apply(txn)
+        # the parts were named by hashing the very bytes now in place: record them as checked
+        for _, final in moves:
+            self._record_verified(self.root / final)
+        self._save_integrity_cache()
 
     def _confined(self, rel: str, under: str) -> Path:
         """`root/rel` resolved (symlinks followed), refused unless it stays inside `root/under`."""
@@ -786,7 +802,7 @@ class Lake:
             con.execute(f"DESCRIBE {glob}")
             return glob
         except duckdb.Error:
-            good = [f for f in self.files(s.name) if self._footer_problem(f, s) is None]
+            good = [f for f in self.files(s.name) if self.part_problem(f) is None]
             if not good:
                 return self._view_sql(s, ())
             names = ", ".join(_sql_str(duckdb_path(f)) for f in good)
