@@ -73,13 +73,17 @@ OPTION_QUOTES = _spec(
         ("vendor", pa.string()),
         ("ingest_id", pa.string()),
     ],
-    key=("trade_date", "underlying", "root", "expiration", "strike", "option_type"),
+    # `vendor` is part of the key: a second vendor's chain lives beside the first instead of
+    # replacing it; readers pick one vendor per (underlying, trade_date) with
+    # `data_lake.vendors.pick_vendor` (ARCHITECTURE, decisions of the second round).
+    key=("trade_date", "underlying", "root", "expiration", "strike", "option_type", "vendor"),
     partition_col="trade_date",
-    # underlying first so that row-group min/max statistics prune by symbol.
-    sort_by=("underlying", "trade_date", "root", "expiration", "strike", "option_type"),
+    # underlying first so that row-group min/max statistics prune by symbol; vendor last, so a
+    # single-vendor lake's files are byte-identical to those written before vendor joined the key
+    sort_by=("underlying", "trade_date", "root", "expiration", "strike", "option_type", "vendor"),
     required=(
         "trade_date", "quote_ts", "available_ts", "underlying", "root", "expiration",
-        "settlement", "strike", "option_type", "underlying_price", "multiplier",
+        "settlement", "strike", "option_type", "underlying_price", "multiplier", "vendor",
     ),
     known_col="available_ts",
     enums={"option_type": ("C", "P"), "settlement": ("AM", "PM")},
@@ -124,8 +128,14 @@ INDEX_MEMBERS = _spec(
         ("symbol", pa.string()),
         ("start_date", pa.date32()),
         ("end_date", pa.date32()),
+        # when the membership became known (UTC); as_of reads hide later rows, so a membership
+        # published after the fact (backdated start_date) cannot leak into earlier decisions.
+        # NULL in files written before the column existed: see MEMBERS_KNOWN_DEFAULT in docs/ingest.md
+        ("known_at", UTC_TS),
     ],
     key=("index", "symbol", "start_date"),
+    required=("index", "symbol", "start_date"),
+    known_col="known_at",
 )
 
 INDEX_WEIGHTS = _spec(
@@ -271,6 +281,12 @@ TRUTH = _spec(
     key=("mechanism", "parameter"),
     required=("mechanism", "parameter", "value"),
 )
+
+# Columns added to a table after lakes with that table existed: files written before lack them.
+# Reads see NULL there (schema evolution, `Lake` views); the next write of a partition rewrites
+# its file with the column. `index_members.known_at`: NULL = written before the column, read as
+# known at the open of start_date by the factor pipelines (docs/ingest.md).
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"index_members": ("known_at",)}
 
 TABLES: dict[str, TableSpec] = {
     t.name: t

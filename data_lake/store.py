@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from eventvol.data_lake.errors import CorruptLakeError, LakeIOError, LakeNotFoundError, LakeWarning, NoDataError
 from eventvol.data_lake.lock import WriterLock
-from eventvol.data_lake.schemas import TABLES, TableSpec, duckdb_type, spec
+from eventvol.data_lake.schemas import ADDED_COLUMNS, TABLES, TableSpec, duckdb_type, spec
 from eventvol.data_lake.validate import conform, validate
 
 MARKER = "lake.json"
@@ -329,13 +329,21 @@ class Lake:
         if self._integrity_dirty:
             self._save_integrity_cache()
             self._integrity_dirty = False
-        cols = ", ".join(f'"{f.name}"' for f in s.schema)
+        if not good and not damaged:
+            return "SELECT " + ", ".join(f'NULL::{duckdb_type(f.type)} AS "{f.name}"' for f in s.schema) + " WHERE false"
         names = ", ".join(_sql_str(duckdb_path(f)) for f in good)
-        if not damaged:
-            # `*`: a part written before a column joined the table still reads (as before)
-            return (f"SELECT * FROM read_parquet([{names}], hive_partitioning = false)" if good else
-                    "SELECT " + ", ".join(f'NULL::{duckdb_type(f.type)} AS "{f.name}"' for f in s.schema) + " WHERE false")
-        branches = [f"SELECT {cols} FROM read_parquet([{names}], hive_partitioning = false)"] if good else []
+        options = "hive_partitioning = false"
+        have = set(s.columns)
+        if good and s.name in ADDED_COLUMNS:
+            # files older than a column added to the table: NULL there (schema evolution)
+            options += ", union_by_name = true"
+            have = set().union(*(pq.read_schema(f).names for f in good))
+        cols = ", ".join(f'"{f.name}"' if f.name in have else f'NULL::{duckdb_type(f.type)} AS "{f.name}"'
+                         for f in s.schema)
+        if not damaged and have >= set(s.columns):
+            # `*`: a part written by other means with fewer columns still reads (as before)
+            return f"SELECT * FROM read_parquet([{names}], {options})"
+        branches = [f"SELECT {cols} FROM read_parquet([{names}], {options})"] if good else []
         return " UNION ALL ".join(branches + [self._damaged_branch(s, f, self._damage[f]) for f in damaged])
 
     def connect(self) -> duckdb.DuckDBPyConnection:
@@ -410,6 +418,18 @@ class Lake:
 
     def df(self, sql: str, params: list | dict | None = None, **kw) -> pd.DataFrame:
         return self.query(sql, params, **kw).to_pandas()
+
+    def info(self) -> pd.DataFrame:
+        """Rows, first/last date, files and bytes per canonical table (see data_lake.overview)."""
+        from eventvol.data_lake.overview import lake_info
+
+        return lake_info(self)
+
+    def sql(self, query: str, params: list | dict | None = None) -> pd.DataFrame:
+        """One read-only SELECT over the canonical tables, as a DataFrame."""
+        from eventvol.data_lake.overview import read_only_sql
+
+        return read_only_sql(self, query, params)
 
     def read(self, table: str, **kw) -> pd.DataFrame:
         """Like `read_arrow`, as a pandas DataFrame."""
@@ -588,7 +608,9 @@ class Lake:
             finally:
                 con.close()
             # views are globs, so only a table's first files change the catalog's SQL
-            if result.partitions_written and (was_empty or not (self.root / "catalog.duckdb").exists()):
+            # (and a table that gained a column: its view may still add the column as NULL)
+            if result.partitions_written and (was_empty or s.name in ADDED_COLUMNS
+                                              or not (self.root / "catalog.duckdb").exists()):
                 self._con = None
                 self.rebuild_catalog()
             return result

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from eventvol.pipelines import bsm
 from eventvol.pipelines.columns import string_flag
+from eventvol.pipelines.ivsource import DEFAULT_IV_SOURCE, check_source, clean_iv_of_table
 
 SECONDS_PER_YEAR = 365.0 * 86400.0
 EASTERN = "America/New_York"
@@ -149,6 +150,10 @@ class ChainArrays:
     trade_day: np.ndarray | None = None
     expiry_day: np.ndarray | None = None
     is_am: np.ndarray | None = None
+    # where each row's `iv` came from (`pipelines.ivsource`): the source name and an origin code
+    # per row (None when the chain was built from IVs given directly)
+    iv_source: str | None = None
+    iv_origin: np.ndarray | None = None
 
     def rates(self) -> tuple[np.ndarray, np.ndarray]:
         z = np.zeros(self.spot.shape[0])
@@ -161,13 +166,15 @@ class ChainArrays:
         return years_to_expiry_days(self.trade_day, self.expiry_day, self.is_am)
 
     @classmethod
-    def from_arrow(cls, tbl: pa.Table, group: np.ndarray, rates: pa.Table | None = None) -> "ChainArrays":
+    def from_arrow(cls, tbl: pa.Table, group: np.ndarray, rates: pa.Table | None = None,
+                   iv_source: str = DEFAULT_IV_SOURCE) -> "ChainArrays":
         """From chain rows in the canonical option_quotes columns (strings plain or
         dictionary-encoded, numbers in their stored types) or with is_am / is_call booleans
         instead of settlement / option_type. Integer columns without nulls stay integers (no
         copy); with nulls they become float with NaN. T is left to the kernels (`years`).
         `rates`: `rates` table rows for r (see `rates_per_row`); None means r = 0. q is 0: the
-        lake has no dividend-yield source yet."""
+        lake has no dividend-yield source yet. `iv_source`: which IV each row gets
+        (`pipelines.ivsource`: otm, vendor, solved; `solved` needs bid and ask)."""
 
         def num(name: str) -> np.ndarray:
             col = tbl.column(name)
@@ -186,20 +193,27 @@ class ChainArrays:
                 if pa.types.is_date32(col.type) else col.cast(pa.int32()).to_numpy()
 
         trade_day, expiry_day = day("trade_date"), day("expiration")
+        spot, strike, is_call = num("underlying_price"), num("strike"), flag("is_call", "option_type", "C")
+        is_am = flag("is_am", "settlement", "AM")
+        r = rates_per_row(rates, trade_day, expiry_day.astype(np.int64) - trade_day) if rates is not None else None
+        clean = clean_iv_of_table(tbl, check_source(iv_source), group, spot, strike, is_call,
+                                  t_years=lambda: years_to_expiry_days(trade_day, expiry_day, is_am), r=r)
         return cls(
             group=group,
-            spot=num("underlying_price"),
-            strike=num("strike"),
+            spot=spot,
+            strike=strike,
             t_years=None,
-            iv=num("iv"),
+            iv=clean.iv,
             open_interest=num("open_interest"),
             multiplier=num("multiplier"),
-            is_call=flag("is_call", "option_type", "C"),
+            is_call=is_call,
             volume=num("volume") if "volume" in tbl.column_names else None,
-            r=rates_per_row(rates, trade_day, expiry_day.astype(np.int64) - trade_day) if rates is not None else None,
+            r=r,
             trade_day=trade_day,
             expiry_day=expiry_day,
-            is_am=flag("is_am", "settlement", "AM"),
+            is_am=is_am,
+            iv_source=clean.source,
+            iv_origin=clean.origin,
         )
 
 

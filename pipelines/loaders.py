@@ -12,21 +12,25 @@ import pyarrow.compute as pc
 from eventvol.data_lake import Lake, NoDataError
 from eventvol.data_lake.schemas import spec
 from eventvol.data_lake.store import where_sql
+from eventvol.data_lake.vendors import pick_vendor
 from eventvol.pipelines.columns import dictionary_codes
 
 CHAIN_COLUMNS = [
     "underlying", "trade_date", "root", "expiration", "settlement", "strike", "option_type",
-    "bid", "ask", "volume", "open_interest", "iv", "underlying_price", "multiplier",
+    "bid", "ask", "volume", "open_interest", "iv", "underlying_price", "multiplier", "vendor",
 ]
 
 
-# the option_quotes columns the dealer-positioning (`gex`) family reads: no bid/ask/root
-GEX_COLUMNS = ["underlying", "trade_date", "expiration", "settlement", "strike", "option_type", "volume",
-               "open_interest", "iv", "underlying_price", "multiplier"]
+# the option_quotes columns the dealer-positioning (`gex`) family reads with its default IV
+# source (`otm`: root pairs a call with its put, vendor names the vendor's IV floor): no bid/ask
+GEX_COLUMNS = ["underlying", "trade_date", "root", "expiration", "settlement", "strike", "option_type", "volume",
+               "open_interest", "iv", "underlying_price", "multiplier", "vendor"]
+# and with IV source `solved` (mid quotes)
+GEX_SOLVED_COLUMNS = GEX_COLUMNS + ["bid", "ask"]
 
 # string columns of GEX_COLUMNS read dictionary-encoded (as Parquet stores them): a code per row,
 # never a Python or Arrow string per row
-GEX_DICTIONARY = ("underlying", "settlement", "option_type")
+GEX_DICTIONARY = ("underlying", "root", "settlement", "option_type", "vendor")
 GROUP_KEYS = ("underlying", "trade_date")
 
 
@@ -45,12 +49,17 @@ def month_ranges(lake: Lake, table: str, start=None, end=None) -> list[tuple[dt.
 
 
 def load_chains(lake: Lake, *, underlying: str | None = None, start=None, end=None,
-                as_of=None, columns: list[str] | None = None) -> pa.Table:
+                as_of=None, columns: list[str] | None = None, vendors: list[str] | None = None) -> pa.Table:
     """Option rows as Arrow, sorted by (underlying, trade_date, root, expiration, strike,
-    option_type), filtered in the Parquet scan. `as_of` hides rows not yet available."""
+    option_type), filtered in the Parquet scan, one vendor per (underlying, trade_date)
+    (`data_lake.vendors.pick_vendor`: `vendors` order, else the lake's). `as_of` hides rows
+    not yet available (before the vendor is picked)."""
     where, params = where_sql(equals={"underlying": underlying}, start=start, end=end)
-    return lake.read_arrow("option_quotes", columns=columns or CHAIN_COLUMNS,
-                           where=where, params=params, as_of=as_of)
+    cols = list(columns or CHAIN_COLUMNS)
+    read = cols + [c for c in ("underlying", "trade_date", "vendor") if c not in cols]
+    tbl = pick_vendor(lake.read_arrow("option_quotes", columns=read, where=where, params=params, as_of=as_of),
+                      vendors, lake=lake)
+    return tbl.select(cols)
 
 
 def _row_codes(col: pa.ChunkedArray) -> np.ndarray:
@@ -75,18 +84,26 @@ def is_grouped(tbl: pa.Table, keys=GROUP_KEYS) -> bool:
     return bool(idx.is_monotonic_increasing and idx.is_unique)
 
 
-def load_gex_chains(lake: Lake, *, underlying: str | None = None, start=None, end=None, as_of=None) -> pa.Table:
-    """The `GEX_COLUMNS` of option rows in their stored types, the `GEX_DICTIONARY` strings
+def load_gex_chains(lake: Lake, *, underlying: str | None = None, start=None, end=None, as_of=None,
+                    columns: list[str] | None = None, vendors: list[str] | None = None) -> pa.Table:
+    """The `GEX_COLUMNS` (or `columns`, e.g. `GEX_SOLVED_COLUMNS`) of option rows in their
+    stored types, the `GEX_DICTIONARY` strings
     dictionary-encoded, grouped by (underlying, trade_date). Read partition by partition by
     Arrow's Parquet reader in the lake's row order, which the lake writes sorted by
     (underlying, trade_date, root, expiration, strike, option_type): no sort. Rows that come
     back out of order anyway (a file written by something else) are sorted by the group keys
-    (stable). `as_of` hides rows not yet available."""
-    parts = list(lake.scan_partitions("option_quotes", columns=GEX_COLUMNS, equals={"underlying": underlying},
-                                      start=start, end=end, as_of=as_of, dictionary=GEX_DICTIONARY))
+    (stable). `as_of` hides rows not yet available. One vendor per (underlying, trade_date):
+    `data_lake.vendors.pick_vendor` with the `vendors` order, else the lake's; the `vendor`
+    column stays (it names the vendor's IV floor, `pipelines.ivsource`)."""
+    columns = columns or GEX_COLUMNS
+    parts = [pick_vendor(p, vendors, lake=lake)
+             for p in lake.scan_partitions("option_quotes", columns=columns,
+                                           equals={"underlying": underlying}, start=start, end=end, as_of=as_of,
+                                           dictionary=GEX_DICTIONARY)]
+    parts = [p for p in parts if p.num_rows]
     if not parts:
         schema = pa.schema([(c, pa.dictionary(pa.int32(), pa.string()) if c in GEX_DICTIONARY else
-                             spec("option_quotes").schema.field(c).type) for c in GEX_COLUMNS])
+                             spec("option_quotes").schema.field(c).type) for c in columns])
         return schema.empty_table()
     return grouped_chains_of(parts)
 

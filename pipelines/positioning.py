@@ -3,7 +3,10 @@ single-chain summary behind `eventvol gex`."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import logging
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -11,8 +14,45 @@ import pyarrow as pa
 
 from eventvol.data_lake import Lake
 from eventvol.pipelines import gex as gexmod
+from eventvol.pipelines import ivsource
 from eventvol.pipelines.loaders import chain_for, group_ids, load_gex_chains, load_rates
 from eventvol.pipelines.registry import FACTOR_ROW_COLUMNS, FactorSpec, register
+
+# the IV source of the stored `gex` factors (see docs/gex.md, "Implied volatility source"): it
+# is part of the family's version, so it enters every unit's fingerprint and a change of it
+# recomputes every stored unit
+GEX_IV_SOURCE = ivsource.DEFAULT_IV_SOURCE
+LOG = logging.getLogger(__name__)
+
+
+class PositioningWarning(UserWarning):
+    """A chain gave no usable contract (the numbers are 0 / NaN for a reason worth saying)."""
+
+
+def unusable_reason(arrays: gexmod.ChainArrays) -> str:
+    """Why no contract of a chain is usable, in words (rows, expired, without open interest,
+    without an IV under the chain's IV source)."""
+    n = len(arrays.strike)
+    if n == 0:
+        return "the chain has no rows"
+    t = arrays.years()
+    iv = np.asarray(arrays.iv, float)
+    oi = np.nan_to_num(np.asarray(arrays.open_interest, float), nan=0.0)
+    live = t > 0
+    with_oi = live & (oi > 0)
+    with_iv = with_oi & np.isfinite(iv) & (iv > 0)
+    source = arrays.iv_source or "given"
+    if not live.any():
+        return f"all {n} contracts are expired (T <= 0)"
+    if not with_oi.any():
+        return f"none of the {int(live.sum())} unexpired contracts has open interest > 0"
+    if not with_iv.any():
+        hint = {"vendor": " (try --iv-source solved to solve IVs from the mid quotes)",
+                "otm": " (try --iv-source solved to solve IVs from the mid quotes)",
+                "solved": " (no two-sided quote with bid > 0 gave a solvable mid price either)"}.get(source, "")
+        return f"none of the {int(with_oi.sum())} unexpired contracts with open interest has an implied vol " \
+               f"under IV source {source!r}{hint}"
+    return f"{int(with_iv.sum())} contracts are usable"
 
 GEX_OUTPUTS = ("net_gex_per_1pct", "net_gex_per_point", "contracts_used", "spot", "zero_gamma", "call_wall",
                "put_wall", "net_vex_per_volpt", "net_cex_per_day", "gex_0dte", "gex_le7d", "gex_gt7d",
@@ -20,14 +60,24 @@ GEX_OUTPUTS = ("net_gex_per_1pct", "net_gex_per_point", "contracts_used", "spot"
 
 
 def gex_factor_rows(chains: pa.Table, sign_model: str = gexmod.DEFAULT_SIGN_MODEL,
-                    rates: pa.Table | None = None) -> pd.DataFrame:
+                    rates: pa.Table | None = None, iv_source: str = GEX_IV_SOURCE) -> pd.DataFrame:
     """Long rows (factor, trade_date, entity, value) of net GEX per (underlying, trade_date)
     from chain rows grouped by (underlying, trade_date) (canonical columns or
-    `loaders.load_gex_chains` output, strings dictionary-encoded); r from `rates` rows (None: r = 0)."""
+    `loaders.load_gex_chains` output, strings dictionary-encoded); r from `rates` rows (None:
+    r = 0); IVs per `iv_source` (`pipelines.ivsource`). Logs a warning naming the chains
+    without a usable contract."""
     gid, keys = group_ids(chains)
     if keys.empty:
         return pd.DataFrame(columns=FACTOR_ROW_COLUMNS)
-    res = gexmod.positioning(gexmod.ChainArrays.from_arrow(chains, gid, rates), len(keys), sign_model)
+    res = gexmod.positioning(gexmod.ChainArrays.from_arrow(chains, gid, rates, iv_source), len(keys), sign_model)
+    empty = np.flatnonzero(res["contracts_used"] == 0)
+    if empty.size:
+        names = ", ".join(f"{keys['underlying'].iat[g]} {pd.Timestamp(keys['trade_date'].iat[g]).date()}"
+                          for g in empty[:5])
+        more = f" and {empty.size - 5} more" if empty.size > 5 else ""
+        # a log line, not a Python warning: the refresh runs this per month and prints one line
+        LOG.warning("gex: no usable contract (T > 0, open interest > 0, an implied vol under IV source %r) in "
+                    "%d chain(s): %s%s", iv_source, empty.size, names, more)
     # NaN (no zero crossing, no wall, no volume) is a real answer: it is stored as a row with a
     # NaN value so that the unit counts as computed.
     parts = [
@@ -38,6 +88,9 @@ def gex_factor_rows(chains: pa.Table, sign_model: str = gexmod.DEFAULT_SIGN_MODE
     return pd.concat(parts, ignore_index=True)
 
 
+_VERSIONED = {"version": f"2;iv_source={GEX_IV_SOURCE}"} \
+    if "version" in {f.name for f in dataclasses.fields(FactorSpec)} else {}
+
 GEX = register(FactorSpec(
     name="gex",
     inputs=("option_quotes",),
@@ -46,24 +99,30 @@ GEX = register(FactorSpec(
     # rates curves of the same trade dates give r
     load=lambda lake, start, end: (load_gex_chains(lake, start=start, end=end),
                                    load_rates(lake, start=start, end=end)),
-    compute=lambda data, start, end: gex_factor_rows(data[0], rates=data[1]),
+    compute=lambda data, start, end: gex_factor_rows(data[0], rates=data[1], iv_source=GEX_IV_SOURCE),
     description="dealer gamma/vanna/charm positioning per underlying and session: net GEX, zero gamma, walls, "
-                "expiry buckets, 0DTE volume share",
+                f"expiry buckets, 0DTE volume share; implied vols: {GEX_IV_SOURCE!r} source",
+    **_VERSIONED,
 ))
 
 
 def positioning_summary(lake: Lake, underlying: str, trade_date: dt.date,
                         sign_model: str = gexmod.DEFAULT_SIGN_MODEL, *, profile: bool = False,
-                        all_roots: bool = False, n_grid: int = gexmod.DEFAULT_GRID) -> dict:
-    """underlying, trade_date, sign_model and every `gexmod.POSITIONING_FIELDS` value of one
-    chain (dollars as documented there; NaN where undefined). `all_roots` adds
+                        all_roots: bool = False, n_grid: int = gexmod.DEFAULT_GRID,
+                        iv_source: str = ivsource.DEFAULT_IV_SOURCE) -> dict:
+    """underlying, trade_date, sign_model, iv_source and every `gexmod.POSITIONING_FIELDS`
+    value of one chain (dollars as documented there; NaN where undefined), with IVs per
+    `iv_source` (otm, vendor, solved: `pipelines.ivsource`). `all_roots` adds
     zero_gamma_roots (every crossing in [0.5 S, 1.5 S]); `profile` adds profile = {spots,
-    net_gex_per_1pct} on the bracketing grid."""
+    net_gex_per_1pct} on the bracketing grid. No usable contract: a `warning` entry saying
+    why, also issued as a PositioningWarning."""
+    ivsource.check_source(iv_source)
     chain = chain_for(lake, underlying, trade_date)
     d = pd.Timestamp(trade_date).date()
     rates = load_rates(lake, start=d, end=d)
-    return chain_summary(gexmod.ChainArrays.from_arrow(chain, np.zeros(chain.num_rows, np.int64), rates), underlying,
-                         trade_date, sign_model, profile=profile, all_roots=all_roots, n_grid=n_grid)
+    arrays = gexmod.ChainArrays.from_arrow(chain, np.zeros(chain.num_rows, np.int64), rates, iv_source)
+    return chain_summary(arrays, underlying, trade_date, sign_model, profile=profile, all_roots=all_roots,
+                         n_grid=n_grid)
 
 
 def chain_summary(arrays: gexmod.ChainArrays, underlying: str, trade_date: dt.date,
@@ -71,10 +130,14 @@ def chain_summary(arrays: gexmod.ChainArrays, underlying: str, trade_date: dt.da
                   all_roots: bool = False, n_grid: int = gexmod.DEFAULT_GRID) -> dict:
     """`positioning_summary` of chain arrays already in memory (one group)."""
     res = gexmod.positioning(arrays, 1, sign_model, n_grid=n_grid)
-    out: dict = {"underlying": underlying, "trade_date": trade_date.isoformat(), "sign_model": sign_model}
+    out: dict = {"underlying": underlying, "trade_date": trade_date.isoformat(), "sign_model": sign_model,
+                 "iv_source": arrays.iv_source or "given"}
     for name in gexmod.POSITIONING_FIELDS:
         v = float(res[name][0])
         out[name] = int(v) if name in ("contracts_used", "zero_gamma_roots_found") else v
+    if out["contracts_used"] == 0:
+        out["warning"] = f"no usable contract for {underlying} on {trade_date.isoformat()}: {unusable_reason(arrays)}"
+        warnings.warn(out["warning"], PositioningWarning, stacklevel=2)
     spot = out["spot"]
     if all_roots:
         out["zero_gamma_roots"] = [float(x) for x in gexmod.zero_gamma_roots(arrays, sign_model, n_grid=n_grid)]

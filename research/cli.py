@@ -18,8 +18,7 @@ from typing import Annotated
 
 import typer
 
-from eventvol.data_lake import EventvolError, Lake, LakeWarning
-from eventvol.data_lake.store import default_lake_path
+from eventvol.data_lake import EventvolError, LakeWarning
 
 from eventvol.research.cli_common import LakeOpt, err, out
 
@@ -62,60 +61,27 @@ def demo(
     pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Also write report.pdf.")] = True,
 ) -> None:
     """Build the synthetic market (if the lake is empty), compute the factors, backtest the
-    earnings straddle, run the declared hypotheses and write OUT/report.html and report.pdf."""
-    from eventvol.data_lake.synthetic import build, config_for
-    from eventvol.pipelines.refresh import refresh
-    from eventvol.pipelines.registry import load_families
+    catalog earnings straddle, run the declared hypotheses and write OUT/report.html,
+    report.pdf and earnings_straddle_trades.csv."""
+    from eventvol.research.api import demo as run_demo
+    from eventvol.research.event_table import gex_split, summarize
     from eventvol.research.progress import status
-    from eventvol.research.report import build_research_report
-    from eventvol.strategies.earnings_straddle import StraddleParams, run
 
     t0 = time.perf_counter()
-    cfg = config_for(scale, seed=seed)
-    root = lake or default_lake_path()
-    lk = Lake.open(root, create=True)
     with status("eventvol demo") as step:
-        if lk.is_empty():
-            step("simulating the synthetic market")
-            counts = build(lk, cfg, progress=lambda t: step(f"writing {t}"))
-        else:
-            counts = None
-        # the refresh runner computes only what is due: a rerun on the same lake is quick.
-        # The cross-sectional families feed the dashboards and H3-H5; a unit that cannot be
-        # computed leaves its hypotheses "not evaluable" instead of failing the demo.
-        families = [f for f in ("gex", "dispersion", "momentum", "letf", "squeeze") if f in load_families()]
-        result = refresh(lk, factors=families, log=lambda line: step(line.split(" fingerprint=")[0]))
-        run_id = result.run_id or "no new factor units"
-        if result.failed:
-            err.print(f"eventvol demo: warning: {result.error()}")
-        step("backtesting the earnings straddle")
-        params = StraddleParams()
-        trades, failure = None, None
-        try:
-            trades = run(lk, params).trades
-        except EventvolError as exc:
-            # the report is the demo's product: a backtest that cannot run on this lake is
-            # reported (one line, below) and left out of the report rather than losing it
-            failure = f"{type(exc).__name__}: {exc}"
-        paths = build_research_report(
-            lk, out_dir, trades=trades, pdf=pdf, progress=step,
-            title="eventvol demo: event-driven volatility research note",
-            extra_provenance={"factor run": run_id, "synthetic seed": seed, "synthetic scale": scale,
-                              "straddle": f"fee ${params.fee_per_contract}/contract, quantity {params.quantity}"},
-        )
-    from eventvol.research.event_table import gex_split, summarize
-
-    built = f"built {counts['option_quotes']:,} option rows" if counts else "used the existing lake"
-    out.print(f"eventvol demo: {built} in {lk.root}")
-    if trades is not None:
+        res = run_demo(lake, out_dir, seed=seed, scale=scale, pdf=pdf, progress=step)
+    built = f"built {res.counts['option_quotes']:,} option rows" if res.counts else "used the existing lake"
+    out.print(f"eventvol demo: {built} in {res.lake.root}")
+    for note in res.warnings:
+        err.print(f"eventvol demo: warning: {note}")
+    if res.straddle is not None:
+        trades = res.straddle.trades
         s = summarize(trades.loc[trades["traded"], "pnl"])
         out.print(f"  earnings straddles traded: {s['events']}, hit rate {s['hit_rate']:.1%}, "
                   f"mean P&L ${s['mean_pnl']:,.2f}, total ${s['total_pnl']:,.2f}")
         for regime, row in gex_split(trades).iterrows():
             out.print(f"  {regime}: {int(row['events'])} events, mean P&L ${row['mean_pnl']:,.2f}")
-    else:
-        err.print(f"eventvol demo: warning: the earnings straddle backtest failed ({failure}); the report omits it")
-    out.print(f"  report: {', '.join(str(p) for p in paths)}  ({time.perf_counter() - t0:.1f}s)")
+    out.print(f"  report: {', '.join(str(p) for p in res.paths)}  ({time.perf_counter() - t0:.1f}s)")
 
 
 # Commands living in their own modules: each module defines `register(app)`.

@@ -293,10 +293,10 @@ def _finding(r: dict) -> str:
     """One plain-English line for the first page."""
     if not r.get("evaluable"):
         return r["status"]
-    p = r["primary"]
     word = "held" if r["held"] else "did not hold"
-    return (f"{word}: {p['name']} = {p['estimate']:.3g} (95% CI {p['ci_low']:.3g} to {p['ci_high']:.3g}, "
-            f"p = {p['p_value']:.3g}" + (f", BH p = {r['p_bh']:.3g}" if r.get("p_bh") is not None else "") + ")")
+    k, unit = r["scale"], (" " + r["unit"]) if r["unit"] else ""
+    return (f"{word}: {r['label']} = {r['estimate'] * k:.3g}{unit} (95% CI {r['ci_low'] * k:.3g} to {r['ci_high'] * k:.3g}, "
+            f"p = {r['p_value']:.3g}" + (f", BH p = {r['p_bh']:.3g}" if r.get("p_bh") is not None else "") + ")")
 
 
 def render_research_report(context: dict, out_dir: Path, *, pdf: bool = True) -> list[Path]:
@@ -341,7 +341,7 @@ def build_research_report(lake, out_dir: Path, *, studies=None, events_file=None
         if unknown:
             raise NoDataError(f"unknown study {unknown[0]!r}; choose among {', '.join(specs)}")
         specs = {k: v for k, v in specs.items() if k in studies}
-    results = run_all(lake, specs, events_file=events_file, progress=lambda n: step(f"study {n}"))
+    results = [r.to_dict() for r in run_all(lake, specs, events_file=events_file, progress=lambda n: step(f"study {n}"))]
     index = market_symbol(lake)
     step("drawing charts")
     sections = []
@@ -351,9 +351,9 @@ def build_research_report(lake, out_dir: Path, *, studies=None, events_file=None
             sec["caar_png"] = caar_chart(r)
             sec["regime_png"] = regime_chart(r)
         sections.append(sec)
-    if trades is not None and "H1" in specs:
+    if trades is not None:
         for sec in sections:
-            if sec["r"]["name"] == "H1":
+            if sec["r"]["shows_trades"] and sec["r"]["evaluable"]:
                 sec["straddle"] = straddle_charts(trades)
                 sec["straddle_split"] = gex_split(trades).reset_index(names="regime").to_dict("records")
     momentum = None

@@ -19,10 +19,11 @@ INIT_CASH_PER_COLUMN = 1e9
 
 @dataclass
 class PanelResult:
-    """Per-column P&L (dollars, fees included) and the vectorbt portfolio that produced it."""
+    """Per-column P&L (dollars, fees included). The vectorbt portfolio stays inside: its
+    rows are sessions relative to each event and its cash is the engine's ample float, so
+    its own stats (period, start value, Sharpe) would mislead."""
 
     pnl: pd.Series
-    portfolio: vbt.Portfolio
 
 
 def positive_shift(lowest_price: np.ndarray, fees_per_order: np.ndarray, units: np.ndarray) -> np.ndarray:
@@ -32,25 +33,6 @@ def positive_shift(lowest_price: np.ndarray, fees_per_order: np.ndarray, units: 
     leaves its dollar P&L unchanged."""
     floor = 1.0 + np.asarray(fees_per_order, float) / np.maximum(np.abs(np.asarray(units, float)), 1.0)
     return np.where(np.isfinite(lowest_price), np.maximum(floor - lowest_price, 0.0), 0.0)
-
-
-def simulate_round_trips(entry_price: pd.Series, exit_price: pd.Series, quantity: pd.Series,
-                         fees_per_order: pd.Series) -> PanelResult:
-    """Buy `quantity` structures at `entry_price` and sell them at `exit_price`, per column:
-    a two-row event panel (entry close, reaction close).
-
-    `quantity` may be 0 (a filtered-out event: no trade, P&L 0); a negative quantity is a
-    short round trip (sell first, buy back); a column with a missing price is not traded.
-    Prices are dollars per structure."""
-    entry, exit_ = entry_price.to_numpy(float), exit_price.to_numpy(float)
-    q = quantity.to_numpy(float)
-    q = np.where(np.isfinite(entry) & np.isfinite(exit_), q, 0.0)
-    return simulate_panel(
-        mark=np.vstack([entry, exit_]), entry_fill=entry, exit_fill=exit_,
-        exit_row=np.ones(len(entry), dtype=np.int64), units=q,
-        fees_per_order=fees_per_order.to_numpy(float), columns=entry_price.index,
-        index=pd.Index([-1, 0], name="session_rel_reaction"),
-    )
 
 
 def simulate_panel(mark: np.ndarray, entry_fill: np.ndarray, exit_fill: np.ndarray, exit_row: np.ndarray,
@@ -98,4 +80,4 @@ def simulate_panel(mark: np.ndarray, entry_fill: np.ndarray, exit_fill: np.ndarr
         close=frame(close), price=frame(price), size=frame(size), size_type="amount",
         fixed_fees=frame(fees), init_cash=INIT_CASH_PER_COLUMN, freq="1D", direction="both",
     )
-    return PanelResult(pnl=pf.total_profit(), portfolio=pf)
+    return PanelResult(pnl=pf.total_profit())

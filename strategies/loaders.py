@@ -35,29 +35,6 @@ def chains_at(lake: Lake, wanted: pd.DataFrame) -> pd.DataFrame:
     return lake.df(sql, tables={"__want": want})
 
 
-def leg_quotes_at(lake: Lake, legs: pd.DataFrame) -> pd.DataFrame:
-    """Quotes of each leg (event_id + contract key) on the leg's `trade_date`; a leg with no
-    quote that day comes back with NaN bid/ask."""
-    want = pa.table({
-        "event_id": pa.array(legs["event_id"].astype(str).tolist(), pa.string()),
-        "underlying": pa.array(legs["underlying"].astype(str).tolist(), pa.string()),
-        "root": pa.array(legs["root"].astype(str).tolist(), pa.string()),
-        "expiration": pa.array(pd.to_datetime(legs["expiration"]).dt.date.tolist(), pa.date32()),
-        "strike": pa.array(legs["strike"].astype(float).tolist(), pa.float64()),
-        "option_type": pa.array(legs["option_type"].astype(str).tolist(), pa.string()),
-        "trade_date": pa.array(pd.to_datetime(legs["trade_date"]).dt.date.tolist(), pa.date32()),
-    })
-    sql = """
-        SELECT l.event_id, l.underlying, l.root, l.expiration, l.strike, l.option_type, l.trade_date,
-               q.bid, q.ask, coalesce(q.multiplier, 100) AS multiplier
-        FROM __legs l LEFT JOIN option_quotes q
-          ON q.underlying = l.underlying AND q.root = l.root AND q.expiration = l.expiration
-         AND q.strike = l.strike AND q.option_type = l.option_type AND q.trade_date = l.trade_date
-        ORDER BY l.event_id, l.trade_date, l.option_type
-    """
-    return lake.df(sql, tables={"__legs": want})
-
-
 def factor_at(lake: Lake, factor: str, keys: pd.DataFrame) -> pd.Series:
     """Factor value for each (entity, trade_date) row of `keys`, aligned to its index
     (NaN where the factor was not computed)."""

@@ -73,3 +73,20 @@ def metrics_by_param(trades: pd.DataFrame) -> pd.DataFrame:
     peak = np.maximum(cum.groupby(d["param_id"]).cummax(), 0.0)  # the curve starts at 0
     out["max_drawdown"] = (peak - cum).groupby(d["param_id"]).max().reindex(ids, fill_value=0.0).clip(lower=0.0)
     return out[METRIC_COLUMNS].reset_index()
+
+
+def daily_pnl(trades: pd.DataFrame) -> pd.DataFrame:
+    """Realized P&L in dollars per NYSE session (rows, a tz-naive DatetimeIndex named `date`)
+    and parameter set (columns, `param_id`): each traded event's P&L is booked on its exit
+    session; sessions from the first entry to the last exit, 0.0 where nothing exits.
+    `trades` has param_id, entry_session, exit_session and pnl (NaN = not traded)."""
+    from eventvol.data_lake import calendars
+
+    ids = pd.Index(np.sort(trades["param_id"].unique()), name="param_id")
+    done = trades[trades["pnl"].notna()]
+    if done.empty:
+        return pd.DataFrame(columns=ids, index=pd.DatetimeIndex([], name="date"), dtype=float)
+    exits = pd.to_datetime(done["exit_session"])
+    days = calendars.sessions(pd.to_datetime(trades["entry_session"]).min(), exits.max()).rename("date")
+    booked = done.assign(date=exits).pivot_table(index="date", columns="param_id", values="pnl", aggfunc="sum")
+    return booked.reindex(index=days, columns=ids).fillna(0.0)

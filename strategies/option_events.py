@@ -19,11 +19,13 @@ from eventvol.strategies import loaders
 from eventvol.strategies.calendar import event_sessions
 from eventvol.strategies.engine import simulate_panel
 from eventvol.strategies.marks import half_spread_fraction, mark_legs, schedule, structure_marks
-from eventvol.strategies.metrics import metrics_by_param
+from eventvol.strategies.metrics import daily_pnl, metrics_by_param
 from eventvol.strategies.structures import STRUCTURES, select_structure
 
 SNAPSHOT_LAG = pd.Timedelta(minutes=15)  # EOD snapshot availability after the close
 GEX_FACTOR, VEX_FACTOR = "net_gex_per_1pct", "net_vex_per_volpt"
+# the trades' columns: the factor values of the entry session, in the factors' units
+GEX_COLUMN, VEX_COLUMN = GEX_FACTOR + "_at_entry", VEX_FACTOR + "_at_entry"
 REGIME_FILTERS = ("none", "negative", "positive")
 MOVE_FILTERS = ("none", "cheap", "rich")
 
@@ -75,7 +77,13 @@ class SweepResult:
     params: pd.DataFrame  # one row per param_id
     trades: pd.DataFrame  # one row per (param_id, event), traded or not
     metrics: pd.DataFrame  # one row per param_id
-    portfolio: object  # the vectorbt Portfolio of the whole panel
+
+    def daily_pnl(self) -> pd.DataFrame:
+        """Realized P&L in dollars per session (rows) and param_id (columns); see
+        `strategies.metrics.daily_pnl`. (The vectorbt portfolio of the event panel is not
+        exposed: its rows are sessions relative to each event, not dates, so its stats()
+        would report a meaningless period and a start value of the engine's ample cash.)"""
+        return daily_pnl(self.trades)
 
 
 def tradable_events(lake: Lake, kinds: tuple[str, ...], *, underlying: str | None = None,
@@ -137,8 +145,11 @@ def _skip_reason(p: OptionEventParams, info: dict) -> np.ndarray:
     mask(np.isnan(entry) & has, "no entry quote")
     mask(~has, f"no {p.structure} listed for the event")
     mask(np.isnan(exit_) & ~np.isnan(entry), "no exit price")
+    # a fill needs a quote of its own session: the last quote carried from an earlier session
+    # (a pre-event quote, for an earnings exit) is a mark, never a price an order could get
+    mask(np.asarray(info["exit_stale"], dtype=bool), "no exit quote on the exit session")
     with np.errstate(invalid="ignore", divide="ignore"):
-        for name, col, factor in (("gex_filter", "net_gex", "net GEX"), ("vex_filter", "net_vex", "net VEX")):
+        for name, col, factor in (("gex_filter", GEX_COLUMN, "net GEX"), ("vex_filter", VEX_COLUMN, "net VEX")):
             want, x = getattr(p, name), np.asarray(info[col], float)
             if want == "negative":
                 mask(~(x < 0), f"{name}: {factor} not negative at entry")
@@ -178,6 +189,8 @@ def _group_arrays(ev: pd.DataFrame, legs: pd.DataFrame, sched: pd.DataFrame, sm:
     n_rows = int(sched.groupby("event_id")["row"].max().max()) + 1 if len(sched) else 1
     mid = sm.pivot(index="row", columns="event_id", values="mid").reindex(index=range(n_rows), columns=ids).to_numpy()
     hs = sm.pivot(index="row", columns="event_id", values="half_spread").reindex(index=range(n_rows), columns=ids).to_numpy()
+    stale = (sm.pivot(index="row", columns="event_id", values="stale").reindex(index=range(n_rows), columns=ids)
+             .fillna(False).to_numpy(bool))
     exit_row = sched.groupby("event_id")["row"].max().reindex(ids).fillna(0).astype(int).to_numpy()
     cols = np.arange(len(ev))
     first = legs.drop_duplicates("event_id").set_index("event_id").reindex(ids)
@@ -188,6 +201,7 @@ def _group_arrays(ev: pd.DataFrame, legs: pd.DataFrame, sched: pd.DataFrame, sm:
         "entry_spot": first["entry_spot"].to_numpy(), "implied_move": first["implied_move"].to_numpy(),
         "entry_mid": mid[0], "exit_mid": mid[exit_row, cols],
         "stale_quotes": sm.groupby("event_id")["stale"].any().reindex(ids, fill_value=False).to_numpy(),
+        "exit_stale": stale[exit_row, cols],
     }
     return {"mid": mid, "m0": mid[0], "h0": hs[0], "mx": mid[exit_row, cols], "hx": hs[exit_row, cols],
             "exit_row": exit_row, "info": info,
@@ -203,14 +217,14 @@ def run_sweep(lake: Lake, ev: pd.DataFrame, param_sets: list[OptionEventParams])
         raise EventvolError("the sweep has no parameter sets")
     bars = loaders.bars_of(lake, ev["underlying"].unique())
     base = ev[["event_id", "kind", "underlying", "timing", "entry_session", "reaction_session"]].copy()
-    base["net_gex"] = factor_or_nan(lake, GEX_FACTOR, ev["underlying"], ev["entry_session"])
-    base["net_vex"] = factor_or_nan(lake, VEX_FACTOR, ev["underlying"], ev["entry_session"])
+    base[GEX_COLUMN] = factor_or_nan(lake, GEX_FACTOR, ev["underlying"], ev["entry_session"])
+    base[VEX_COLUMN] = factor_or_nan(lake, VEX_FACTOR, ev["underlying"], ev["entry_session"])
     if any(p.vex_filter != "none" for p in param_sets):
         require_factors(lake, [VEX_FACTOR], "with vex_filter")
     base["hist_move"] = historical_move(ev, bars)
     groups: dict[tuple, dict] = {}
     marks, exit_rows, per_param = [], [], []
-    factors = {c: base[c].to_numpy(float) for c in ("net_gex", "net_vex", "hist_move")}
+    factors = {c: base[c].to_numpy(float) for c in (GEX_COLUMN, VEX_COLUMN, "hist_move")}
     for pid, p in enumerate(param_sets):
         if p.structure_key not in groups:  # legs, quotes and marks are shared by all sets of a key
             groups[p.structure_key] = _group_arrays(ev, *_group(lake, ev, p)[:3])
@@ -245,6 +259,6 @@ def run_sweep(lake: Lake, ev: pd.DataFrame, param_sets: list[OptionEventParams])
                          (t["fees"] / 2).to_numpy(float),
                          columns=pd.MultiIndex.from_arrays([t["param_id"], t["event_id"]], names=["param_id", "event_id"]))
     t["pnl"] = np.where(t["traded"], res.pnl.to_numpy(), np.nan)
-    t = t.drop(columns=["has_structure"])
+    t = t.drop(columns=["has_structure", "exit_stale"])
     params = pd.DataFrame([dataclasses.asdict(p) for p in param_sets]).rename_axis("param_id").reset_index()
-    return SweepResult(params=params, trades=t, metrics=metrics_by_param(t), portfolio=res.portfolio)
+    return SweepResult(params=params, trades=t, metrics=metrics_by_param(t))

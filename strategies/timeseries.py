@@ -111,7 +111,7 @@ def _simulate(blocks: list[pd.DataFrame], marks: list[np.ndarray], exit_rows: li
     t["entry_fill"], t["exit_fill"] = entry, exit_
     t["pnl"] = np.where(t["traded"], res.pnl.to_numpy(), np.nan)
     params = pd.DataFrame([dataclasses.asdict(p) for p in param_sets]).rename_axis("param_id").reset_index()
-    return SweepResult(params=params, trades=t, metrics=metrics_by_param(t), portfolio=res.portfolio)
+    return SweepResult(params=params, trades=t, metrics=metrics_by_param(t))
 
 
 def _daily_events(dates: pd.DatetimeIndex, entity: str, hold: int) -> pd.DataFrame:

@@ -189,14 +189,14 @@ def test_macro_strangle_filters_on_net_gex_and_vex_at_entry(lake_copy):
     assert set(t["underlying"]) == {"SYNX"} and set(t["kind"]) == {"FOMC", "CPI", "NFP"}
     by_day = dict(zip(d, vex))
     expect_vex = t["entry_session"].dt.date.map(by_day)
-    np.testing.assert_array_equal(t["net_vex"].to_numpy(), expect_vex.to_numpy())
+    np.testing.assert_array_equal(t["net_vex_per_volpt_at_entry"].to_numpy(), expect_vex.to_numpy())
     p = res.params.set_index("param_id")
     for pid, grp in t.groupby("param_id"):
         want = grp["skip_reason"].str.startswith("no ").eq(False)
         if p.loc[pid, "vex_filter"] == "negative":
-            want &= grp["net_vex"] < 0
+            want &= grp["net_vex_per_volpt_at_entry"] < 0
         if p.loc[pid, "gex_filter"] == "positive":
-            want &= grp["net_gex"] > 0
+            want &= grp["net_gex_per_1pct_at_entry"] > 0
         assert (grp["traded"] == want).all()
     assert 0 < t.loc[t["param_id"] == 3, "traded"].sum() < t.loc[t["param_id"] == 0, "traded"].sum()
 

@@ -1,7 +1,10 @@
 """Real Cboe quote-table chains, ingested through `cboe-quotetable`, against an independent
 reference that reads the CSV itself (pandas + zoneinfo + scipy) and applies the
 ARCHITECTURE.md convention: ACT/365 from 16:00 ET on the trade date to 09:30 ET (SPX/NDX AM
-roots) or 16:00 ET (SPXW/NDXP PM roots), vendor IV, dealers long calls / short puts."""
+roots) or 16:00 ET (SPXW/NDXP PM roots), dealers long calls / short puts, with the IV of
+each contract per IV source: `vendor` (the file's IV as printed) or `otm` (the default: per CSV
+line, i.e. per (root, expiration, strike), the out-of-the-money side's IV for both sides, the
+other side's where it is missing or at Cboe's 0.02 floor)."""
 
 from __future__ import annotations
 
@@ -29,8 +32,11 @@ CASES = {  # underlying, trade date, files
 AM = {"SPX", "NDX"}
 
 
-def read_quotetable(path) -> tuple[float, pd.DataFrame]:
-    """Spot and one row per contract straight from the CSV."""
+CBOE_FLOOR = 0.02  # Cboe prints 0.02 where its solver found no IV
+
+
+def read_quotetable(path, source: str = "vendor") -> tuple[float, pd.DataFrame]:
+    """Spot and one row per contract straight from the CSV, `iv` per IV source."""
     spot = float(re.search(r"Last:\s*([0-9.]+)", open(path).read().splitlines()[1]).group(1))
     raw = pd.read_csv(path, skiprows=3, header=0)
     raw.columns = ["exp", "c_sym", "c_last", "c_net", "c_bid", "c_ask", "c_vol", "c_iv", "c_delta", "c_gamma", "c_oi",
@@ -39,7 +45,15 @@ def read_quotetable(path) -> tuple[float, pd.DataFrame]:
     # crossed quote (bid > ask) on either side, and a strike more than 200x away from spot
     # (NDX lines with strike 1.0, an x1000 slip)
     bad = (raw.c_bid > raw.c_ask) | (raw.p_bid > raw.p_ask) | (raw.strike < spot / 200) | (raw.strike > spot * 200)
-    raw = raw[~bad]
+    raw = raw[~bad].copy()
+    if source == "otm":
+        # the CSV line holds the call and the put of one (root, expiration, strike): the pairing
+        # is the file's own, not the pipeline's
+        clean = {s: raw[f"{s}_iv"].where(raw[f"{s}_iv"] > CBOE_FLOOR) for s in ("c", "p")}
+        call_otm = raw["strike"] >= spot
+        otm = clean["c"].where(call_otm, clean["p"])
+        itm = clean["p"].where(call_otm, clean["c"])
+        raw["c_iv"] = raw["p_iv"] = otm.fillna(itm)
     sides = []
     for side, cp in (("c", "C"), ("p", "P")):
         sym = raw[f"{side}_sym"].astype(str)
@@ -104,13 +118,15 @@ def real_lake(real_data, tmp_path_factory):
     return lake
 
 
+@pytest.mark.parametrize("source", ["otm", "vendor"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_real_chain_matches_independent_reference(case, real_lake, real_data):
+def test_real_chain_matches_independent_reference(case, source, real_lake, real_data):
     und, day, files = CASES[case]
-    parts = [read_quotetable(real_data / "cboe_quotetable" / f) for f in files]
+    parts = [read_quotetable(real_data / "cboe_quotetable" / f, source) for f in files]
     spot = parts[0][0]
     ref = reference(spot, pd.concat([p for _, p in parts], ignore_index=True), day)
-    ours = positioning_summary(real_lake, und, day, all_roots=True)
+    ours = positioning_summary(real_lake, und, day, all_roots=True, iv_source=source)
+    assert ours["iv_source"] == source
     assert ours["spot"] == spot
     assert ours["contracts_used"] == ref["contracts_used"] > 500
     for name in ("net_gex_per_1pct", "net_vex_per_volpt", "gex_le7d", "gex_gt7d"):
@@ -127,3 +143,37 @@ def test_real_chain_matches_independent_reference(case, real_lake, real_data):
 def test_real_2025_has_same_day_volume(real_lake):
     s = positioning_summary(real_lake, "SPX", dt.date(2025, 1, 6))
     assert 0.0 < s["zero_dte_volume_share"] < 1.0
+
+
+def test_otm_is_the_default_and_moves_spx(real_lake):
+    """The default is `otm`; on SPX 2022-02-04 it differs from the vendor IVs (the 0.02 floor
+    rows and the in-the-money sides), as the reference above confirms value by value."""
+    default = positioning_summary(real_lake, "SPX", dt.date(2022, 2, 4))
+    vendor = positioning_summary(real_lake, "SPX", dt.date(2022, 2, 4), iv_source="vendor")
+    assert default["iv_source"] == "otm"
+    assert default["contracts_used"] > vendor["contracts_used"]  # ITM rows with IV 0 borrow the OTM side's
+    assert abs(default["net_gex_per_1pct"] / vendor["net_gex_per_1pct"] - 1) > 0.01
+
+
+def test_cboe_floor_rows_are_not_used_as_vols(real_lake):
+    """2,111 SPX 2022-02-04 puts (and 74 calls) print IV 0.02: under `otm` none keeps 0.02;
+    each takes its strike's other side's IV (or none); under `vendor` they are used as given."""
+    from eventvol.pipelines.gex import ChainArrays
+    from eventvol.pipelines.loaders import chain_for
+
+    chain = chain_for(real_lake, "SPX", dt.date(2022, 2, 4))
+    raw = chain.column("iv").to_numpy(zero_copy_only=False)
+    floor = raw == CBOE_FLOOR
+    assert floor.sum() >= 2000
+    group = np.zeros(chain.num_rows, np.int64)
+    otm = ChainArrays.from_arrow(chain, group, iv_source="otm")
+    vendor = ChainArrays.from_arrow(chain, group, iv_source="vendor")
+    assert not np.any(otm.iv[floor] == CBOE_FLOOR)
+    assert np.all(np.isnan(otm.iv[floor]) | (otm.iv[floor] > CBOE_FLOOR))
+    assert np.isfinite(otm.iv[floor]).mean() > 0.9  # nearly all have a usable other side
+    assert np.array_equal(vendor.iv[floor], raw[floor])
+    # floor rows sit in the money: a put with strike above spot, whose OTM twin is the call
+    spot = chain.column("underlying_price").to_numpy()[0]
+    is_put = chain.column("option_type").to_numpy(zero_copy_only=False) == "P"
+    strike = chain.column("strike").to_numpy()
+    assert np.mean(strike[floor & is_put] >= spot) > 0.95

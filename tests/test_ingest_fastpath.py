@@ -72,13 +72,14 @@ def test_fast_path_is_taken_on_clean_blocks_and_refused_on_tricky_ones():
 
 
 def _eod_file(path: Path, n_rows: int, bad: dict[int, tuple[int, str]] | None = None) -> Path:
-    """A Calcs EOD file of `n_rows` distinct contracts (strikes step by 0.5) several 1 MiB
-    blocks long; `bad` maps a data row index to (column index, cell) to plant."""
+    """A Calcs EOD file of `n_rows` distinct contracts (strikes step by 0.05, all within
+    1,000 of the underlying, so the one copied quote never contradicts a strike's intrinsic value)
+    several 1 MiB blocks long; `bad` maps a data row index to (column index, cell) to plant."""
     base = CALCS[1].split(",")
     out = [CALCS[0]]
     for i in range(n_rows):
         f = list(base)
-        f[4] = f"{3000 + 0.5 * (i // 2):.3f}"
+        f[4] = f"{3000 + 0.05 * (i // 2):.3f}"
         f[5] = "C" if i % 2 == 0 else "P"
         f[10] = str(100 + i % 977)
         if bad and i in bad:

@@ -44,7 +44,7 @@ def test_cboe_quotetable_small(empty_lake):
     assert set(df.underlying) == {"SPX"} and set(df.multiplier) == {100}
 
 
-def test_cboe_eod_with_calcs_uses_eod_quotes_and_1545_greeks(empty_lake):
+def test_cboe_eod_with_calcs_uses_eod_quotes_and_1545_greeks_and_underlying(empty_lake):
     r = ingest_files(empty_lake, "cboe-eod", [FIX / "cboe_eod_calcs.csv"])
     assert (r.rows_read, r.rows_written, r.rows_quarantined) == (7, 7, 0)
     df = _oq(empty_lake)
@@ -53,10 +53,11 @@ def test_cboe_eod_with_calcs_uses_eod_quotes_and_1545_greeks(empty_lake):
     assert (c.bid, c.ask) == (70.20, 71.80)  # bid_eod/ask_eod, not bid_1545 68.10
     assert (c.iv, c.delta, c.vega, c.theta) == (0.2211, 0.8102, 0.5512, -2.1502)  # 15:45 calcs
     assert c.settlement == "AM" and c.volume == 120 and c.open_interest == 15321
-    # EOD underlying bid/ask are 0 on 03-16: the 15:45 active price is used; on 03-17 the EOD mid
+    # the underlying stored beside the 15:45 IVs is the 15:45 one (active_underlying_price_1545),
+    # not the 16:00 EOD mid (3917.00 on 03-17; 0/0 on 03-16)
     assert c.underlying_price == 3955.12
     d2 = df[df.trade_date == D(2023, 3, 17)]
-    assert set(d2.underlying_price) == {(3915.10 + 3918.90) / 2}
+    assert set(d2.underlying_price) == {3917.50}
     # quotes at the 16:00 ET close (20:00 UTC in March after DST), known two hours later
     assert c.quote_ts == pd.Timestamp("2023-03-16 20:00", tz="UTC")
     assert c.available_ts == pd.Timestamp("2023-03-16 22:00", tz="UTC")

@@ -232,3 +232,40 @@ print(json.dumps({{"msg": msg, "grew_mib": (peak - base) / 1024, "files": [str(x
     assert res["msg"] is not None and "longer than 1,048,576 bytes" in res["msg"]
     assert res["files"] == []
     assert res["grew_mib"] < 64  # a few blocks of 1 MiB, not the 10 MB line nor the 2 GB file
+
+
+def _chain_file(tmp_path: Path, rows: list[tuple], spot: float, name="chain.csv") -> Path:
+    """An EOD file of (strike, option_type, bid, ask) rows of one expiry, underlying at `spot`."""
+    out = []
+    for strike, cp, bid, ask in rows:
+        out.append({"underlying_symbol": "NVDA", "root": "NVDA", "quote_date": "2024-06-14", "expiration": "2024-12-20",
+                    "strike": str(strike), "option_type": cp, "bid_eod": str(bid), "ask_eod": str(ask),
+                    "underlying_bid_eod": str(spot - 0.01), "underlying_ask_eod": str(spot + 0.01)})
+    return eod_file(tmp_path, out, name=name)
+
+
+# a post-split chain: after the 10:1 split, adjusted strikes reach 0.50 with the stock at 150
+NVDA_CHAIN = [(0.5, "C", 149.40, 149.60), (0.5, "P", 0, 0.01), (100, "C", 50.10, 50.60), (100, "P", 0.40, 0.45),
+              (150, "C", 9.10, 9.30), (150, "P", 8.80, 9.00), (200, "C", 1.10, 1.20), (200, "P", 50.90, 51.40)]
+
+
+def test_post_split_low_strike_is_kept(empty_lake, tmp_path):
+    p = _chain_file(tmp_path, NVDA_CHAIN, 150.0)
+    r = ingest_files(empty_lake, "cboe-eod", [p])
+    assert (r.rows_written, r.rows_quarantined) == (8, 0)
+    low = empty_lake.df("SELECT option_type, bid, ask FROM option_quotes WHERE strike = 0.5 ORDER BY 1")
+    assert low.values.tolist() == [["C", 149.40, 149.60], ["P", 0.0, 0.01]]
+
+
+@pytest.mark.parametrize("slip,reason", [
+    ((150_000, "C", 9.10, 9.30), "more than 500x above the median strike of its expiry"),   # 150 written x1000
+    ((150_000, "P", 8.80, 9.00), "more than 500x above the median strike of its expiry"),
+    ((0.15, "C", 9.10, 9.30), "the ask is below half the intrinsic value"),                   # 150 / 1000
+    ((0.15, "P", 8.80, 9.00), "a put bid above its strike"),
+])
+def test_x1000_slip_is_still_quarantined(empty_lake, tmp_path, slip, reason):
+    p = _chain_file(tmp_path, NVDA_CHAIN + [slip], 150.0)
+    r = ingest_files(empty_lake, "cboe-eod", [p])
+    assert (r.rows_written, r.rows_quarantined) == (8, 1)
+    [q] = quarantine(empty_lake)
+    assert (q["line"], q["column"]) == (10, "strike") and q["reason"].startswith(f"strike off by x1000 ({reason}")

@@ -59,14 +59,16 @@ def test_expired_rows_carry_no_gamma(small_lake):
 
 
 def test_one_straddle_pnl_by_hand_equals_the_engine(small_lake):
-    from eventvol.strategies.earnings_straddle import StraddleParams, run
+    """The catalog earnings straddle (the one the demo, the report and `eventvol backtest`
+    run): one event's P&L from raw quotes, buy at the ask, sell at the bid, fee per contract."""
+    from eventvol.strategies.catalog import run_strategy
 
-    trades = run(small_lake, StraddleParams(fee_per_contract=0.65)).trades
+    trades = run_strategy(small_lake, "earnings-straddle", {"fee_per_contract": ["0.65"]}).trades
     traded = trades[trades["traded"]]
     assert len(traded) >= 10
     ev = traded.iloc[0]
-    q = small_lake.read("option_quotes", where="underlying = ?", params=[ev["symbol"]])
-    reaction = ev["reaction_session"]
+    q = small_lake.read("option_quotes", where="underlying = ?", params=[ev["underlying"]])
+    reaction = ev["reaction_session"].date()
     entry = calendars.previous_session(reaction)
     chain = q[q["trade_date"] == entry]
     expiry = chain.loc[chain["expiration"] > reaction, "expiration"].min()
@@ -82,17 +84,18 @@ def test_one_straddle_pnl_by_hand_equals_the_engine(small_lake):
 
     cost = (quote(entry, "ask", "C") + quote(entry, "ask", "P")) * 100 + 2 * 0.65
     proceeds = (quote(reaction, "bid", "C") + quote(reaction, "bid", "P")) * 100 - 2 * 0.65
-    assert (ev["entry_session"], ev["expiration"], ev["strike"]) == (entry, expiry, strike)
+    assert (ev["entry_session"].date(), ev["expiration"].date(), ev["strikes"]) == (entry, expiry, f"{strike:g}/{strike:g}")
     assert round(ev["pnl"], 2) == round(proceeds - cost, 2)
     assert abs(ev["pnl"] - (proceeds - cost)) < 1e-6
 
 
 def test_gex_filter_trades_only_negative_gex_events(small_lake):
-    from eventvol.strategies.earnings_straddle import StraddleParams, run
+    from eventvol.strategies.catalog import run_strategy
 
-    all_trades = run(small_lake).trades
-    neg = run(small_lake, StraddleParams(gex_filter="negative")).trades
+    all_trades = run_strategy(small_lake, "earnings-straddle", {}).trades
+    neg = run_strategy(small_lake, "earnings-straddle", {"gex_filter": ["negative"]}).trades
     expected = all_trades[all_trades["net_gex_per_1pct_at_entry"] < 0]["event_id"]
+    assert 0 < len(expected) < len(all_trades)
     assert sorted(neg.loc[neg["traded"], "event_id"]) == sorted(expected)
     assert (neg.loc[~neg["traded"], "pnl"].isna()).all()
     both = neg[neg["traded"]].merge(all_trades, on="event_id", suffixes=("", "_all"))
@@ -186,16 +189,14 @@ def test_gex_factor_ignores_the_future(lake_copy):
 
 def test_round_trips_with_worthless_exits_and_unpriced_events():
     """A straddle sold at a bid of 0 loses its whole premium plus fees; an event with no
-    quote is not traded (P&L 0) instead of crashing the simulation."""
-    from eventvol.strategies.engine import simulate_round_trips
+    quote or filtered out (units 0) is not traded (P&L 0) instead of crashing the simulation."""
+    from eventvol.strategies.engine import simulate_panel
 
-    idx = pd.Index(["worthless", "normal", "unpriced", "filtered"])
-    res = simulate_round_trips(
-        entry_price=pd.Series([250.0, 1210.0, np.nan, 300.0], index=idx),
-        exit_price=pd.Series([0.0, 1500.0, 40.0, 310.0], index=idx),
-        quantity=pd.Series([1.0, 2.0, 1.0, 0.0], index=idx),
-        fees_per_order=pd.Series([1.30, 2.60, 1.30, 1.30], index=idx),
-    )
+    entry, exit_ = np.array([250.0, 1210.0, 0.0, 300.0]), np.array([0.0, 1500.0, 40.0, 310.0])
+    res = simulate_panel(mark=np.vstack([entry, exit_]), entry_fill=entry, exit_fill=exit_,
+                         exit_row=np.ones(4, dtype=np.int64), units=np.array([1.0, 2.0, 0.0, 0.0]),
+                         fees_per_order=np.array([1.30, 2.60, 1.30, 1.30]),
+                         columns=pd.Index(["worthless", "normal", "unpriced", "filtered"]))
     assert res.pnl["worthless"] == pytest.approx(-250.0 - 2 * 1.30, abs=1e-9)
     assert res.pnl["normal"] == pytest.approx(2 * (1500.0 - 1210.0) - 2 * 2.60, abs=1e-9)
     assert res.pnl["unpriced"] == 0.0 and res.pnl["filtered"] == 0.0

@@ -20,7 +20,7 @@ def lake(tmp_path_factory) -> Lake:
 
 def test_h7_recovers_the_planted_disclosure_effect(lake):
     spec = load_hypotheses()["H7"]
-    res = run_hypothesis(lake, spec)
+    res = run_hypothesis(lake, spec).to_dict()
     assert res["status"] == "ok" and res["n_events"] >= 3
     planted = 2 * lake.read("truth").set_index("parameter").loc["daily_abnormal_return_mean", "value"]
     assert res["truth"]["value"] == pytest.approx(planted)

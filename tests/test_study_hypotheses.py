@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from conftest import SMALL
 
-from eventvol.data_lake import NoDataError
+from eventvol.data_lake import EventvolError, NoDataError
+from eventvol.research.studies.spec import SpecError
 from eventvol.research.studies import data as D
-from eventvol.research.studies.registry import load_hypotheses, regime_labels, run_all, run_hypothesis
+from eventvol.research.studies.kinds.event_study import regime_labels
+from eventvol.research.studies.registry import load_hypotheses, run_all, run_hypothesis
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +26,11 @@ def specs():
 def test_registry_ships_h1_to_h7(specs):
     assert list(specs) == ["H1", "H2", "H3", "H4", "H5", "H6", "H7"]
     for s in specs.values():
-        assert s["title"] and s["claim"] and s["kind"] in ("event_study", "regression")
+        assert s.title and s.claim and s.kind in ("event_study", "regression")
 
 
 def test_h1_recovers_the_planted_gex_vol_ratio(small_lake, specs):
-    r = run_hypothesis(small_lake, specs["H1"])
+    r = run_hypothesis(small_lake, specs["H1"]).to_dict()
     assert r["status"] == "ok"
     m = r["mechanism"]
     structural = D.truth_value(small_lake, "gex_feedback", "close_to_close_vol_ratio_negative_over_positive")
@@ -78,7 +80,7 @@ def _mechanism_from_tables(tables) -> dict:
     the size study uses (research.studies.size.result_of)."""
     from eventvol.research.studies.size import result_of
 
-    return result_of("H1", tables, load_hypotheses())
+    return result_of(load_hypotheses()["H1"], tables, null=True)
 
 
 def test_h1_with_the_mechanism_off_rejects_at_about_five_percent():
@@ -118,20 +120,20 @@ def test_regime_labels_sign_and_fixed_threshold():
 
 
 def test_missing_factor_is_not_evaluable_not_a_crash(small_lake, specs):
-    spec = dict(specs["H3"], regressors=["no_such_factor", "comomentum"])
-    r = run_hypothesis(small_lake, spec)
+    spec = specs["H4"].with_overrides(regressors=["no_such_factor"], test={"coefficient": "no_such_factor"})
+    r = run_hypothesis(small_lake, spec).to_dict()
     assert r["status"] == "not evaluable: factor 'no_such_factor' is not in the lake (materialize its family first)"
     assert r["evaluable"] is False
 
 
 def test_h6_user_event_file(small_lake, specs, tmp_path):
-    r = run_hypothesis(small_lake, specs["H6"])
+    r = run_hypothesis(small_lake, specs["H6"]).to_dict()
     assert r["status"].startswith("not evaluable: no event list supplied")
     bars = small_lake.read("bars", columns=["trade_date", "symbol"], where="symbol = 'BOLT'")
     dates = sorted(bars["trade_date"])[100:160:6]
     path = tmp_path / "events.csv"
     path.write_text("date,symbol,name\n" + "".join(f"{d},BOLT,<script>13F {i}\n" for i, d in enumerate(dates)))
-    r = run_hypothesis(small_lake, specs["H6"], events_file=path)
+    r = run_hypothesis(small_lake, specs["H6"], events_file=path).to_dict()
     assert r["status"] == "ok" and r["n_events"] == len(dates)
     # the CAR t-test equals scipy's on the reported CARs
     from scipy import stats
@@ -155,19 +157,62 @@ def test_bad_event_file_names_file_row_and_column(tmp_path, body, msg):
 
 def test_bad_hypothesis_file_is_one_sentence(tmp_path):
     (tmp_path / "h9.toml").write_text('name = "H9"\ntitle = "x"\nclaim = "y"\nkind = "magic"\n')
-    with pytest.raises(NoDataError, match="unknown kind 'magic'"):
+    with pytest.raises(SpecError, match="unknown kind 'magic'"):
         load_hypotheses(tmp_path)
     (tmp_path / "h9.toml").write_text('name = "H9\n')
-    with pytest.raises(NoDataError, match="is not valid TOML"):
+    with pytest.raises(SpecError, match="is not valid TOML"):
         load_hypotheses(tmp_path)
+
+
+H_HEAD = 'name = "H9"\ntitle = "x"\nclaim = "y"\nkind = "event_study"\n'
+H_EVENTS = '[events]\nkinds = ["earnings"]\n'
+
+
+@pytest.mark.parametrize("extra,msg", [
+    ('[outcome]\ncar_windw = [0, 2]\n', "unknown key 'car_windw' in \\[outcome\\]"),
+    ('regressors = ["x"]\n', "unknown key 'regressors' for kind 'event_study'"),
+    ('[mechanism]\nestimator = "session_vol_ratio"\nk = 3\n', "unknown key 'k' in \\[mechanism\\]"),
+    ('[mechanism]\nestimator = "nope"\n', "unknown estimator 'nope'"),
+    ('[test]\nexpected = "up"\n', "expected must be one of positive, negative, two-sided"),
+    ('[outcome]\ncar_window = [2, 0]\n', "car_window must be two whole numbers"),
+])
+def test_hypothesis_spec_refuses_unknown_keys_naming_file_and_key(tmp_path, extra, msg):
+    path = tmp_path / "h9.toml"
+    # top-level keys go before the first table, tables after it
+    path.write_text(H_HEAD + H_EVENTS + extra if extra.startswith("[") else H_HEAD + extra + H_EVENTS)
+    with pytest.raises(SpecError, match=msg) as exc:
+        load_hypotheses(tmp_path)
+    assert str(path) in str(exc.value) and "\n" not in str(exc.value)
+    # a project error (one sentence at the CLI), not a bare exception
+    assert isinstance(exc.value, EventvolError)
+
+
+def test_h6_takes_direction_and_window_from_the_user(small_lake, specs, tmp_path):
+    """H6 is two-sided by default; the user's direction and window change the test run, and
+    the CAR over [0, 4] equals the sum of the reaction-day abnormal returns by hand."""
+    dates = ["2023-05-01", "2023-06-01", "2023-08-01", "2023-09-01", "2023-10-02"]
+    path = tmp_path / "ev.csv"
+    path.write_text("date,symbol\n" + "".join(f"{d},BOLT\n" for d in dates))
+    base = run_hypothesis(small_lake, specs["H6"], events_file=path)
+    assert specs["H6"].expected == "two-sided" and base.expected == "two-sided"
+    wide = specs["H6"].with_overrides(test={"expected": "negative"}, outcome={"car_window": [0, 4]})
+    r = run_hypothesis(small_lake, wide, events_file=path)
+    assert r.expected == "negative" and r.details["car_window"] == [0, 4]
+    # estimate: mean of the per-event CARs, which sum relative days 0..4 of each event's ARs
+    assert r.estimate == pytest.approx(r.frame["car"].mean(), rel=1e-12)
+    assert r.estimate != pytest.approx(base.estimate)
+    # the verdict follows the user's direction: held only with a negative estimate
+    assert r.held == (r.p_value < 0.05 and r.estimate < 0)
+    with pytest.raises(SpecError, match="expected must be one of"):
+        specs["H6"].with_overrides(test={"expected": "down"})
 
 
 def test_run_all_adds_bh_and_is_deterministic(small_lake, specs):
-    a = run_all(small_lake, specs)
-    b = run_all(small_lake, specs)
+    a = [r.to_dict() for r in run_all(small_lake, specs)]
+    b = [r.to_dict() for r in run_all(small_lake, specs)]
     assert json.dumps(a, default=str) == json.dumps(b, default=str)
     ok = [r for r in a if r["evaluable"]]
-    assert ok and all(r["p_bh"] >= r["primary"]["p_value"] for r in ok)
+    assert ok and all(r["p_bh"] >= r["p_value"] for r in ok)
     assert all(r["p_bh"] is None for r in a if not r["evaluable"])
 
 
@@ -182,7 +227,7 @@ def test_h2_h4_primary_estimates_cover_their_planted_values(lake_copy, specs):
     materialize(lake_copy, "letf")
     checked = 0
     for name in ("H2", "H4"):
-        r = run_hypothesis(lake_copy, specs[name])
+        r = run_hypothesis(lake_copy, specs[name]).to_dict()
         if not r["evaluable"] or "truth" not in r:
             continue
         checked += 1

@@ -132,6 +132,10 @@ def test_clustered_errors_match_hand_sandwich():
     G, n, k = 30, 150, 2
     cov = G / (G - 1) * (n - 1) / (n - k) * bread @ meat @ bread  # Stata/statsmodels small-sample factor
     np.testing.assert_allclose(r.se, np.sqrt(np.diag(cov)), rtol=1e-8)
+    # inference with G - 1 degrees of freedom (few clusters), by hand from scipy's t
+    t = r.coef / r.se
+    np.testing.assert_allclose(r.p, 2 * stats.t.sf(np.abs(t), G - 1), rtol=1e-12)
+    np.testing.assert_allclose(r.ci_high - r.coef, stats.t.ppf(0.975, G - 1) * r.se, rtol=1e-12)
 
 
 def test_welch_matches_scipy():

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from eventvol.data_lake.ingest.formats import FORMATS, Context, Format
-from eventvol.data_lake.ingest.reader import (IngestError, check_size, head_lines,
+from eventvol.data_lake.ingest.reader import (IngestError, check_header, check_size, head_lines,
                                      max_bytes_default, read_batches, require_columns, split_csv_line)
 from eventvol.data_lake.schemas import TableSpec, spec
 from eventvol.data_lake.validate import ROW_CHECKS, conform
@@ -39,11 +39,37 @@ QUARANTINE_SCHEMA = pa.schema([
     ("column", pa.string()), ("reason", pa.string()), ("value", pa.string()),
 ])
 # Checks the ingest applies on top of the lake's ROW_CHECKS: vendor slips the lake cannot see.
+# A units slip (a strike written in thousandths, or divided by 1000) is judged against the chain,
+# never against a fixed ratio to spot: post-split chains legitimately hold strikes hundreds of
+# times below spot (NVDA's 0.50 with spot 150). A strike is refused when
+# - it sits more than CHAIN_RATIO x above the median strike of its own expiry (the file's
+#   distinct strikes for that trade date, underlying and expiry, at least 3 of them): no listed
+#   contract is struck that far above its chain, or
+# - its quote contradicts it: the ask is below half the intrinsic value while that intrinsic is
+#   more than half the underlying price (no arbitrage-free quote does that; a forward/spot gap or
+#   early-exercise value moves prices by far less), or a put is bid above its strike (a put never
+#   pays more than its strike).
+# Far *below* the chain is legitimate (post-split strikes; Cboe lists NDX/SPX strikes of 1.00),
+# so a low strike is refused only on the evidence of its quote.
+CHAIN_RATIO = 500
+INTRINSIC = "(CASE WHEN option_type = 'C' THEN underlying_price - strike ELSE strike - underlying_price END)"
 EXTRA_CHECKS: dict[str, list[tuple[str, str, str]]] = {
     "option_quotes": [
-        ("strike", "strike > 200 * underlying_price OR strike * 200 < underlying_price",
-         "strike off by x1000 (more than 200x away from the underlying price)"),
+        ("strike", f"__chain_n >= 3 AND strike > {CHAIN_RATIO} * __chain_median",
+         f"strike off by x1000 (more than {CHAIN_RATIO}x above the median strike of its expiry)"),
+        ("strike", f"ask > 0 AND {INTRINSIC} > 0.5 * underlying_price AND ask < 0.5 * {INTRINSIC}",
+         "strike off by x1000 (the ask is below half the intrinsic value the strike implies)"),
+        ("strike", "option_type = 'P' AND bid > strike",
+         "strike off by x1000 (a put bid above its strike)"),
     ],
+}
+# per-table SQL adding the columns EXTRA_CHECKS read (from `__in`, the file's rows)
+CHECK_SOURCE: dict[str, str] = {
+    "option_quotes": (
+        "(SELECT i.*, m.__chain_median, m.__chain_n FROM __in i LEFT JOIN ("
+        "SELECT trade_date, underlying, expiration, median(strike) AS __chain_median, count(*) AS __chain_n "
+        "FROM (SELECT DISTINCT trade_date, underlying, expiration, strike FROM __in) GROUP BY ALL) m "
+        "USING (trade_date, underlying, expiration))"),
 }
 
 
@@ -122,7 +148,8 @@ def check_rows(s: TableSpec, tbl: pa.Table, file: str, con) -> tuple[pa.Table, l
         cases = " ".join(f"WHEN coalesce({pred}, false) THEN {i}" for i, (_, pred, _) in enumerate(checks))
         values = " ".join(f"WHEN coalesce({pred}, false) THEN CAST({_q(c)} AS VARCHAR)"
                           for c, pred, _ in checks)
-        hits = con.sql(f"SELECT __line, CASE {cases} END AS r, CASE {values} END AS v FROM __in "
+        source = CHECK_SOURCE.get(s.name, "__in")
+        hits = con.sql(f"SELECT __line, CASE {cases} END AS r, CASE {values} END AS v FROM {source} "
                        f"WHERE r IS NOT NULL ORDER BY __line").fetchall()
         rejects = []
         cols = tbl.column_names
@@ -164,15 +191,20 @@ def _read_file(f: Format, path: Path, ctx: Context, max_bytes: int) -> tuple[pa.
     if f.inspect is not None:
         ctx.header = f.inspect(path)
     names = f.names(path) if f.names else None
+    header: list[str] = []  # formats with their own column names (quote tables) check in `inspect`
     if names is None:
         header = split_csv_line(head_lines(path, f.header_line)[-1])
-        require_columns(path, header, list(f.required))
+        check_header(path, header, f.header_line)
+    layout = f.layout_for(path, header)
+    if names is None:
+        require_columns(path, header, list(layout.required))
+    ctx.header["layout"] = layout.name
     parts, rejects, n_read = [], [], 0
     for b in read_batches(path, header_line=f.header_line, names=names, max_bytes=max_bytes,
-                          columns=f.columns):
+                          columns=layout.columns):
         n_read += len(b) + len([r for r in b.rejects])
         if len(b):
-            rows = f.parse(b, ctx)
+            rows = layout.parse(b, ctx)
             any_bad = bool(b.bad.any())  # the common case keeps every row: no filtering copy
             keep = pa.array(~b.bad)
             lines = pa.array(b.lines[~b.bad] if any_bad else b.lines, pa.int64())
@@ -187,6 +219,8 @@ def _read_file(f: Format, path: Path, ctx: Context, max_bytes: int) -> tuple[pa.
                 tbl = conform(s, tbl.filter(keep) if any_bad else tbl)
                 parts.append(tbl.append_column("__line", lines))
         rejects += b.rejects
+    if n_read == 0:
+        raise IngestError(f"{path} holds a header but no data rows; refusing the file")
     if not parts:
         return None, rejects, n_read
     return pa.concat_tables(parts), rejects, n_read

@@ -44,6 +44,18 @@ class Context:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """One header a vendor has shipped for a format: recognized by `detect` (every one of those
+    columns is in the header), then it must hold `required` and is read by `parse`."""
+
+    name: str
+    detect: tuple[str, ...]
+    required: tuple[str, ...]
+    parse: Callable[[Batch, Context], list[dict]]
+    columns: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Format:
     name: str
     table: str
@@ -56,6 +68,23 @@ class Format:
     # every column `parse` may read; the others are split (field counts stay checked) but not
     # converted to Arrow strings, which is most of the reading time of wide vendor files
     columns: tuple[str, ...] | None = None
+    # the layouts the vendor has shipped, tried in order against the header (docs/ingest.md);
+    # empty: the single layout given by `required`, `parse` and `columns`
+    layouts: tuple[Layout, ...] = ()
+
+    def layout_for(self, path: Path, header: list[str]) -> Layout:
+        """The layout of a file with this header; a header matching none is refused, naming
+        the first required column missing from the layout it resembles most."""
+        if not self.layouts:
+            return Layout(self.name, (), self.required, self.parse, self.columns)
+        present = set(header)
+        for lay in self.layouts:
+            if all(c in present for c in lay.detect):
+                return lay
+        best = max(self.layouts, key=lambda lay: sum(c in present for c in lay.required))
+        missing = next(c for c in (*best.detect, *best.required) if c not in present)
+        raise IngestError(f"{path}: required column {missing!r} is missing (the header matches no {self.name} "
+                          f"layout; closest: {best.name}); refusing the file")
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -220,17 +249,27 @@ def _mid_if_positive(bid: pa.Array, ask: pa.Array) -> pa.Array:
     return _null_if(pc.divide(pc.add(bid, ask), 2.0), pc.invert(pc.fill_null(ok, False)))
 
 
+def _positive(b: Batch, name: str) -> pa.Array:
+    x = b.number(name)
+    return _null_if(x, pc.less_equal(x, 0.0))
+
+
 def _eod_parse(b: Batch, ctx: Context) -> list[dict]:
     n = len(b)
     has = lambda c: c in b.cols  # noqa: E731
     td = b.date("quote_date")
     root = pc.utf8_upper(b.text("root"))
     und = pc.utf8_ltrim(pc.utf8_upper(b.text("underlying_symbol")), "^")  # ^SPX -> SPX
-    spot = _mid_if_positive(b.number("underlying_bid_eod"), b.number("underlying_ask_eod"))
+    calcs = has("implied_volatility_1545")
+    eod_mid = _mid_if_positive(b.number("underlying_bid_eod"), b.number("underlying_ask_eod"))
+    at_1545 = pa.nulls(n, pa.float64())
     if has("active_underlying_price_1545"):
-        spot = pc.coalesce(spot, _null_if(a := b.number("active_underlying_price_1545"), pc.less_equal(a, 0.0)))
+        at_1545 = _positive(b, "active_underlying_price_1545")
     if has("underlying_bid_1545") and has("underlying_ask_1545"):
-        spot = pc.coalesce(spot, _mid_if_positive(b.number("underlying_bid_1545"), b.number("underlying_ask_1545")))
+        at_1545 = pc.coalesce(at_1545, _mid_if_positive(b.number("underlying_bid_1545"), b.number("underlying_ask_1545")))
+    # the underlying price stored beside an IV is the one that IV was solved against: the
+    # 15:45 calcs go with the 15:45 underlying; a quotes-only file's EOD quotes with the EOD mid
+    spot = pc.coalesce(at_1545, eod_mid) if calcs else pc.coalesce(eod_mid, at_1545)
     row = {
         "trade_date": td,
         "quote_ts": _session_close(td),  # bid/ask are the end-of-day quotes
@@ -251,12 +290,63 @@ def _eod_parse(b: Batch, ctx: Context) -> list[dict]:
     if spot.null_count:
         b.reject(pc.is_null(spot).to_numpy(zero_copy_only=False), "underlying_bid_eod",
                  "no positive underlying price (EOD bid/ask or 15:45 active price)")
-    if has("implied_volatility_1545"):  # the Calcs columns: model values at 15:45
+    if calcs:  # the Calcs columns: model values at 15:45
         iv = b.number("implied_volatility_1545")
         row["iv"] = _null_if(iv, pc.equal(iv, 0.0))
         for g in ("delta", "gamma", "vega", "theta"):
             if has(f"{g}_1545"):
                 row[g] = b.number(f"{g}_1545")
+    return [row]
+
+
+LEGACY_DATES = ("%m/%d/%Y", "%Y-%m-%d")
+LEGACY_TIMES = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%Y-%m-%d %H:%M:%S")
+EOD_LEGACY_REQUIRED = ("underlying_symbol", "quote_datetime", "root", "expiration", "strike", "option_type",
+                       "trade_volume", "bid", "ask", "underlying_bid", "underlying_ask", "open_interest")
+EOD_LEGACY_COLUMNS = EOD_LEGACY_REQUIRED + ("active_underlying_price", "implied_volatility", "delta", "gamma",
+                                            "vega", "theta")
+
+
+def _eastern_to_utc(wall: pa.Array) -> pa.Array:
+    """Naive US/Eastern wall-clock timestamps -> UTC (DST-aware)."""
+    return pc.assume_timezone(wall, calendars.EASTERN).cast(UTC_TS)
+
+
+def _eod_legacy_parse(b: Batch, ctx: Context) -> list[dict]:
+    """DataShop's legacy layout: one 15:45 snapshot per row (`quote_datetime` M/D/YYYY H:MM:SS
+    US/Eastern), the quotes, the underlying and the calcs all taken at that time."""
+    n = len(b)
+    wall = b.timestamp("quote_datetime", LEGACY_TIMES)
+    td = pc.cast(wall, pa.date32())
+    root = pc.utf8_upper(b.text("root"))
+    spot = _mid_if_positive(b.number("underlying_bid"), b.number("underlying_ask"))
+    if "active_underlying_price" in b.cols:
+        spot = pc.coalesce(_positive(b, "active_underlying_price"), spot)
+    b.reject(pc.is_null(spot).to_numpy(zero_copy_only=False), "underlying_bid",
+             "no positive underlying price (active price or underlying bid/ask)")
+    row = {
+        "trade_date": td,
+        "quote_ts": _eastern_to_utc(wall),
+        "available_ts": _session_close(td, plus_minutes=120),
+        "underlying": pc.utf8_ltrim(pc.utf8_upper(b.text("underlying_symbol")), "^"),
+        "root": root,
+        "expiration": b.date("expiration", LEGACY_DATES),
+        "settlement": _settlement_of(root),
+        "strike": b.number("strike"),
+        "option_type": _option_type(b, "option_type"),  # c / p
+        "bid": b.number("bid"),
+        "ask": b.number("ask"),
+        "volume": b.integer("trade_volume"),
+        "open_interest": b.integer("open_interest"),
+        "underlying_price": spot,
+        "multiplier": _const(n, 100, pa.int32()),
+    }
+    if "implied_volatility" in b.cols:
+        iv = b.number("implied_volatility")
+        row["iv"] = _null_if(iv, pc.equal(iv, 0.0))
+        for g in ("delta", "gamma", "vega", "theta"):
+            if g in b.cols:
+                row[g] = b.number(g)
     return [row]
 
 
@@ -303,7 +393,8 @@ def _opprcd_parse(b: Batch, ctx: Context) -> list[dict]:
         spot = pc.coalesce(spot, _ivy_missing(b.number("forward_price")))
     b.reject(pc.is_null(spot).to_numpy(zero_copy_only=False), "forward_price",
              "no underlying price: ingest ivydb-secprd first or provide forward_price")
-    settle = b.integer("am_settlement") if "am_settlement" in b.cols else None
+    flag = next((c for c in ("am_settlement", "am_set_flag") if c in b.cols), None)  # both names shipped
+    settle = b.integer(flag) if flag else None
     size = b.integer("contract_size") if "contract_size" in b.cols else pa.nulls(n, pa.int64())
     size = pc.coalesce(_null_if(size, pc.less_equal(size, 0)), 100)
     return [{
@@ -370,50 +461,103 @@ def _zerocd_parse(b: Batch, ctx: Context) -> list[dict]:
 
 
 # ---------------------------------------------------------------- ORATS SMV strikes
+ORATS_DATES = ("%m/%d/%Y", "%Y-%m-%d")
+# ORATS's own column names per layout, under one set of short names
+ORATS_HISTORY = dict(td="trade_date", exp="expirDate", stock="stkPx", spot="spot_px", cbid="cBidPx", cask="cAskPx",
+                     pbid="pBidPx", pask="pAskPx", cvol="cVolu", coi="cOi", pvol="pVolu", poi="pOi", civ="cMidIv",
+                     piv="pMidIv")
+ORATS_API = dict(td="tradeDate", exp="expirDate", stock="stockPrice", spot="spotPrice", cbid="callBidPrice",
+                 cask="callAskPrice", pbid="putBidPrice", pask="putAskPrice", cvol="callVolume", coi="callOpenInterest",
+                 pvol="putVolume", poi="putOpenInterest", civ="callMidIv", piv="putMidIv")
 ORATS_REQUIRED = ("ticker", "cOpra", "pOpra", "stkPx", "expirDate", "strike", "cBidPx", "cAskPx",
                   "pBidPx", "pAskPx", "trade_date")
-ORATS_DATES = ("%m/%d/%Y", "%Y-%m-%d")
+ORATS_OLD_REQUIRED = tuple(c for c in ORATS_REQUIRED if c not in ("cOpra", "pOpra"))
+ORATS_API_REQUIRED = ("ticker", "tradeDate", "expirDate", "strike", "stockPrice", "callBidPrice", "callAskPrice",
+                      "putBidPrice", "putAskPrice")
+# index tickers whose PM-settled weeklies trade under another root; the AM monthly keeps the ticker
+WEEKLY_ROOT = {"SPX": "SPXW", "NDX": "NDXP", "RUT": "RUTW", "DJX": "DJXW"}
 
 
-def _orats_parse(b: Batch, ctx: Context) -> list[dict]:
-    n = len(b)
-    td = b.date("trade_date", ORATS_DATES)
-    strike = b.number("strike")
-    spot = b.number("stkPx")
-    exp = b.date("expirDate", ORATS_DATES)
-    greeks = {g: b.number(g) if g in b.cols else pa.nulls(n, pa.float64()) for g in ("delta", "gamma", "vega", "theta")}
-    out = []
-    for side, label in (("c", "cOpra"), ("p", "pOpra")):
-        # the ticker SPX holds SPX and SPXW contracts: the root comes from the OPRA symbol
-        osi = _parse_osi(b, f"{side}Opra", label)
-        off = pc.fill_null(pc.greater(pc.abs(pc.subtract(osi["strike"], strike)), 0.0005), False)
-        b.reject(off.to_numpy(zero_copy_only=False), "strike", f"strike disagrees with {label} (off by x1000?)", strike)
-        iv = b.number(f"{side}MidIv") if f"{side}MidIv" in b.cols else pa.nulls(n, pa.float64())
-        row = {
-            "trade_date": td,
-            "quote_ts": _session_close(td, plus_minutes=-14),  # ORATS snapshots 14 minutes before the close
-            "available_ts": _session_close(td, plus_minutes=60),
-            "underlying": _underlying_of(osi["root"]),
-            "root": osi["root"],
-            "expiration": exp,
-            "settlement": _settlement_of(osi["root"]),
-            "strike": strike,
-            "option_type": osi["option_type"],
-            "bid": b.number(f"{side}BidPx"),
-            "ask": b.number(f"{side}AskPx"),
-            "volume": b.integer(f"{side}Volu") if f"{side}Volu" in b.cols else None,
-            "open_interest": b.integer(f"{side}Oi") if f"{side}Oi" in b.cols else None,
-            "iv": _null_if(iv, pc.equal(iv, 0.0)),
-            # ORATS greeks are the call's; the put's delta is delta - 1, gamma and vega are equal
-            "delta": greeks["delta"] if side == "c" else pc.subtract(greeks["delta"], 1.0),
-            "gamma": greeks["gamma"],
-            "vega": greeks["vega"],
-            "theta": greeks["theta"] if side == "c" else None,
-            "underlying_price": spot,
-            "multiplier": _const(n, 100, pa.int32()),
-        }
-        out.append(row)
-    return out
+def _third_friday(d: pa.Array) -> pa.Array:
+    """True for the third Friday of its month (the AM-settled index monthly's expiry)."""
+    day = pc.day(d)
+    return pc.and_(pc.equal(pc.day_of_week(d), 4), pc.and_(pc.greater_equal(day, 15), pc.less_equal(day, 21)))
+
+
+def _orats_roots(b: Batch, ticker: pa.Array, exp: pa.Array) -> pa.Array:
+    """The root of a layout without OPRA symbols: an index ticker's AM monthly keeps the ticker
+    and its PM weeklies take the weekly root, told by `expiryTod` (am/pm) where the layout has
+    it, else by the expiry (third Friday = monthly); any other ticker is its own root."""
+    weekly = pc.take(pa.array(list(WEEKLY_ROOT.values())), pc.index_in(ticker, value_set=pa.array(list(WEEKLY_ROOT))))
+    if "expiryTod" in b.cols:
+        monthly = pc.fill_null(pc.equal(pc.utf8_lower(b.text("expiryTod")), "am"), False)
+    else:
+        monthly = pc.fill_null(_third_friday(exp), False)
+    return pc.if_else(pc.or_(pc.is_null(weekly), monthly), ticker, weekly)
+
+
+def _orats_parse_with(names: dict, opra: bool) -> Callable[[Batch, Context], list[dict]]:
+    """The ORATS mapping for one layout's column names (`names`), with or without OPRA symbols."""
+
+    def parse(b: Batch, ctx: Context) -> list[dict]:
+        n = len(b)
+        col = lambda k: names[k]  # noqa: E731
+        opt_num = lambda c: b.number(c) if c in b.cols else pa.nulls(n, pa.float64())  # noqa: E731
+        td = b.date(col("td"), ORATS_DATES)
+        strike = b.number("strike")
+        exp = b.date(col("exp"), ORATS_DATES)
+        # stkPx/stockPrice is ORATS's implied forward per expiry for index options (the stock
+        # price for equities); spot_px/spotPrice is the spot, which is what the lake stores
+        stock = b.number(col("stock"))
+        spot = _null_if(s := opt_num(col("spot")), pc.fill_null(pc.less_equal(s, 0.0), True))
+        spot = pc.coalesce(spot, stock)
+        greeks = {g: opt_num(g) for g in ("delta", "gamma", "vega", "theta")}
+        ticker = pc.utf8_upper(b.text("ticker"))
+        root = None if opra else _orats_roots(b, ticker, exp)
+        out = []
+        for side, label in (("c", "cOpra"), ("p", "pOpra")):
+            if opra:  # the ticker SPX holds SPX and SPXW contracts: the root comes from the OPRA symbol
+                osi = _parse_osi(b, f"{side}Opra", label)
+                off = pc.fill_null(pc.greater(pc.abs(pc.subtract(osi["strike"], strike)), 0.0005), False)
+                b.reject(off.to_numpy(zero_copy_only=False), "strike", f"strike disagrees with {label} (off by x1000?)", strike)
+                side_root, underlying, cp = osi["root"], _underlying_of(osi["root"]), osi["option_type"]
+            else:
+                side_root, underlying, cp = root, ticker, _const(n, side.upper(), pa.string())
+            iv = opt_num(col(f"{side}iv"))
+            out.append({
+                "trade_date": td,
+                "quote_ts": _session_close(td, plus_minutes=-14),  # ORATS snapshots 14 minutes before the close
+                "available_ts": _session_close(td, plus_minutes=60),
+                "underlying": underlying,
+                "root": side_root,
+                "expiration": exp,
+                "settlement": _settlement_of(side_root),
+                "strike": strike,
+                "option_type": cp,
+                "bid": b.number(col(f"{side}bid")),
+                "ask": b.number(col(f"{side}ask")),
+                "volume": b.integer(col(f"{side}vol")) if col(f"{side}vol") in b.cols else None,
+                "open_interest": b.integer(col(f"{side}oi")) if col(f"{side}oi") in b.cols else None,
+                "iv": _null_if(iv, pc.equal(iv, 0.0)),
+                # ORATS greeks are the call's; the put's delta is delta - 1, gamma and vega are equal
+                "delta": greeks["delta"] if side == "c" else pc.subtract(greeks["delta"], 1.0),
+                "gamma": greeks["gamma"],
+                "vega": greeks["vega"],
+                "theta": greeks["theta"] if side == "c" else None,
+                "underlying_price": spot,
+                "multiplier": _const(n, 100, pa.int32()),
+            })
+        return out
+
+    return parse
+
+
+_orats_parse = _orats_parse_with(ORATS_HISTORY, opra=True)
+ORATS_LAYOUTS = (
+    Layout("orats-api", ("tradeDate",), ORATS_API_REQUIRED, _orats_parse_with(ORATS_API, opra=False)),
+    Layout("orats-history", ("cOpra", "pOpra"), ORATS_REQUIRED, _orats_parse),
+    Layout("orats-history-no-opra", ("trade_date",), ORATS_OLD_REQUIRED, _orats_parse_with(ORATS_HISTORY, opra=False)),
+)
 
 
 # ---------------------------------------------------------------- generic CSVs
@@ -424,10 +568,27 @@ def _prices_parse(b: Batch, ctx: Context) -> list[dict]:
              "volume": opt("volume", b.integer)}]
 
 
+MEMBERS_KNOWN_DEFAULT = "09:30"  # no known_at column: a membership is known at the open of its start_date
+KNOWN_AT_TIMES = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M")
+
+
+def _known_at(b: Batch, name: str) -> pa.Array:
+    """A `known_at` cell: a date (known at that day's 16:00 ET close) or a US/Eastern date and time."""
+    wall = b.timestamp(name, KNOWN_AT_TIMES + ("%Y-%m-%d",))
+    is_date = pc.fill_null(pc.match_substring_regex(b.text(name), r"^\d{4}-\d{2}-\d{2}$"), False)
+    on_day = _dates_at(_null_if(pc.cast(wall, pa.date32()), pc.invert(is_date)), "16:00")
+    return pc.if_else(is_date, on_day, _eastern_to_utc(wall))
+
+
 def _members_parse(b: Batch, ctx: Context) -> list[dict]:
     # an empty end_date means the symbol is still a member
-    return [{"index": b.text("index"), "symbol": b.text("symbol"), "start_date": b.date("start_date"),
-             "end_date": b.date("end_date") if "end_date" in b.cols else None}]
+    start = b.date("start_date")
+    known = _known_at(b, "known_at") if "known_at" in b.cols else None
+    default = _dates_at(start, MEMBERS_KNOWN_DEFAULT)
+    return [{"index": b.text("index"), "symbol": b.text("symbol"), "start_date": start,
+             "end_date": b.date("end_date") if "end_date" in b.cols else None,
+             # an empty known_at cell takes the documented default too
+             "known_at": default if known is None else pc.coalesce(known, default)}]
 
 
 TIMING_HHMM = {"BMO": "08:00", "AMC": "16:05", "INTRADAY": "12:00", "UNKNOWN": "16:05"}
@@ -504,7 +665,10 @@ def _ff_parse(b: Batch, ctx: Context) -> list[dict]:
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("cboe-quotetable", "option_quotes", "cboe", 4, tuple(QT_NAMES), _quotetable_parse,
            names=lambda p: QT_NAMES, inspect=_quotetable_inspect),
-    Format("cboe-eod", "option_quotes", "cboe-datashop", 1, EOD_REQUIRED, _eod_parse, columns=EOD_COLUMNS),
+    Format("cboe-eod", "option_quotes", "cboe-datashop", 1, EOD_REQUIRED, _eod_parse, columns=EOD_COLUMNS,
+           layouts=(Layout("datashop-eod", ("quote_date",), EOD_REQUIRED, _eod_parse, EOD_COLUMNS),
+                    Layout("datashop-legacy", ("quote_datetime",), EOD_LEGACY_REQUIRED, _eod_legacy_parse,
+                           EOD_LEGACY_COLUMNS))),
     Format("ivydb-opprcd", "option_quotes", "optionmetrics", 1,
            ("date", "exdate", "cp_flag", "strike_price", "best_bid", "best_offer", "volume",
             "open_interest", "impl_volatility", "ticker"), _opprcd_parse),
@@ -512,7 +676,7 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("ivydb-distrd", "corporate_actions", "optionmetrics", 1,
            ("ex_date", "distr_type", "amount", "ticker"), _distrd_parse),
     Format("ivydb-zerocd", "rates", "optionmetrics", 1, ("date", "days", "rate"), _zerocd_parse),
-    Format("orats-strikes", "option_quotes", "orats", 1, ORATS_REQUIRED, _orats_parse),
+    Format("orats-strikes", "option_quotes", "orats", 1, ORATS_REQUIRED, _orats_parse, layouts=ORATS_LAYOUTS),
     Format("prices-csv", "bars", "csv", 1, ("date", "symbol", "close"), _prices_parse),
     Format("members-csv", "index_members", "csv", 1, ("index", "symbol", "start_date"), _members_parse),
     Format("events-csv", "events", "csv", 1, ("kind",), _events_parse),

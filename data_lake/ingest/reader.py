@@ -18,8 +18,11 @@ import csv
 import gzip
 import io
 import os
+import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from functools import lru_cache
 from typing import Iterator
 
 import numpy as np
@@ -51,11 +54,23 @@ def _strict_cast(raw: pa.Array, typ: pa.DataType) -> pa.Array | None:
         return None
 
 
+def _underflows(text: pa.Array, values: pa.Array) -> pa.Array:
+    """True where a cell reads as 0.0 although its mantissa is not zero (``1e-400``)."""
+    zero = pc.fill_null(pc.equal(values, 0.0), False)
+    nonzero_text = pc.match_substring_regex(pc.fill_null(text, ""), r"^[-+]?0*\.?0*[1-9]")
+    return pc.and_(zero, nonzero_text)
+
+
 def fast_number(raw: pa.Array) -> pa.Array | None:
     """float64 of a text column when every non-empty cell is a finite plain number, else None."""
     f = _strict_cast(raw, pa.float64())
     if f is None or (len(f) > f.null_count and not pc.all(pc.is_finite(f)).as_py()):
         return None  # NaN/inf spellings are "not a number" for the text path
+    zero = pc.fill_null(pc.equal(f, 0.0), False)
+    if pc.any(zero).as_py():  # only the zero cells can be an underflow: check their text alone
+        z = raw.filter(zero)
+        if pc.any(_underflows(pc.utf8_trim_whitespace(z), f.filter(zero))).as_py():
+            return None  # 1e-400: the text path quarantines it instead of storing 0
     return f
 
 
@@ -77,6 +92,44 @@ def fast_iso_date(raw: pa.Array) -> pa.Array | None:
     return _strict_cast(raw, pa.date32())
 
 
+_TOKEN = {"%Y": r"\d{4}", "%m": r"\d{1,2}", "%d": r"(?P<day>\d{1,2})", "%b": r"[A-Za-z]{3}",
+          "%H": r"\d{1,2}", "%M": r"\d{2}", "%S": r"\d{2}", "%p": r"[AaPp][Mm]", "%I": r"\d{1,2}"}
+
+
+@lru_cache(maxsize=64)
+def _day_regex(fmt: str) -> str | None:
+    """A regex capturing the day written by a cell of strptime format `fmt` (None: no day).
+    Fields packed without separators (%Y%m%d) are two digits wide."""
+    if "%d" not in fmt:
+        return None
+    out, i = "^", 0
+    while i < len(fmt):
+        tok = fmt[i:i + 2]
+        if tok in _TOKEN:
+            numeric = ("%Y", "%m", "%d", "%H", "%M", "%S", "%I")
+            packed = fmt[i + 2:i + 4] in numeric or (i >= 2 and fmt[i - 2:i] in numeric)
+            pat = _TOKEN[tok]
+            if packed and tok in ("%m", "%d", "%H", "%I"):
+                pat = pat.replace(r"\d{1,2}", r"\d{2}")
+            out += pat
+            i += 2
+        else:
+            out += re.escape(fmt[i])
+            i += 1
+    return out
+
+
+def written_day(text: pa.Array, fmt: str) -> pa.Array | None:
+    """The day of month each cell writes in format `fmt` (int64, null when it does not match)."""
+    rx = _day_regex(fmt)
+    if rx is None:
+        return None
+    parts = pc.extract_regex(pc.fill_null(text, ""), rx)
+    day = pc.struct_field(parts, "day")
+    valid = pc.match_substring_regex(pc.fill_null(text, ""), rx)
+    return pc.if_else(valid, pc.cast(pc.if_else(valid, day, "0"), pa.int64()), pa.scalar(None, pa.int64()))
+
+
 class IngestError(EventvolError):
     """A vendor file cannot be ingested as a whole (missing column, too large, unreadable)."""
 
@@ -85,22 +138,65 @@ def max_bytes_default() -> int:
     return int(os.environ.get("EVENTVOL_INGEST_MAX_BYTES", DEFAULT_MAX_BYTES))
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+# what a damaged gzip stream raises, from Python's gzip module or from Arrow's decompressor
+_GZ_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, OSError, pa.ArrowInvalid)
+
+
+def _check_gzip(path: Path) -> None:
+    """A file named .gz must start with the gzip magic bytes: plain text named .gz is refused."""
+    if path.suffix == ".gz":
+        with open(path, "rb") as f:
+            magic = f.read(2)
+        if magic != GZIP_MAGIC:
+            raise IngestError(f"{path} is named .gz but is not gzip-compressed; refusing the file")
+
+
+def gzip_error(path: Path, exc: BaseException) -> IngestError:
+    """The one-sentence refusal of a truncated or corrupt gzip file."""
+    what = "truncated" if isinstance(exc, EOFError) or "end-of-stream" in str(exc) or "truncated" in str(exc).lower() \
+        else "corrupt"
+    return IngestError(f"{path} is a {what} gzip file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                       "refusing the file")
+
+
 def _open_text(path: Path):
     if path.suffix == ".gz":
+        _check_gzip(path)
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="replace", newline="")
     return open(path, encoding="utf-8-sig", errors="replace", newline="")
 
 
 def head_lines(path: Path, n: int) -> list[str]:
-    """The first `n` lines, each read with a length cap so a huge first line cannot blow memory."""
+    """The first `n` lines, each read with a length cap so a huge first line cannot blow memory.
+    A file with fewer lines is refused (it has no header where the format expects one)."""
     out = []
-    with _open_text(path) as f:
-        for i in range(n):
-            line = f.readline(BLOCK_BYTES + 1)
-            if len(line) > BLOCK_BYTES:
-                raise IngestError(f"{path}: line {i + 1} is longer than {BLOCK_BYTES:,} bytes; refusing the file")
-            out.append(line.rstrip("\r\n"))
+    try:
+        with _open_text(path) as f:
+            for i in range(n):
+                line = f.readline(BLOCK_BYTES + 1)
+                if len(line) > BLOCK_BYTES:
+                    raise IngestError(f"{path}: line {i + 1} is longer than {BLOCK_BYTES:,} bytes; refusing the file")
+                if not line:
+                    raise IngestError(f"{path} is empty or ends before its header on line {n}; refusing the file")
+                out.append(line.rstrip("\r\n"))
+    except IngestError:
+        raise
+    except _GZ_ERRORS as exc:
+        if path.suffix != ".gz":
+            raise
+        raise gzip_error(path, exc) from None
     return out
+
+
+def check_header(path: Path, names: list[str], line: int) -> None:
+    """Refuse a header that names a column twice (which copy would be the data?)."""
+    seen: dict[str, int] = {}
+    for i, c in enumerate(names, start=1):
+        if c in seen:
+            raise IngestError(f"{path}: column {c!r} appears twice in the header on line {line} "
+                              f"(fields {seen[c]} and {i}); refusing the file")
+        seen[c] = i
 
 
 def split_csv_line(line: str) -> list[str]:
@@ -166,7 +262,17 @@ class Batch:
         if badnp.any():
             self.reject(badnp, label or name, "not a number", arr)
             arr = pc.if_else(bad, pa.scalar(None, pa.string()), arr)
-        return pc.cast(arr, pa.float64())
+        out = pc.cast(arr, pa.float64())
+        # a number a double cannot hold is refused, never stored as inf or 0 (1e400, 1e-400)
+        over = pc.fill_null(pc.invert(pc.is_finite(out)), False)
+        under = _underflows(arr, out)
+        for mask, why in ((over, "number out of range (overflows a double)"),
+                          (under, "number out of range (underflows a double)")):
+            m = mask.to_numpy(zero_copy_only=False)
+            if m.any():
+                self.reject(m, label or name, why, arr)
+                out = pc.if_else(mask, pa.scalar(None, pa.float64()), out)
+        return out
 
     def integer(self, name: str, *, label: str | None = None) -> pa.Array:
         """Column `name` as int64 (a fractional value quarantines its row)."""
@@ -193,14 +299,35 @@ class Batch:
             fast = fast_iso_date(self.cols[name])
             if fast is not None:
                 return fast
+        return pc.cast(self._strptime(name, formats, label, "not a date"), pa.date32())
+
+    def timestamp(self, name: str, formats: tuple[str, ...], *, label: str | None = None) -> pa.Array:
+        """Column `name` as a naive timestamp[s] (the vendor's wall clock), trying each format;
+        unparseable or impossible cells quarantine their row."""
+        return self._strptime(name, formats, label, "not a timestamp")
+
+    def _strptime(self, name: str, formats: tuple[str, ...], label: str | None, reason: str) -> pa.Array:
         arr = self.text(name)
         out = pa.nulls(len(arr), pa.timestamp("s"))
+        impossible = np.zeros(len(arr), bool)
         for fmt in formats:
-            out = pc.coalesce(out, pc.strptime(arr, format=fmt, unit="s", error_is_null=True))
+            got = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
+            # strptime rolls impossible days over (2023-02-29 -> 03-01): the day it wrote must
+            # be the day the cell says, otherwise the cell is an impossible calendar date
+            day = written_day(arr, fmt)
+            if day is not None:
+                rolled = pc.fill_null(pc.not_equal(pc.day(got), day), False)
+                rolled = pc.and_(rolled, pc.is_null(out)).to_numpy(zero_copy_only=False)
+                impossible |= rolled
+                got = pc.if_else(pa.array(rolled), pa.scalar(None, got.type), got)
+            out = pc.coalesce(out, got)
+        impossible &= pc.is_null(out).to_numpy(zero_copy_only=False)
+        if impossible.any():
+            self.reject(impossible, label or name, "impossible calendar date", arr)
         bad = pc.and_kleene(pc.is_null(out), pc.is_valid(arr)).to_numpy(zero_copy_only=False)
         if bad.any():
-            self.reject(bad, label or name, "not a date", arr)
-        return pc.cast(out, pa.date32())
+            self.reject(bad, label or name, reason, arr)
+        return out
 
 
 def read_batches(path: Path, *, header_line: int, names: list[str] | None = None,
@@ -225,6 +352,8 @@ def read_batches(path: Path, *, header_line: int, names: list[str] | None = None
         skipped.append((row.number, row.text))
         return "skip"
 
+    if path.suffix == ".gz":
+        _check_gzip(path)
     stream = pa.input_stream(str(path), compression="detect")
     try:
         reader = pacsv.open_csv(
@@ -237,8 +366,12 @@ def read_batches(path: Path, *, header_line: int, names: list[str] | None = None
             convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in keep},
                                                  include_columns=keep, strings_can_be_null=False),
         )
-    except pa.ArrowInvalid as exc:
+    except _GZ_ERRORS as exc:
         stream.close()
+        if path.suffix == ".gz" and not isinstance(exc, pa.ArrowInvalid) or "decompress" in str(exc).lower():
+            raise gzip_error(path, exc) from None
+        if not isinstance(exc, pa.ArrowInvalid):
+            raise
         if "straddling" in str(exc) or "block" in str(exc):
             raise IngestError(f"{path}: a line is longer than {BLOCK_BYTES:,} bytes; refusing the file") from None
         if "Empty CSV" in str(exc):
@@ -252,7 +385,12 @@ def read_batches(path: Path, *, header_line: int, names: list[str] | None = None
                 rb = reader.read_next_batch()
             except StopIteration:
                 break
-            except pa.ArrowInvalid as exc:
+            except _GZ_ERRORS as exc:
+                if path.suffix == ".gz" and (not isinstance(exc, pa.ArrowInvalid) or "decompress" in str(exc).lower()
+                                             or "gzip" in str(exc).lower()):
+                    raise gzip_error(path, exc) from None
+                if not isinstance(exc, pa.ArrowInvalid):
+                    raise
                 if "straddling" in str(exc) or "block" in str(exc):
                     raise IngestError(
                         f"{path}: a line near line {next_line} is longer than {BLOCK_BYTES:,} bytes; "
@@ -266,13 +404,20 @@ def read_batches(path: Path, *, header_line: int, names: list[str] | None = None
             if skip_lines:
                 cand = cand[~np.isin(cand, np.fromiter(skip_lines, np.int64))]
             lines = cand[:n]
-            batch = Batch(str(path), lines, {c: rb.column(c) for c in keep})
+            last_line = int(lines[-1]) if n else next_line - 1
+            cells = {c: rb.column(c) for c in keep}
+            blank = _blank_rows(cells, n)
+            if blank is not None:  # blank lines (trailing ones too) are not rows
+                idx = pa.array(np.flatnonzero(~blank))
+                cells = {c: a.take(idx) for c, a in cells.items()}
+                lines = lines[~blank]
+            batch = Batch(str(path), lines, cells)
             for ln, text in new_skips:
                 if ln is not None and text.strip() == "":
                     continue  # blank lines are not data
                 batch.rejects.append({"file": str(path), "line": int(ln or 0), "column": "",
                                       "reason": f"expected {len(cols)} fields", "value": text[:200]})
-            next_line = int(max(lines[-1] if n else next_line - 1, max(skip_lines, default=0))) + 1
+            next_line = int(max(last_line, max(skip_lines, default=0))) + 1
             yield batch
         # rows skipped after the last batch
         tail = [s for s in skipped if s[0] not in done_skips and s[1].strip()]
@@ -284,6 +429,20 @@ def read_batches(path: Path, *, header_line: int, names: list[str] | None = None
             yield b
     finally:
         stream.close()
+
+
+def _blank_rows(cells: dict[str, pa.Array], n: int) -> np.ndarray | None:
+    """Rows whose every read cell is empty or whitespace (a blank line, or one of only
+    separators), or None when there is none (the usual case, checked without a copy)."""
+    if not n or not cells:
+        return None
+    blank = None
+    for a in cells.values():
+        empty = pc.equal(pc.utf8_trim_whitespace(a), "")
+        blank = empty if blank is None else pc.and_(blank, empty)
+        if not pc.any(blank).as_py():
+            return None
+    return pc.fill_null(blank, False).to_numpy(zero_copy_only=False)
 
 
 def require_columns(path: Path, present: list[str], required: list[str]) -> None:

@@ -67,7 +67,10 @@ def _members(cfg: SyntheticConfig, symbols, sessions: pd.DatetimeIndex) -> pd.Da
             rows.append((cfg.index, sym, start, calendars.previous_session(mid)))
         elif i < cfg.n_members + 2:
             rows.append((cfg.index, sym, mid, None))
-    return pd.DataFrame(rows, columns=["index", "symbol", "start_date", "end_date"])
+    out = pd.DataFrame(rows, columns=["index", "symbol", "start_date", "end_date"])
+    # point in time: each membership is known at the open of its start date (members-csv's default)
+    out["known_at"] = [calendars.market_time_utc(d, "09:30") for d in out["start_date"]]
+    return out
 
 
 def _member_mask(members: pd.DataFrame, symbols, sessions: pd.DatetimeIndex) -> np.ndarray:

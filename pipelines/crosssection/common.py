@@ -129,6 +129,15 @@ def member_mask(members: pd.DataFrame, index: str, dates: np.ndarray, symbols: n
         return mask
     col = np.array([pos.get(s, -1) for s in m["symbol"]], dtype=np.int64)
     lo64 = pd.to_datetime(m["start_date"]).to_numpy().astype("datetime64[D]")
+    if "known_at" in m.columns:
+        # point in time: a membership counts from the first session whose 16:00 ET close is at or
+        # after its known_at (a backdated start_date cannot leak); NULL (lakes written before the
+        # column) = known at the open of start_date
+        known = pd.to_datetime(m["known_at"], utc=True).dt.tz_convert("America/New_York")
+        usable = (known - pd.Timedelta(hours=16)).dt.ceil("D").dt.tz_localize(None)
+        usable64 = usable.to_numpy().astype("datetime64[D]")
+        later = ~np.isnat(usable64) & (usable64 > lo64)
+        lo64 = np.where(later, usable64, lo64)
     hi64 = pd.to_datetime(m["end_date"]).to_numpy().astype("datetime64[D]")
     hi64[np.isnat(hi64)] = np.datetime64("9999-12-31", "D")  # NULL end: still a member
     keep = col >= 0

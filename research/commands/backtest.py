@@ -31,18 +31,18 @@ def backtest(
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics per parameter set and per-event trades as JSON.")] = False,
 ) -> None:
     """Backtest a strategy over a parameter sweep (one vectorbt simulation for all of it)."""
+    from eventvol.research import api
     from eventvol.research.progress import status
-    from eventvol.strategies.catalog import run_strategy
-    from eventvol.strategies.sweep import parse_param_options, parse_split, walk_forward
+    from eventvol.strategies.sweep import parse_param_options, parse_split
 
     grid = parse_param_options(param or [])
     wf = parse_split(split)
     lk = Lake.open(lake or default_lake_path())
     with status(f"eventvol backtest {name}") as step:
         step("simulating the sweep")
-        res = run_strategy(lk, name, grid)
-        wf_out = walk_forward(res.trades, *wf) if wf else None
-    metrics = res.params.merge(res.metrics, on="param_id")
+        res = api.run_backtest(lk, name, grid, split=split)
+        wf_out = res.walk_forward
+    metrics = res.metrics
     if as_json:
         doc = {"strategy": name, "parameter_sets": len(res.params), "metrics": _records(metrics),
                "trades": _records(res.trades)}

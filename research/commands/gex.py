@@ -8,7 +8,7 @@ import typer
 
 from eventvol.data_lake import Lake, NoDataError
 from eventvol.data_lake.store import default_lake_path
-from eventvol.research.cli_common import LakeOpt, out, parse_date, print_json
+from eventvol.research.cli_common import LakeOpt, err, out, parse_date, print_json
 
 
 def gex(
@@ -20,20 +20,37 @@ def gex(
     profile: Annotated[bool, typer.Option("--profile", help="Add the re-priced GEX profile (GEX at a grid of spots).")] = False,
     all_roots: Annotated[bool, typer.Option("--all-roots", help="Add every zero-gamma root in [0.5 S, 1.5 S].")] = False,
     grid: Annotated[int, typer.Option("--grid", help="Spots in the bracketing grid / profile over [0.5 S, 1.5 S].")] = 201,
+    iv_source: Annotated[str, typer.Option("--iv-source", help="Implied vols: otm (out-of-the-money side per strike, "
+                                           "vendor floors dropped), vendor (as delivered), solved (otm, solving "
+                                           "missing IVs from mid quotes).")] = "otm",
 ) -> None:
     """Dealer positioning of one underlying on one trade date: net GEX, zero gamma, walls,
     vanna and charm exposure, GEX by expiry bucket, 0DTE volume share."""
-    from eventvol.pipelines.gex import SIGN_MODELS
-    from eventvol.pipelines.positioning import positioning_summary
+    import warnings
 
+    from eventvol.pipelines.gex import SIGN_MODELS
+    from eventvol.pipelines.ivsource import IV_SOURCES
+    from eventvol.pipelines.positioning import PositioningWarning
+    from eventvol.research import api
+
+    if iv_source not in IV_SOURCES:
+        raise NoDataError(f"unknown --iv-source {iv_source!r}; choose one of {', '.join(IV_SOURCES)}")
     if sign_model not in SIGN_MODELS:
         raise NoDataError(f"unknown --sign-model {sign_model!r}; choose one of {', '.join(SIGN_MODELS)}")
     if grid < 3:
         raise NoDataError(f"--grid must be at least 3 spots, not {grid}")
     d = parse_date(date)
     lk = Lake.open(lake or default_lake_path())
-    summary = positioning_summary(lk, underlying, d, sign_model=sign_model, profile=profile,
-                                  all_roots=all_roots, n_grid=grid)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PositioningWarning)  # said once below, as one line on stderr
+        summary = api.gex(lk, underlying, d, sign_model=sign_model, all_roots=all_roots, n_grid=grid,
+                          iv_source=iv_source).to_dict()
+        summary["trade_date"] = d.isoformat()
+        if profile:
+            p = api.gex_profile(lk, underlying, d, sign_model=sign_model, n_grid=grid, iv_source=iv_source)
+            summary["profile"] = {"spots": p["spot"].tolist(), "net_gex_per_1pct": p["net_gex_per_1pct"].tolist()}
+    if "warning" in summary:
+        err.print(f"warning: {summary['warning']}")
     if as_json:
         print_json(summary)
         return

@@ -18,7 +18,8 @@ known point in time (bars, events, short interest; never the truth table's event
   consecutive sessions, so detection on the first leaves the second unselected: its mean
   is the planted jump per session. t interval, t-test of zero.
 
-Both are pure (pandas/numpy in, dict out); `*_lake` wrappers read the lake.
+Both are pure (pandas/numpy in, dict out); research/studies/kinds/mechanisms.py registers
+them as mechanism estimators over a `StudyData`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from eventvol.research.studies.data import close_panel  # noqa: F401  (pure; re-exported for the estimators' callers)
+from eventvol.research.studies.data import close_panel
+from eventvol.research.studies.spec import NotEvaluable
 
 MOM_LONG, MOM_SKIP = 252, 21  # 12-1 momentum: close 22 sessions before t over close 253 before
 MIN_MOM_SPAN = 21  # sessions of momentum history needed at the start of a sample
@@ -131,8 +133,6 @@ def rebound_crash_rates(close: pd.DataFrame, index_close: pd.Series, skip: pd.Da
     on = reb[ok].to_numpy() == 1.0
     n1, n2 = int(on.sum()), int((~on).sum())
     if n1 < 5 or n2 < 5:
-        from eventvol.research.studies.registry import NotEvaluable
-
         raise NotEvaluable(f"only {n1} rebound sessions and {n2} others with a rotation return (need 5 each)")
     k1, k2 = int(crash[on].sum()), int(crash[~on].sum())
     d, lo, hi = newcombe_difference(k1, n1, k2, n2)
@@ -192,8 +192,6 @@ def squeeze_followthrough(close: pd.DataFrame, index_close: pd.Series, short_int
     out = {"name": f"next-session market-adjusted return after an upside jump (> {k:g} sd) with short interest >= {threshold:g} of float",
            "n": len(y), "events": [[str(close.columns[c]), str(close.index[r].date())] for r, c in zip(rows, cols)]}
     if len(y) < 2:
-        from eventvol.research.studies.registry import NotEvaluable
-
         raise NotEvaluable(f"only {len(y)} upside jumps in heavily shorted stocks (need 2)")
     m, se = float(y.mean()), float(y.std(ddof=1) / np.sqrt(len(y)))
     q = stats.t.ppf(0.975, len(y) - 1)
@@ -226,8 +224,6 @@ def mechanisms_from_tables(tables: dict, index: str, h5_threshold: float = 0.10,
     for name, fn in (("H3", lambda: rebound_crash_rates(stocks, close[index], skip, k=k)),
                      ("H5", lambda: squeeze_followthrough(stocks, close[index], tables["short_interest"], skip,
                                                           threshold=h5_threshold, k=k))):
-        from eventvol.research.studies.registry import NotEvaluable
-
         try:
             out[name] = fn()
         except NotEvaluable as exc:

@@ -274,7 +274,8 @@ def ols(y: np.ndarray, X: np.ndarray, names: list, *, cov: str = "HAC", maxlags:
         groups: np.ndarray | None = None) -> Regression:
     """OLS of y on X (include a constant column yourself) with Newey-West HAC errors
     (cov="HAC", normal-based inference, computed here) or errors clustered by `groups`
-    (cov="cluster", via statsmodels), or classical ("nonrobust")."""
+    (cov="cluster", via statsmodels, with t(G - 1) inference over G clusters), or classical
+    ("nonrobust")."""
     y = np.asarray(y, float)
     X = np.asarray(X, float)
     ok = np.isfinite(y) & np.isfinite(X).all(axis=1)
@@ -301,6 +302,13 @@ def ols(y: np.ndarray, X: np.ndarray, names: list, *, cov: str = "HAC", maxlags:
     if cov == "nonrobust":
         p = 2 * stats.t.sf(np.abs(t), n - k)
         q = stats.t.ppf(0.975, n - k)
+    elif cov == "cluster":
+        # t with G - 1 degrees of freedom (Cameron and Miller 2015, sec. VI; Bester, Conley and
+        # Hansen 2011 for a few large time blocks): the normal is too narrow with few clusters
+        dof = max(len(np.unique(np.asarray(groups)[ok])) - 1, 1)
+        p = 2 * stats.t.sf(np.abs(t), dof)
+        q = stats.t.ppf(0.975, dof)
+        label = f"clustered ({dof + 1} clusters, t with {dof} df)"
     else:
         p = 2 * stats.norm.sf(np.abs(t))
         q = stats.norm.ppf(0.975)

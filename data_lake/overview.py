@@ -1,0 +1,59 @@
+"""What a lake holds, and read-only SQL over its canonical tables (the notebook view)."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from eventvol.data_lake.errors import EventvolError
+from eventvol.data_lake.schemas import TABLES
+
+INFO_COLUMNS = ["table", "rows", "first", "last", "date_column", "files", "bytes"]
+
+
+class ReadOnlyQueryError(EventvolError):
+    """A query given to `Lake.sql` that is not one read-only SELECT."""
+
+
+def lake_info(lake) -> pd.DataFrame:
+    """One row per canonical table: `rows`, the `first` and `last` value of its date column
+    (`date_column`: the partition column; NaT for unpartitioned tables or no rows), the
+    number of Parquet `files` and their `bytes` on disk. Empty tables are listed with 0 rows."""
+    rows = []
+    for s in TABLES.values():
+        files = lake.files(s.name)
+        n, first, last = 0, pd.NaT, pd.NaT
+        if files:
+            col = f'"{s.partition_col}"' if s.partition_col else "NULL"
+            # through `query`: a damaged part is named in one sentence, not a DuckDB error
+            n, first, last = lake.query(f'SELECT count(*), min({col}), max({col}) FROM "{s.name}"').to_pylist()[0].values()
+        rows.append({"table": s.name, "rows": int(n), "first": _ts(first), "last": _ts(last),
+                     "date_column": s.partition_col, "files": len(files),
+                     "bytes": int(sum(f.stat().st_size for f in files))})
+    return pd.DataFrame(rows, columns=INFO_COLUMNS)
+
+
+def _ts(v) -> pd.Timestamp:
+    if v is None or v is pd.NaT:
+        return pd.NaT
+    t = pd.Timestamp(v)
+    return t.tz_convert("UTC").tz_localize(None) if t.tzinfo is not None else t
+
+
+def read_only_sql(lake, query: str, params: list | dict | None = None) -> pd.DataFrame:
+    """Run one SELECT (WITH ... SELECT, DESCRIBE, SUMMARIZE count as SELECT) over the lake's
+    views and return a DataFrame. Anything else (COPY, CREATE, INSERT, ATTACH, SET, several
+    statements) is refused before it runs, so a notebook query cannot change the lake."""
+    try:
+        statements = duckdb.connect().extract_statements(query)
+    except duckdb.Error as exc:
+        raise ReadOnlyQueryError(f"the query does not parse: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1:
+        raise ReadOnlyQueryError(f"give one SELECT statement, not {len(statements)} statements")
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        raise ReadOnlyQueryError(f"lake.sql runs read-only SELECT queries only, not a {kind.name} statement")
+    try:
+        return lake.df(query, params)
+    except duckdb.Error as exc:
+        raise ReadOnlyQueryError(f"the query failed: {str(exc).splitlines()[0]}") from None

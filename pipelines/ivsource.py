@@ -1,0 +1,281 @@
+"""A clean implied vol per contract for positioning, with where each value came from.
+
+Sources (`IV_SOURCES`; `DEFAULT_IV_SOURCE` is `otm`):
+  - `vendor`: the `iv` column as delivered (a vendor floor such as Cboe's 0.02 included);
+  - `otm`: at each (group, root, expiration, strike) the out-of-the-money side's vendor IV
+    (the call when strike >= spot, the put below) is used for both the call and the put,
+    falling back to the other side where the out-of-the-money IV is missing, not positive
+    or at a vendor floor (`VENDOR_IV_FLOORS`); a contract whose pair has no usable IV on
+    either side has none;
+  - `solved`: as `otm`, but a side without a usable vendor IV gets the IV solved from its
+    mid quote ((bid + ask) / 2, both quoted, bid > 0) by `pipelines.iv.implied_vol` with the
+    row's T and r first; on a quotes-only file every IV is solved. The forward is implied by
+    put-call parity per (group, root, expiration) at the strike where |call mid - put mid| is
+    smallest, F = K + e^{rT} (C - P), and enters the solver as the yield q = r - ln(F/S) / T
+    (Cboe's VIX recipe): index dividends put F below spot, and solving with F = S e^{rT}
+    instead biases call IVs down and put IVs up (SPX 2022-02-04: net GEX off by 17%).
+    Expiries without a two-sided call and put at one strike use q = 0.
+
+Pure array code: one vectorized pass, no Python loop over rows. Rows must be grouped by
+(underlying, trade_date); within a group the call and the put of a strike are paired whatever
+their order (sorted order is checked and used when present, else a lexsort).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from eventvol.pipelines.columns import dictionary_codes
+
+IV_SOURCES = ("otm", "vendor", "solved")
+DEFAULT_IV_SOURCE = "otm"
+
+# Values a vendor documents as "no IV could be solved" rather than a volatility: an IV at or
+# below the floor is treated as missing. Cboe's quote tables print 0.02 for the in-the-money
+# options (mostly puts) their solver cannot price (2,285 of 10,256 put rows of SPX 2022-02-04).
+VENDOR_IV_FLOORS = {"cboe": 0.02}
+
+# origin codes per contract (`CleanIV.origin`)
+NO_IV = 0
+OWN_VENDOR = 1  # the row's own vendor IV
+OTHER_SIDE_VENDOR = 2  # the vendor IV of the other side of the same strike
+OWN_SOLVED = 3  # solved from the row's own mid quote
+OTHER_SIDE_SOLVED = 4  # solved from the other side's mid quote
+ORIGINS = {NO_IV: "none", OWN_VENDOR: "own vendor IV", OTHER_SIDE_VENDOR: "other side's vendor IV",
+           OWN_SOLVED: "solved from own mid", OTHER_SIDE_SOLVED: "solved from other side's mid"}
+
+
+@dataclass(frozen=True)
+class CleanIV:
+    """iv: decimal per row (NaN = none); origin: int8 code per row (`ORIGINS`)."""
+
+    iv: np.ndarray
+    origin: np.ndarray
+    source: str
+
+
+def check_source(source: str) -> str:
+    if source not in IV_SOURCES:
+        raise ValueError(f"unknown IV source {source!r}; choose one of {', '.join(IV_SOURCES)}")
+    return source
+
+
+def _codes(col: pa.ChunkedArray | None, n: int) -> tuple[np.ndarray, pa.Array | None]:
+    """(code per row whose order follows the string order, dictionary) of a string column;
+    zeros without the column."""
+    if col is None:
+        return np.zeros(n, np.int32), None
+    if not pa.types.is_dictionary(col.type):
+        col = pc.dictionary_encode(col)
+    codes, dictionary = dictionary_codes(col)
+    # rank of each dictionary value in string order, so that codes compare like the strings
+    rank = np.empty(len(dictionary), np.int32)
+    rank[np.asarray(pc.sort_indices(dictionary))] = np.arange(len(dictionary), dtype=np.int32)
+    return (rank[codes] if len(dictionary) else codes), dictionary
+
+
+def vendor_floors(vendor: pa.ChunkedArray | None, n: int) -> np.ndarray | float:
+    """The IV floor per row from its vendor (0 where the vendor documents none)."""
+    if vendor is None:
+        return 0.0
+    if not pa.types.is_dictionary(vendor.type):
+        vendor = pc.dictionary_encode(vendor)
+    codes, dictionary = dictionary_codes(vendor)
+    per_code = np.array([VENDOR_IV_FLOORS.get(v, 0.0) for v in dictionary.to_pylist()], float)
+    if not per_code.any():
+        return 0.0
+    out = per_code[codes]
+    if vendor.null_count:
+        out = np.where(vendor.is_valid().to_numpy(zero_copy_only=False), out, 0.0)
+    return out
+
+
+def usable_vendor_iv(iv: np.ndarray, floor: np.ndarray | float) -> np.ndarray:
+    """The vendor IV where it is a volatility (finite, > 0 and above the vendor's floor), else NaN."""
+    iv = np.asarray(iv, float)
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(iv) & (iv > 0) & (iv > floor)
+    return np.where(ok, iv, np.nan)
+
+
+def pair_partner(group: np.ndarray, root: np.ndarray, expiry: np.ndarray, strike: np.ndarray,
+                 is_call: np.ndarray) -> np.ndarray:
+    """Index of the row holding the other side (call <-> put) of the same (group, root,
+    expiration, strike), -1 where there is none (or where the key is not a single call/put
+    pair, e.g. duplicated rows)."""
+    n = len(strike)
+    partner = np.full(n, -1, np.int64)
+    if n < 2:
+        return partner
+    keys = (np.asarray(group), np.asarray(root), np.asarray(expiry), np.asarray(strike), ~np.asarray(is_call, bool))
+    # sorted by the key with the call first (the lake's order)? checked lexicographically
+    after = np.zeros(n - 1, bool)
+    equal = np.ones(n - 1, bool)
+    for k in keys:
+        after |= equal & (k[1:] > k[:-1])
+        equal &= k[1:] == k[:-1]
+    if (after | equal).all():
+        order = None
+        ks = keys
+    else:
+        order = np.lexsort(keys[::-1])
+        ks = tuple(k[order] for k in keys)
+    same = np.ones(n - 1, bool)
+    for k in ks[:-1]:
+        same &= k[1:] == k[:-1]
+    call_first = ~ks[-1][:-1] & ks[-1][1:]  # a call followed by a put
+    pair = same & call_first
+    # a key with more than one call or put (duplicates) is not a pair: the run of equal keys
+    # around the pair must be exactly two rows
+    if n > 2:
+        pair[1:] &= ~same[:-1]
+        pair[:-1] &= ~same[1:]
+    i = np.flatnonzero(pair)
+    j = i + 1
+    if order is not None:
+        i, j = order[i], order[j]
+    partner[i] = j
+    partner[j] = i
+    return partner
+
+
+def otm_choice(own_iv: np.ndarray, partner: np.ndarray, strike: np.ndarray, spot: np.ndarray,
+               is_call: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(iv, from_other_side) per row: the out-of-the-money side's IV of the row's pair (call
+    when strike >= spot), else the in-the-money side's; a row without a pair keeps its own."""
+    has = partner >= 0
+    other = np.where(has, own_iv[np.where(has, partner, 0)], np.nan)
+    own_is_otm = np.asarray(is_call, bool) == (np.asarray(strike) >= np.asarray(spot))
+    otm = np.where(own_is_otm, own_iv, other)
+    itm = np.where(own_is_otm, other, own_iv)
+    use_otm = np.isfinite(otm)
+    iv = np.where(use_otm, otm, itm)
+    from_other = np.isfinite(iv) & (use_otm != own_is_otm)
+    return iv, from_other
+
+
+def mid_quotes(bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
+    """(bid + ask) / 2 where both are quoted, bid > 0 and ask >= bid; NaN elsewhere."""
+    b, a = np.asarray(bid, float), np.asarray(ask, float)
+    with np.errstate(invalid="ignore"):
+        quoted = np.isfinite(b) & np.isfinite(a) & (b > 0) & (a >= b)
+    return np.where(quoted, 0.5 * (b + a), np.nan)
+
+
+def implied_yield(mid: np.ndarray, partner: np.ndarray, is_call: np.ndarray, group: np.ndarray, root: np.ndarray,
+                  expiry: np.ndarray, strike: np.ndarray, spot: np.ndarray, t_years: np.ndarray,
+                  r: np.ndarray | float = 0.0) -> np.ndarray:
+    """The continuous yield q per row (decimal per year) that puts the forward where put-call
+    parity says it is: per (group, root, expiration), at the strike with both mids and the
+    smallest |C - P|, F = K + e^{rT} (C - P), q = r - ln(F / S) / T; 0 where an expiry has no
+    such strike, T <= 0 or F is not positive."""
+    n = len(strike)
+    t = np.asarray(t_years, float)
+    rr = np.broadcast_to(np.asarray(r, float), (n,))
+    calls = np.flatnonzero(np.asarray(is_call, bool) & (partner >= 0))
+    diff = mid[calls] - mid[partner[calls]]
+    ok = np.isfinite(diff) & (t[calls] > 0)
+    calls, diff = calls[ok], diff[ok]
+    q = np.zeros(n)
+    if calls.size == 0:
+        return q
+    # one id per (group, root, expiration): rows are compared through their key columns
+    key = np.stack([np.asarray(group, np.int64), np.asarray(root, np.int64), np.asarray(expiry, np.int64)], axis=1)
+    _, expiry_id = np.unique(key, axis=0, return_inverse=True)
+    expiry_id = expiry_id.ravel()
+    order = np.lexsort((np.abs(diff), expiry_id[calls]))
+    first = np.ones(order.size, bool)
+    first[1:] = expiry_id[calls][order][1:] != expiry_id[calls][order][:-1]
+    best = calls[order[first]]
+    best_diff = diff[order[first]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fwd = strike[best] + np.exp(rr[best] * t[best]) * best_diff
+        q_best = rr[best] - np.log(fwd / spot[best]) / t[best]
+    per_expiry = np.zeros(expiry_id.max() + 1)
+    good = np.isfinite(q_best) & (fwd > 0)
+    per_expiry[expiry_id[best[good]]] = q_best[good]
+    return per_expiry[expiry_id]
+
+
+def solve_mid_iv(mid: np.ndarray, spot: np.ndarray, strike: np.ndarray, t_years: np.ndarray,
+                 is_call: np.ndarray, r: np.ndarray | float = 0.0, q: np.ndarray | float = 0.0,
+                 rows: np.ndarray | None = None) -> np.ndarray:
+    """IV (decimal; NaN where no solution: no mid quote, expired, price outside the
+    no-arbitrage bounds) of the mid quotes (dollars per share), for `rows` (indices; default all)."""
+    from eventvol.pipelines.iv import implied_vol
+
+    n = len(strike)
+    out = np.full(n, np.nan)
+    idx = np.arange(n) if rows is None else np.asarray(rows)
+    sel = idx[np.isfinite(mid[idx])]
+    if sel.size == 0:
+        return out
+    pick = lambda x: np.broadcast_to(np.asarray(x, float), (n,))[sel]  # noqa: E731
+    vol, _ = implied_vol(mid[sel], pick(spot), pick(strike), pick(t_years), pick(r), pick(q),
+                         np.asarray(is_call, bool)[sel])
+    out[sel] = vol
+    return out
+
+
+def clean_iv(source: str, *, iv: np.ndarray, group: np.ndarray, root: np.ndarray, expiry: np.ndarray,
+             strike: np.ndarray, spot: np.ndarray, is_call: np.ndarray, floor: np.ndarray | float = 0.0,
+             bid: np.ndarray | None = None, ask: np.ndarray | None = None, t_years=None,
+             r: np.ndarray | float = 0.0) -> CleanIV:
+    """The IV per row under `source` (module docstring). `root`: comparable codes of the root
+    (or of anything else that tells contracts of the same expiration and strike apart);
+    `floor`: per-row vendor floor; `bid`/`ask` (dollars per share), `t_years` and `r` (decimal)
+    are needed by `solved` only; `t_years` may be a callable returning the array."""
+    check_source(source)
+    n = len(strike)
+    raw = np.asarray(iv, float)
+    if source == "vendor":
+        origin = np.where(np.isfinite(raw) & (raw > 0), OWN_VENDOR, NO_IV).astype(np.int8)
+        return CleanIV(raw, origin, source)
+    own = usable_vendor_iv(raw, floor)
+    solved = np.zeros(n, bool)
+    partner = pair_partner(group, root, expiry, strike, is_call)
+    if source == "solved":
+        need = np.flatnonzero(~np.isfinite(own))
+        if need.size:
+            if bid is None or ask is None or t_years is None:
+                raise ValueError("IV source 'solved' needs bid, ask and T per row")
+            t = t_years() if callable(t_years) else t_years
+            mid = mid_quotes(bid, ask)
+            q = implied_yield(mid, partner, is_call, group, root, expiry, strike, spot, t, r)
+            s = solve_mid_iv(mid, spot, strike, t, is_call, r, q, rows=need)
+            own = own.copy()
+            own[need] = s[need]
+            solved[need] = np.isfinite(s[need])
+    out, from_other = otm_choice(own, partner, strike, spot, is_call)
+    has = np.isfinite(out)
+    src_solved = np.where(from_other, solved[np.where(partner >= 0, partner, 0)], solved)
+    origin = np.where(~has, NO_IV,
+                      np.where(from_other, np.where(src_solved, OTHER_SIDE_SOLVED, OTHER_SIDE_VENDOR),
+                               np.where(src_solved, OWN_SOLVED, OWN_VENDOR))).astype(np.int8)
+    return CleanIV(out, origin, source)
+
+
+def clean_iv_of_table(tbl: pa.Table, source: str, group: np.ndarray, spot: np.ndarray, strike: np.ndarray,
+                      is_call: np.ndarray, t_years=None, r: np.ndarray | float | None = None) -> CleanIV:
+    """`clean_iv` on chain rows in the canonical option_quotes columns (`iv`, `expiration`,
+    optional `root` (else `settlement` tells roots apart), `vendor`, `bid`, `ask`)."""
+    n = tbl.num_rows
+    names = tbl.column_names
+    iv = tbl.column("iv").cast(pa.float64()).to_numpy()
+    if source == "vendor":
+        return clean_iv("vendor", iv=iv, group=group, root=None, expiry=None, strike=strike, spot=spot,
+                        is_call=is_call)
+    root, _ = _codes(tbl.column("root") if "root" in names else
+                     tbl.column("settlement") if "settlement" in names else None, n)
+    exp = tbl.column("expiration")
+    expiry = (pa.chunked_array([c.view(pa.int32()) for c in exp.chunks], pa.int32()).to_numpy()
+              if pa.types.is_date32(exp.type) else exp.cast(pa.int32()).to_numpy())
+    floor = vendor_floors(tbl.column("vendor") if "vendor" in names else None, n)
+    price = {k: tbl.column(k).cast(pa.float64()).to_numpy() if k in names else None for k in ("bid", "ask")}
+    return clean_iv(source, iv=iv, group=group, root=root, expiry=expiry, strike=strike, spot=spot,
+                    is_call=is_call, floor=floor, bid=price["bid"], ask=price["ask"], t_years=t_years,
+                    r=0.0 if r is None else r)
