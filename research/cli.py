@@ -20,7 +20,7 @@ import typer
 
 from eventvol.data_lake import EventvolError, LakeWarning
 
-from eventvol.research.cli_common import LakeOpt, err, out
+from eventvol.research.cli_common import LakeOpt, err, out, out_folder
 
 EXIT_INTERNAL, EXIT_USAGE, EXIT_IO, EXIT_INTERRUPTED = 1, 2, 74, 130
 
@@ -68,6 +68,7 @@ def demo(
     from eventvol.research.progress import status
 
     t0 = time.perf_counter()
+    out_folder(out_dir)
     with status("eventvol demo") as step:
         res = run_demo(lake, out_dir, seed=seed, scale=scale, pdf=pdf, progress=step)
     built = f"built {res.counts['option_quotes']:,} option rows" if res.counts else "used the existing lake"

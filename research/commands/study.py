@@ -9,7 +9,7 @@ import typer
 
 from eventvol.data_lake import Lake, NoDataError
 from eventvol.data_lake.store import default_lake_path
-from eventvol.research.cli_common import LakeOpt, out, print_json
+from eventvol.research.cli_common import LakeOpt, out, print_json, out_folder
 
 MOMENTUM = "momentum-regimes"
 
@@ -107,6 +107,7 @@ def report(
     from eventvol.research import api
     from eventvol.research.progress import status
 
+    out_folder(out_dir)
     lk = Lake.open(lake or default_lake_path())
     with status("eventvol report") as step:
         paths = api.report(lk, out_dir, studies=studies, events=events, pdf=pdf, progress=step)
