@@ -568,7 +568,8 @@ class Lake:
                 return moved
             dest_root = self.root / DAMAGED_DIR / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
             for rel in damaged["file"]:
-                src = self._confined(rel, "tables")
+                # the entry itself (a symlinked part is moved as the link, its target untouched)
+                src = self._confined(str(Path(rel).parent), "tables") / Path(rel).name
                 dst = dest_root / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dst)

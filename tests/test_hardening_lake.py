@@ -272,3 +272,32 @@ def test_damage_after_a_verified_read_is_found_on_the_next_read(months_lake):
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1))
     with pytest.raises(CorruptLakeError, match="content hash"):
         months_lake.read("bars")
+
+
+def test_a_part_symlinked_to_a_file_outside_is_damaged_and_set_aside_as_a_link(months_lake, tmp_path):
+    """An attacker swaps a part for a link to someone else's file: reads refuse it, verify
+    names it, set-aside moves the link and never touches (or deletes) the target."""
+    part = _part(months_lake, "2024-02")
+    outside = tmp_path / "secret.parquet"
+    pq.write_table(pq.read_table(part), outside)  # valid Parquet, but not the bytes the name records
+    part.unlink()
+    part.symlink_to(outside)
+    secret = outside.read_bytes()
+    lake = Lake.open(months_lake.root)
+    with pytest.raises(CorruptLakeError, match="month=02"):
+        lake.read("bars", where="trade_date >= ?", params=["2024-02-01"])
+    assert lake.verify()["partition"].tolist() == ["2024-02"]
+    (moved,) = lake.set_aside_damaged()
+    assert moved.is_symlink() and outside.read_bytes() == secret
+    assert lake.verify().empty and len(lake.read("bars")) == 45
+
+
+def test_a_failed_read_never_writes_to_the_lake(months_lake):
+    _truncate(_part(months_lake, "2024-01"))
+    before = _snapshot(months_lake.root)
+    lake = Lake.open(months_lake.root)
+    for _ in range(2):
+        with pytest.raises(CorruptLakeError):
+            lake.read("bars")
+    assert lake.verify()["partition"].tolist() == ["2024-01"]
+    assert _snapshot(months_lake.root) == before
