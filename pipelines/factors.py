@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -18,19 +19,39 @@ def compute_range(lake: Lake, spec: FactorSpec, start, end) -> pd.DataFrame:
     return spec.compute(spec.load(lake, start, end), start, end)
 
 
+def batch_ranges(months: list[tuple[dt.date, dt.date]], batch_months: int) -> list[tuple[dt.date, dt.date]]:
+    """Merge month ranges (ascending) into the family's batch blocks: `batch_months` calendar
+    months per block (0: one range over all of them)."""
+    if not months:
+        return []
+    if batch_months <= 0:
+        return [(months[0][0], months[-1][1])]
+    out: list[tuple[dt.date, dt.date]] = []
+    block = None
+    for lo, hi in months:
+        b = (lo.year * 12 + lo.month - 1) // batch_months
+        if out and b == block:
+            out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+            block = b
+    return out
+
+
 def materialize(lake: Lake, spec: FactorSpec | str = "gex", *, start=None, end=None,
                 progress: Callable[[str], None] | None = None) -> tuple[str, int]:
-    """Compute a family month by month (inputs stream one month partition at a time) and
-    upsert its rows into `factors` in one transaction. Returns (run_id, rows written)."""
+    """Compute a family block by block (`FactorSpec.batch_months` months of inputs at a time,
+    or the whole range) and upsert its rows into `factors` in one transaction. Returns
+    (run_id, rows written)."""
     if isinstance(spec, str):
         spec = load_families()[spec]
     run_id = new_run_id()
     started = datetime.now(timezone.utc)
     parts = []
     with lake.writer():
-        for lo, hi in month_ranges(lake, spec.driver_table, start, end):
+        for lo, hi in batch_ranges(month_ranges(lake, spec.driver_table, start, end), spec.batch_months):
             if progress:
-                progress(f"{spec.name} {lo:%Y-%m}")
+                progress(f"{spec.name} {lo:%Y-%m}" + (f"..{hi:%Y-%m}" if (hi.year, hi.month) != (lo.year, lo.month) else ""))
             parts.append(compute_range(lake, spec, lo, hi))
         rows = pd.concat([p for p in parts if not p.empty], ignore_index=True) if any(not p.empty for p in parts) else pd.DataFrame()
         written = 0

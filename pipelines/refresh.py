@@ -1,20 +1,33 @@
-"""The refresh runner: compute exactly the factor units that are due, crash-safely.
+"""The refresh runner: compute exactly the factor units that are due, crash-safely, in batches.
 
 A unit of work is (factor family, trade date). For every registered family (pipelines.registry)
 the runner:
 
-1. plans, under the lake's single-writer lock: the unit dates are the driver table's trade
-   dates in [start, end]; a NYSE session in that range without driver rows has missing inputs
-   (a failed unit); every other unit gets an *input fingerprint*, the hash of the
-   content-addressed file names of the input partitions covering its date and its lookback
-   window. A unit is due when `refresh_state` holds no fingerprint for it or a different one
-   (or with `force`); the rest are skipped.
-2. groups the due units by month into tasks (contiguous runs of due dates) and maps them
-   with an executor (pipelines.executors: in-process or Dask);
-3. per month, writes the family's factor rows for the computed dates (replacing the rows
-   those dates had, so a unit that lost an entity loses its row) and only then the units'
-   fingerprints into `refresh_state`. Each write is an atomic lake transaction; a kill
-   between the two leaves the units due, and their recomputation gives the same values.
+1. plans, under the lake's single-writer lock. A family whose required inputs hold no rows
+   (`FactorSpec.required_groups`: a price-only lake has no option_quotes) is skipped as a whole,
+   with one summary line naming what is missing. Otherwise the unit dates are the driver
+   table's trade dates in [start, end]. A session without driver rows inside the recorded
+   history is "no data" (a sparse lake: counted, not a failure); a session after the driver's
+   last recorded date, up to an explicit `end`, has missing inputs (the data has not arrived:
+   a failed unit, exit 3). Every unit gets an *input fingerprint*, the hash of the family's
+   name, version, outputs and lookback and of the content-addressed file names of the input
+   partitions covering its date and its lookback window (clipped at the start of history). A
+   unit is due when `refresh_state` holds no fingerprint for it or a different one (or with
+   `force`); the rest are skipped.
+2. groups the due units into tasks: per family, runs of due dates that are consecutive in the
+   family's driver dates, cut into blocks of `FactorSpec.batch_months` calendar months (0: the
+   whole run, e.g. a backfill of every price family is one task each). A task is one load, one
+   vectorized compute and one write; an executor (pipelines.executors: in-process or Dask) maps
+   them. The values equal a unit-by-unit refresh bit for bit (`unit_by_unit=True`, tested):
+   every family computes each date from its own window only.
+3. per block, writes the family's factor rows for the computed dates (replacing the rows those
+   dates had, so a unit that lost an entity loses its row) and only then the units'
+   fingerprints into `refresh_state`. Each write is an atomic lake transaction; a kill between
+   the two leaves the units due, and their recomputation gives the same values.
+
+The log has one line per family and month with computed or failed units, one per family for
+units up to date or sessions whose data has not arrived, and one for the families skipped for
+absent inputs; `verbose` adds a line per unit.
 
 A run with nothing due writes nothing at all (no factor rows, no `runs` row), so a second
 run on unchanged data changes no file of the lake. Fingerprints are per month partition:
@@ -29,11 +42,12 @@ import hashlib
 import json
 import os
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -82,14 +96,22 @@ class Unit:
 
 @dataclass
 class Plan:
+    """due/skipped units; `missing`: (family, session) whose data has not arrived; `absent`:
+    family -> the required input groups with no rows (the family is skipped); `no_data`:
+    family -> sessions inside its recorded history that hold no driver rows."""
+
     due: list[Unit] = field(default_factory=list)
     skipped: list[Unit] = field(default_factory=list)
     missing: list[tuple[str, dt.date]] = field(default_factory=list)
+    absent: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
+    no_data: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
 class RefreshResult:
-    """What one refresh did. `failed` holds (family, trade_date, reason)."""
+    """What one refresh did. `failed` holds (family, trade_date, reason); `absent` the families
+    skipped for absent inputs (family -> missing input groups); `no_data` the count of sessions
+    without data per family."""
 
     run_id: str | None
     engine: str
@@ -98,6 +120,9 @@ class RefreshResult:
     failed: list[tuple[str, dt.date, str]]
     rows_written: int
     seconds: float
+    absent: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
+    no_data: dict[str, int] = field(default_factory=dict)
+    tasks: int = 0
 
     def summary(self) -> dict:
         return {
@@ -107,7 +132,10 @@ class RefreshResult:
             "units_skipped": len(self.skipped),
             "units_failed": len(self.failed),
             "rows_written": self.rows_written,
+            "tasks": self.tasks,
             "seconds": round(self.seconds, 3),
+            "families_skipped": {f: describe_absent(g) for f, g in sorted(self.absent.items())},
+            "sessions_without_data": dict(sorted(self.no_data.items())),
             "failed": [{"family": f, "trade_date": d.isoformat(), "reason": r} for f, d, r in self.failed],
         }
 
@@ -128,6 +156,30 @@ class RefreshResult:
 
 def _driver_of(family: str) -> str:
     return load_families()[family].driver_table
+
+
+# ---------------------------------------------------------------------------- inputs
+def table_has_rows(lake: Lake, table: str) -> bool:
+    """True when `table` holds at least one row."""
+    if not lake.files(table):
+        return False
+    return lake.query(f'SELECT 1 FROM "{table}" LIMIT 1').num_rows > 0
+
+
+def absent_inputs(lake: Lake, spec: FactorSpec) -> list[tuple[str, ...]]:
+    """The family's required input groups none of whose tables holds a row (empty: it can
+    compute)."""
+    has: dict[str, bool] = {}
+    out = []
+    for group in spec.required_groups:
+        if not any(has.setdefault(t, table_has_rows(lake, t)) for t in group):
+            out.append(group)
+    return out
+
+
+def describe_absent(groups: Sequence[tuple[str, ...]]) -> str:
+    """'no rows in option_quotes, nor in short_interest or option_quotes' style text."""
+    return "no rows in " + " nor in ".join(" or ".join(g) for g in groups)
 
 
 # ---------------------------------------------------------------------------- planning
@@ -153,32 +205,40 @@ def _file_index(lake: Lake, table: str) -> tuple[dict[tuple[int, int], tuple[str
     return {k: tuple(v) for k, v in by_month.items()}, tuple(names)
 
 
-def _months(lo: dt.date, hi: dt.date) -> list[tuple[int, int]]:
-    out, y, m = [], lo.year, lo.month
-    while (y, m) <= (hi.year, hi.month):
-        out.append((y, m))
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-    return out
+def window_starts(dates: np.ndarray, lookback_sessions: int) -> np.ndarray:
+    """For each date (datetime64[D]), the first session of its window: the session
+    `lookback_sessions` sessions before it, clipped at the first session of the calendar."""
+    s = calendars._session_array()
+    d = np.asarray(dates, dtype="datetime64[D]")
+    if lookback_sessions <= 0:
+        return d
+    i = np.searchsorted(s, d, "left") - int(lookback_sessions)
+    return s[np.maximum(i, 0)]
 
 
 def window_start(d: dt.date, lookback_sessions: int) -> dt.date:
-    """The first session of the window of `lookback_sessions` sessions before `d` (and d)."""
-    if lookback_sessions <= 0:
-        return d
-    sess = calendars.sessions(d - dt.timedelta(days=int(lookback_sessions * 1.6) + 14), d)
-    before = sess[sess < pd.Timestamp(d)]
-    return before[-lookback_sessions].date() if len(before) >= lookback_sessions else before[0].date()
+    """The first session of the window of `lookback_sessions` sessions before `d` (and d),
+    clipped at the start of the calendar (the first session of recorded history has an empty
+    lookback, not an error)."""
+    return pd.Timestamp(window_starts(np.array([d], dtype="datetime64[D]"), lookback_sessions)[0]).date()
+
+
+def _month_index(d64: np.ndarray) -> np.ndarray:
+    """year*12 + month-1 of datetime64[D] values."""
+    return np.asarray(d64, dtype="datetime64[M]").astype(np.int64) + 1970 * 12
 
 
 def unit_fingerprints(lake: Lake, spec: FactorSpec, dates: Sequence[dt.date]) -> dict[dt.date, str]:
-    """Input fingerprint of each unit date: sha256 (24 hex) of the family's name, outputs and
-    the file names of every input partition its window [date - lookback, date] covers.
+    """Input fingerprint of each unit date: sha256 (24 hex) of the family's name, version,
+    outputs and lookback and the file names of every input partition its window
+    [date - lookback, date] covers.
 
     File names are content hashes, so equal names mean equal bytes. Tables partitioned by
     trade_date contribute the months the window covers; any other input table (members,
-    events, ...) contributes all its files, conservatively."""
+    events, ...) contributes all its files, conservatively. Dates whose windows cover the same
+    months share a fingerprint, which is computed once."""
     indexes = {t: _file_index(lake, t) for t in spec.inputs if t not in OWN_TABLES}
-    fixed = [f"{spec.name}|{','.join(spec.outputs)}|{spec.lookback_sessions}"]
+    fixed = [f"{spec.name}|v{spec.version}|{','.join(spec.outputs)}|{spec.lookback_sessions}"]
     windowed = []
     for t in sorted(indexes):
         if table_spec(t).partition_col == "trade_date":
@@ -186,14 +246,24 @@ def unit_fingerprints(lake: Lake, spec: FactorSpec, dates: Sequence[dt.date]) ->
         else:
             fixed.append(f"{t}={','.join(indexes[t][1])}")
     head = "\n".join(fixed)
+    if not len(dates):
+        return {}
+    d64 = np.array(dates, dtype="datetime64[D]")
+    lo_m = _month_index(window_starts(d64, spec.lookback_sessions))
+    hi_m = _month_index(d64)
+    cache: dict[tuple[int, int], str] = {}
     out = {}
-    for d in dates:
-        months = _months(window_start(d, spec.lookback_sessions), d)
-        parts = [head]
-        for t in windowed:
-            by_month = indexes[t][0]
-            parts.append(f"{t}=" + ";".join(f"{y:04d}-{m:02d}:{','.join(by_month.get((y, m), ()))}" for y, m in months))
-        out[d] = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+    for d, lo, hi in zip(dates, lo_m.tolist(), hi_m.tolist()):
+        fp = cache.get((lo, hi))
+        if fp is None:
+            parts = [head]
+            for t in windowed:
+                by_month = indexes[t][0]
+                parts.append(f"{t}=" + ";".join(
+                    f"{m // 12:04d}-{m % 12 + 1:02d}:{','.join(by_month.get((m // 12, m % 12 + 1), ()))}"
+                    for m in range(lo, hi + 1)))
+            fp = cache[(lo, hi)] = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+        out[d] = fp
     return out
 
 
@@ -203,6 +273,11 @@ def driver_dates(lake: Lake, spec: FactorSpec, start: dt.date | None, end: dt.da
     where = f" WHERE {body}" if body else ""
     tbl = lake.query(f'SELECT DISTINCT trade_date FROM "{spec.driver_table}"{where} ORDER BY trade_date', params)
     return [pd.Timestamp(x).date() for x in tbl.column("trade_date").to_numpy(zero_copy_only=False)]
+
+
+def _last_driver_date(lake: Lake, spec: FactorSpec) -> dt.date | None:
+    v = lake.query(f'SELECT max(trade_date) AS d FROM "{spec.driver_table}"').column("d")[0].as_py()
+    return v
 
 
 def stored_fingerprints(lake: Lake, family: str, start: dt.date, end: dt.date) -> dict[dt.date, str]:
@@ -215,18 +290,30 @@ def stored_fingerprints(lake: Lake, family: str, start: dt.date, end: dt.date) -
 def plan_refresh(lake: Lake, specs: Sequence[FactorSpec], start: dt.date | None = None,
                  end: dt.date | None = None, force: bool = False) -> Plan:
     """The units due, skipped and missing for each family in [start, end] (defaults: the
-    driver table's first and last trade dates)."""
+    driver table's first and last trade dates), the families skipped for absent inputs and
+    the sessions without data."""
     plan = Plan()
     for spec in specs:
         if spec.unit != "trade_date":
             raise EventvolError(f"factor family {spec.name!r} has unit {spec.unit!r}; refresh handles 'trade_date' units")
+        absent = absent_inputs(lake, spec)
+        if absent:
+            plan.absent[spec.name] = absent
+            continue
         dates = driver_dates(lake, spec, start, end)
         lo = start or (dates[0] if dates else None)
         hi = end or (dates[-1] if dates else None)
         if lo is None or hi is None:
-            continue  # an empty driver table and no explicit range: nothing is due yet
-        have = set(dates)
-        plan.missing += [(spec.name, s.date()) for s in calendars.sessions(lo, hi) if s.date() not in have]
+            continue  # no driver rows and no explicit range: nothing is due yet
+        last = _last_driver_date(lake, spec)
+        sess = calendars.sessions(lo, hi).values.astype("datetime64[D]")
+        without = sess[~np.isin(sess, np.array(dates, dtype="datetime64[D]"))]
+        # after the last recorded session the data has not arrived yet (a nightly job's
+        # --end today); before it, a session without rows is a gap of a sparse lake
+        late = without > np.datetime64(last, "D") if last is not None else np.ones(len(without), bool)
+        plan.missing += [(spec.name, pd.Timestamp(s).date()) for s in without[late]]
+        if (~late).any():
+            plan.no_data[spec.name] = int((~late).sum())
         fps = unit_fingerprints(lake, spec, dates)
         stored = stored_fingerprints(lake, spec.name, lo, hi) if dates else {}
         for d in dates:
@@ -243,19 +330,33 @@ def plan_refresh(lake: Lake, specs: Sequence[FactorSpec], start: dt.date | None 
     return plan
 
 
-def make_tasks(due: Sequence[Unit], all_dates: dict[str, list[dt.date]]) -> list[Task]:
-    """Split due units into tasks: per family and month, runs of due dates that are
-    consecutive in the family's driver dates (so a task never loads a skipped day's data)."""
-    by_group: dict[tuple[str, int, int], list[dt.date]] = defaultdict(list)
+def _block_of(d: dt.date, batch_months: int) -> int:
+    """The batch block of a date: its calendar-month index // batch_months (0: one block)."""
+    return (d.year * 12 + d.month - 1) // batch_months if batch_months > 0 else 0
+
+
+def make_tasks(due: Sequence[Unit], all_dates: dict[str, list[dt.date]],
+               batch_months: dict[str, int] | None = None, unit_by_unit: bool = False) -> list[Task]:
+    """Split due units into tasks: per family, runs of due dates that are consecutive in the
+    family's driver dates (so a task never loads a skipped day's data), cut at the family's
+    batch blocks of `batch_months[family]` calendar months (default 1; 0: the whole run).
+    Whole-range families come first. `unit_by_unit`: one task per unit."""
+    by_family: dict[str, list[dt.date]] = defaultdict(list)
     for u in due:
-        by_group[(u.family, u.trade_date.year, u.trade_date.month)].append(u.trade_date)
+        by_family[u.family].append(u.trade_date)
     tasks = []
-    for (family, _, _), days in sorted(by_group.items()):
+    k_of = batch_months or {}
+    # whole-range families first: the runner writes their rows together
+    for family, days in sorted(by_family.items(), key=lambda kv: (k_of.get(kv[0], 1) != 0, kv[0])):
         days = sorted(days)
+        if unit_by_unit:
+            tasks += [Task(family, d, d, (d,)) for d in days]
+            continue
+        k = k_of.get(family, 1)
         pos = {d: i for i, d in enumerate(all_dates[family])}
         run = [days[0]]
         for d in days[1:]:
-            if pos[d] == pos[run[-1]] + 1:
+            if pos[d] == pos[run[-1]] + 1 and _block_of(d, k) == _block_of(run[-1], k):
                 run.append(d)
             else:
                 tasks.append(Task(family, run[0], run[-1], tuple(run)))
@@ -265,14 +366,33 @@ def make_tasks(due: Sequence[Unit], all_dates: dict[str, list[dt.date]]) -> list
 
 
 # ---------------------------------------------------------------------------- writing
-def _write_month(lake: Lake, spec: FactorSpec, days: list[dt.date], rows: pd.DataFrame, run_id: str) -> int:
-    """Replace the family's factor rows of `days` (all in one month) by `rows`, leaving every
-    other factor's rows of that month partition as they are. Returns rows written."""
-    first = dt.date(days[0].year, days[0].month, 1)
-    last = (pd.Timestamp(first) + pd.offsets.MonthEnd(0)).date()
-    old = lake.read_arrow("factors", where="trade_date >= ? AND trade_date <= ?", params=[first, last])
-    drop = pc.and_(pc.is_in(old.column("factor"), pa.array(list(spec.outputs), pa.string())),
-                   pc.is_in(old.column("trade_date"), pa.array(days, pa.date32())))
+def _month_spans(days: Sequence[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """[first of month, last of month] spans covering the months of `days`, consecutive
+    months merged."""
+    months = sorted({d.year * 12 + d.month - 1 for d in days})
+    spans, lo = [], months[0]
+    for prev, m in zip(months, months[1:] + [None]):
+        if m is None or m != prev + 1:
+            first = dt.date(lo // 12, lo % 12 + 1, 1)
+            last = (pd.Timestamp(dt.date(prev // 12, prev % 12 + 1, 1)) + pd.offsets.MonthEnd(0)).date()
+            spans.append((first, last))
+            lo = m
+    return spans
+
+
+def _write_rows(lake: Lake, done: dict[str, list[dt.date]], outputs: dict[str, tuple[str, ...]],
+               rows: pd.DataFrame, run_id: str) -> int:
+    """Replace the factor rows of the families in `done` (family -> its computed days) by
+    `rows` in one lake transaction, leaving every other factor's rows of the month partitions
+    touched as they are. Returns rows written."""
+    spans = _month_spans([d for days in done.values() for d in days])
+    where = " OR ".join("(trade_date >= ? AND trade_date <= ?)" for _ in spans)
+    old = lake.read_arrow("factors", where=where, params=[x for s in spans for x in s])
+    drop = None
+    for family, days in done.items():
+        mine = pc.and_(pc.is_in(old.column("factor"), pa.array(list(outputs[family]), pa.string())),
+                       pc.is_in(old.column("trade_date"), pa.array(days, pa.date32())))
+        drop = mine if drop is None else pc.or_(drop, mine)
     had_rows = bool(pc.any(drop).as_py()) if old.num_rows else False
     new = rows.copy()
     new["run_id"] = run_id
@@ -284,14 +404,14 @@ def _write_month(lake: Lake, spec: FactorSpec, days: list[dt.date], rows: pd.Dat
     keep = old.filter(pc.invert(drop)).to_pandas()
     merged = pd.concat([keep, new], ignore_index=True) if len(keep) else new
     if merged.empty:
-        # Every row of this month belonged to the recomputed units and none came back;
+        # Every row of these months belonged to the recomputed units and none came back;
         # the lake has no partition delete, so keep the old rows rather than lose them.
         return 0
     lake.write("factors", merged, mode="replace")
     return len(new)
 
 
-def _record_units(lake: Lake, units: list[Unit], rows_by_date: dict[dt.date, int], run_id: str) -> None:
+def _record_units(lake: Lake, units: list[Unit], rows_by_unit: dict[tuple[str, dt.date], int], run_id: str) -> None:
     now = pd.Timestamp(datetime.now(dt.UTC))
     lake.write("refresh_state", pd.DataFrame({
         "family": [u.family for u in units],
@@ -299,7 +419,7 @@ def _record_units(lake: Lake, units: list[Unit], rows_by_date: dict[dt.date, int
         "input_fingerprint": [u.fingerprint for u in units],
         "run_id": run_id,
         "computed_at": now,
-        "rows_written": [int(rows_by_date.get(u.trade_date, 0)) for u in units],
+        "rows_written": [int(rows_by_unit.get((u.family, u.trade_date), 0)) for u in units],
     }))
 
 
@@ -314,13 +434,51 @@ def _families(names: Sequence[str] | None) -> list[FactorSpec]:
     return [out[k] for k in sorted(out)]
 
 
+# ---------------------------------------------------------------------------- the log
+def _by_month(days: Sequence[dt.date]) -> dict[str, list[dt.date]]:
+    out: dict[str, list[dt.date]] = defaultdict(list)
+    for d in days:
+        out[f"{d:%Y-%m}"].append(d)
+    return out
+
+
+def _reasons(units: Sequence[Unit]) -> str:
+    c = Counter(u.reason for u in units)
+    return ", ".join(f"{k} {v}" for k, v in sorted(c.items()))
+
+
+def _log_plan(plan: Plan, log: Callable[[str], None], verbose: bool) -> None:
+    if plan.absent:
+        log("refresh skipped families without inputs: " + "; ".join(
+            f"{f} ({describe_absent(g)})" for f, g in sorted(plan.absent.items())))
+    skipped: dict[str, list[Unit]] = defaultdict(list)
+    for u in plan.skipped:
+        skipped[u.family].append(u)
+        if verbose:
+            log(f"refresh {u.family} {u.trade_date} skipped fingerprint={u.fingerprint}")
+    for f, us in sorted(skipped.items()):
+        log(f"refresh {f} {len(us)} units up to date ({us[0].trade_date}..{us[-1].trade_date})")
+    for f, n in sorted(plan.no_data.items()):
+        log(f"refresh {f} {n} sessions without data in {load_families()[f].driver_table} (no unit)")
+    missing: dict[str, list[dt.date]] = defaultdict(list)
+    for f, d in plan.missing:
+        missing[f].append(d)
+        if verbose:
+            log(f"refresh {f} {d} failed missing inputs in {load_families()[f].driver_table}")
+    for f, ds in sorted(missing.items()):
+        log(f"refresh {f} {len(ds)} sessions failed missing inputs in {load_families()[f].driver_table} "
+            f"({ds[0]}..{ds[-1]}: data not arrived)")
+
+
 def refresh(lake: Lake, *, factors: Sequence[str] | None = None, start: dt.date | None = None,
             end: dt.date | None = None, force: bool = False, engine: str = "local",
-            scheduler: str | None = None, executor=None,
+            scheduler: str | None = None, executor=None, unit_by_unit: bool = False, verbose: bool = False,
             log: Callable[[str], None] | None = None) -> RefreshResult:
     """Compute the due units of the chosen families (all by default) in [start, end] and write
     them; see the module docstring. Raises LakeLockedError (exit 75) at once when another
-    writer holds the lake. Failed units are returned, not raised: see `RefreshResult.error`."""
+    writer holds the lake. Failed units are returned, not raised: see `RefreshResult.error`.
+    `unit_by_unit` computes every unit on its own (the reference batching is checked against);
+    `verbose` logs a line per unit besides the per-family-and-month summary."""
     t0 = time.perf_counter()
     log = log or (lambda line: None)
     if start and end and start > end:
@@ -333,23 +491,22 @@ def refresh(lake: Lake, *, factors: Sequence[str] | None = None, start: dt.date 
         _pause("locked")
         plan = plan_refresh(lake, specs, start, end, force)
         failed: list[tuple[str, dt.date, str]] = [(f, d, "missing inputs") for f, d in plan.missing]
-        for u in plan.skipped:
-            log(f"refresh {u.family} {u.trade_date} skipped fingerprint={u.fingerprint}")
-        for f, d in plan.missing:
-            log(f"refresh {f} {d} failed missing inputs in {load_families()[f].driver_table}")
+        _log_plan(plan, log, verbose)
         _pause("planned")
         if not plan.due and not failed:
             # Nothing to do: write nothing at all, not even a run log row.
-            return RefreshResult(None, engine, [], plan.skipped, [], 0, time.perf_counter() - t0)
+            return RefreshResult(None, engine, [], plan.skipped, [], 0, time.perf_counter() - t0,
+                                 plan.absent, plan.no_data)
         run_id = new_run_id()
         computed: list[Unit] = []
         rows_written = 0
+        tasks: list[Task] = []
         if plan.due:
             reg = load_families()
             all_dates: dict[str, list[dt.date]] = defaultdict(list)
             for u in sorted(plan.due + plan.skipped, key=lambda u: (u.family, u.trade_date)):
                 all_dates[u.family].append(u.trade_date)
-            tasks = make_tasks(plan.due, all_dates)
+            tasks = make_tasks(plan.due, all_dates, {s.name: s.batch_months for s in specs}, unit_by_unit)
             units = {(u.family, u.trade_date): u for u in plan.due}
             own_executor = executor is None
             ex = executor or make_executor(engine, scheduler)
@@ -357,36 +514,61 @@ def refresh(lake: Lake, *, factors: Sequence[str] | None = None, start: dt.date 
                 batch = 0
                 pending: list[tuple[Task, pd.DataFrame]] = []
 
+                def write_key(task: Task) -> tuple:
+                    # Families computed over whole ranges share one write (a backfill of every
+                    # price family rewrites each month partition once); the others write per
+                    # family and batch block (runs split by skipped days inside a month are one
+                    # partition rewrite).
+                    if unit_by_unit:
+                        return (task.family, task.start)
+                    k = reg[task.family].batch_months
+                    return ("whole",) if k == 0 else (task.family, _block_of(task.start, k))
+
                 def flush() -> None:
                     nonlocal batch, rows_written
                     if not pending:
                         return
-                    spec = reg[pending[0][0].family]
-                    days = [d for t, _ in pending for d in t.dates]
-                    rows = pd.concat([r for _, r in pending], ignore_index=True)
+                    done_days: dict[str, list[dt.date]] = defaultdict(list)
+                    for t, _ in pending:
+                        done_days[t.family].extend(t.dates)
+                    parts = [r for _, r in pending if len(r)]
+                    rows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else (
+                        parts[0] if parts else pending[0][1])
                     _pause(f"computed:{batch}")
-                    rows_written += _write_month(lake, spec, days, rows, run_id)
+                    rows_written += _write_rows(lake, done_days, {f: reg[f].outputs for f in done_days}, rows, run_id)
                     _pause(f"factors_written:{batch}")
-                    counts = rows.groupby("trade_date").size().to_dict() if len(rows) else {}
-                    done = [units[(spec.name, d)] for d in days]
+                    counts: dict[tuple[str, dt.date], int] = {}
+                    for t, r in pending:
+                        if len(r):
+                            for d, n in r.groupby("trade_date").size().items():
+                                counts[(t.family, d)] = counts.get((t.family, d), 0) + int(n)
+                    done = [units[(f, d)] for f, ds in done_days.items() for d in ds]
                     _record_units(lake, done, counts, run_id)
                     _pause(f"state_written:{batch}")
-                    for u in done:
-                        computed.append(u)
-                        log(f"refresh {u.family} {u.trade_date} computed ({u.reason}) rows={counts.get(u.trade_date, 0)} "
-                            f"fingerprint={u.fingerprint}")
+                    computed.extend(done)
+                    for family, days in done_days.items():
+                        for month, ds in _by_month(days).items():
+                            us = [units[(family, d)] for d in ds]
+                            if verbose:
+                                for u in us:
+                                    log(f"refresh {family} {u.trade_date} computed ({u.reason}) "
+                                        f"rows={counts.get((family, u.trade_date), 0)} fingerprint={u.fingerprint}")
+                            log(f"refresh {family} {month} computed {len(us)} units ({_reasons(us)}) "
+                                f"rows={sum(counts.get((family, d), 0) for d in ds)}")
                     pending.clear()
                     batch += 1
 
                 for task, res in ex.map(lake, tasks):
-                    if pending and (pending[0][0].family, pending[0][0].start.year, pending[0][0].start.month) != \
-                            (task.family, task.start.year, task.start.month):
+                    if pending and write_key(pending[0][0]) != write_key(task):
                         flush()
                     if isinstance(res, BaseException):
                         reason = f"{type(res).__name__}: {str(res).splitlines()[0] if str(res) else ''}".strip()
-                        for d in task.dates:
-                            failed.append((task.family, d, reason))
-                            log(f"refresh {task.family} {d} failed {reason}")
+                        failed.extend((task.family, d, reason) for d in task.dates)
+                        for month, ds in _by_month(task.dates).items():
+                            if verbose:
+                                for d in ds:
+                                    log(f"refresh {task.family} {d} failed {reason}")
+                            log(f"refresh {task.family} {month} failed {len(ds)} units: {reason}")
                         continue
                     pending.append((task, res))
                 flush()
@@ -397,7 +579,7 @@ def refresh(lake: Lake, *, factors: Sequence[str] | None = None, start: dt.date 
         status = "ok" if not failed else "failed"
         fp = hashlib.sha256("\n".join(f"{u.family}|{u.trade_date}|{u.fingerprint}" for u in computed).encode()).hexdigest()[:24]
         result = RefreshResult(run_id, ex.name if plan.due else engine, computed, plan.skipped, failed, rows_written,
-                               time.perf_counter() - t0)
+                               time.perf_counter() - t0, plan.absent, plan.no_data, len(tasks))
         _pause("done")
         lake.record_run("refresh", status=status, started_at=started, rows_written=rows_written,
                         params={"factors": [s.name for s in specs], "start": start, "end": end, "force": force,

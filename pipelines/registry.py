@@ -6,7 +6,9 @@ each as known at its unit's decision time) and `compute` (pure: loaded data in, 
 (factor, trade_date, entity, value) out for trade dates in [start, end]). The materializer
 and the refresh runner call the two; nothing else touches the lake.
 
-Families live in their own modules, listed in FAMILY_MODULES; each module calls `register`.
+Families live in their own modules, listed in FAMILY_MODULES; each module calls `register`,
+which refuses a second family of the same name and an output name another family already
+writes (one output, one family: `family_of` and the refresh fingerprints rely on it).
 """
 
 from __future__ import annotations
@@ -31,7 +33,16 @@ class FactorSpec:
     inputs: lake tables it reads; unit: "trade_date" (one unit = every entity of one session);
     lookback_sessions: sessions of history before a unit that `load` must include;
     load(lake, start, end) -> data; compute(data, start, end) -> DataFrame[FACTOR_ROW_COLUMNS];
-    driver: the input table whose trade dates define the units (default inputs[0]).
+    driver: the input table whose trade dates define the units (default inputs[0]);
+    version: the version of the family's code; it enters every unit's input fingerprint, so
+    bumping it after a change of the math makes the refresh recompute every stored unit;
+    requires: groups of input tables; the family can compute only when each group has a table
+    holding rows (default: every input is required; e.g. (("bars",), ("short_interest",
+    "option_quotes")) needs bars and at least one of the other two); the refresh skips it
+    otherwise, with one line naming what is missing;
+    batch_months: how many months of due units one refresh task loads and computes at once
+    (0: a whole contiguous range, e.g. a backfill; families reading option chains use 1 to
+    bound memory).
     """
 
     name: str
@@ -43,10 +54,18 @@ class FactorSpec:
     lookback_sessions: int = 0
     driver: str | None = None
     description: str = ""
+    version: str = "1"
+    requires: tuple[tuple[str, ...], ...] | None = None
+    batch_months: int = 1
 
     @property
     def driver_table(self) -> str:
         return self.driver or self.inputs[0]
+
+    @property
+    def required_groups(self) -> tuple[tuple[str, ...], ...]:
+        """The `requires` groups (default: each input on its own)."""
+        return self.requires if self.requires is not None else tuple((t,) for t in self.inputs)
 
 
 REGISTRY: dict[str, FactorSpec] = {}
@@ -57,7 +76,28 @@ FAMILY_MODULES = (
 )
 
 
+class RegistryError(ValueError):
+    """A family cannot be registered: its name or an output is taken (a programming error)."""
+
+
 def register(spec: FactorSpec) -> FactorSpec:
+    """Add `spec` to the registry. Raises RegistryError when a family of that name exists, when
+    one of its outputs is already written by another family (or is another family's name), or
+    when its own outputs repeat a name."""
+    if spec.name in REGISTRY:
+        raise RegistryError(f"factor family {spec.name!r} is already registered")
+    if len(set(spec.outputs)) != len(spec.outputs):
+        dup = sorted({o for o in spec.outputs if spec.outputs.count(o) > 1})
+        raise RegistryError(f"factor family {spec.name!r} lists output {dup[0]!r} twice")
+    for other in REGISTRY.values():
+        taken = (set(spec.outputs) | {spec.name}) & (set(other.outputs) | {other.name})
+        if taken:
+            raise RegistryError(f"factor family {spec.name!r} would write {sorted(taken)[0]!r}, "
+                                f"which family {other.name!r} already writes")
+    unknown = {t for g in spec.required_groups for t in g} - set(spec.inputs)
+    if unknown or any(not g for g in spec.required_groups):
+        raise RegistryError(f"factor family {spec.name!r} requires {sorted(unknown) or 'an empty group'} "
+                            f"outside its inputs {list(spec.inputs)}")
     REGISTRY[spec.name] = spec
     return spec
 

@@ -167,6 +167,7 @@ def factor_rows(lake: LakeLike, name: str, entity: str | Sequence[str] | None = 
     """Long rows (trade_date, entity, value) of one factor output, sorted by entity then date,
     after computing and storing the factor's family for the range when it is missing."""
     from eventvol.pipelines.factors import materialize, read_factor
+    from eventvol.pipelines.refresh import absent_inputs, describe_absent
     from eventvol.pipelines.registry import family_of
 
     lo = as_date(start, "start") if start is not None else None
@@ -175,6 +176,10 @@ def factor_rows(lake: LakeLike, name: str, entity: str | Sequence[str] | None = 
         raise ApiError(f"start {lo} is after end {hi}")
     spec = family_of(name)
     lk = _lake(lake)
+    absent = absent_inputs(lk, spec)
+    if absent:
+        raise NoDataError(f"factor {name!r} (family {spec.name!r}) cannot be computed from the lake at {lk.root}: "
+                          f"{describe_absent(absent)}")
     if _missing_months(lk, spec, lo, hi):
         materialize(lk, spec, start=lo, end=hi, progress=progress)
     one = entity is not None and not _is_many(entity)
@@ -321,7 +326,7 @@ def straddle_trades(lake: LakeLike) -> tuple[BacktestResult | None, str | None]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def report(lake: LakeLike, out_dir: str | os.PathLike = "out", *, pdf: bool = True,
+def write_report(lake: LakeLike, out_dir: str | os.PathLike = "out", *, pdf: bool = True,
            studies: Sequence[str] | None = None, events: str | os.PathLike | None = None,
            straddle: BacktestResult | bool = True, title: str | None = None, progress: Progress = None,
            extra_provenance: dict | None = None) -> list[Path]:
@@ -337,6 +342,9 @@ def report(lake: LakeLike, out_dir: str | os.PathLike = "out", *, pdf: bool = Tr
     return build_research_report(lk, Path(out_dir), studies=list(studies) if studies else None, events_file=events,
                                  pdf=pdf, progress=progress, trades=bt.trades if bt is not None else None,
                                  extra_provenance=extra_provenance, **kw)
+
+
+report = write_report  # the public name; `demo` has a `report` flag
 
 
 @dataclass
@@ -358,10 +366,11 @@ TRADES_FILE = "earnings_straddle_trades.csv"
 
 
 def demo(lake_dir: str | os.PathLike | None = None, out_dir: str | os.PathLike = "out", *, seed: int = 7,
-         scale: str = "small", pdf: bool = True, progress: Progress = None) -> DemoResult:
-    """Build the synthetic market into `lake_dir` (when it is empty), compute the factors, run
-    the catalog earnings straddle, write its trades to out_dir/earnings_straddle_trades.csv
-    and the research report (report.html, report.pdf) beside them."""
+         scale: str = "small", pdf: bool = True, report: bool = True, progress: Progress = None) -> DemoResult:
+    """Build the synthetic market into `lake_dir` (when it is empty; `scale` tiny, small,
+    medium or large, `seed` fixes it), compute the factors, run the catalog earnings straddle,
+    write its trades to out_dir/earnings_straddle_trades.csv and the research report
+    (report.html, report.pdf with `pdf`) beside them. `report=False` stops after the factors."""
     from eventvol.data_lake.store import default_lake_path
     from eventvol.data_lake.synthetic import build, config_for
     from eventvol.pipelines.refresh import refresh as run_refresh
@@ -381,6 +390,8 @@ def demo(lake_dir: str | os.PathLike | None = None, out_dir: str | os.PathLike =
     result = run_refresh(lk, factors=families, log=lambda line: step(line.split(" fingerprint=")[0]))
     if result.failed:
         notes.append(str(result.error()))
+    if not report:
+        return DemoResult(lake=lk, counts=counts, run_id=result.run_id, straddle=None, paths=[], warnings=notes)
     step("backtesting the earnings straddle")
     # the report is the demo's product: a backtest that cannot run on this lake is reported
     # and left out of the report rather than losing it
@@ -396,6 +407,6 @@ def demo(lake_dir: str | os.PathLike | None = None, out_dir: str | os.PathLike =
         bt.trades.to_csv(paths[-1], index=False)
     else:
         notes.append(f"the earnings straddle backtest failed ({failure}); the report omits it")
-    paths += report(lk, out, pdf=pdf, straddle=bt if bt is not None else False, progress=step,
+    paths += write_report(lk, out, pdf=pdf, straddle=bt if bt is not None else False, progress=step,
                     title="eventvol demo: event-driven volatility research note", extra_provenance=extra)
     return DemoResult(lake=lk, counts=counts, run_id=result.run_id, straddle=bt, paths=paths, warnings=notes)

@@ -47,6 +47,16 @@ def _convert(name: str, kind, text):
     return text
 
 
+def values_of(value) -> list:
+    """The values of one grid entry: a list/tuple/set as its items, anything else (a string
+    above all: "long" is one value, not the letters l, o, n, g) as one value."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return [value]
+
+
 def param_grid(cls, grid: dict[str, list], defaults: dict | None = None, strategy: str = "the strategy") -> list:
     """Cartesian product of `grid` over the dataclass `cls` (other fields from `defaults`)."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -55,6 +65,7 @@ def param_grid(cls, grid: dict[str, list], defaults: dict | None = None, strateg
         if name not in fields:
             raise ParamError(f"unknown parameter {name!r} for {strategy}; choose from {', '.join(fields)}")
     base = dict(defaults or {})
+    grid = {n: values_of(v) for n, v in grid.items()}
     names = list(grid)
     out = []
     for combo in itertools.product(*(grid[n] for n in names)):

@@ -163,6 +163,12 @@ def test_real_cboe_quotetables(empty_lake, real_data):
     assert df.nexp.tolist() == [34, 40]
     roots = empty_lake.df("SELECT root, settlement FROM option_quotes GROUP BY ALL ORDER BY root")
     assert dict(zip(roots.root, roots.settlement)) == {"NDX": "AM", "NDXP": "PM", "SPX": "AM", "SPXW": "PM"}
+    # Cboe lists NDX strikes of 1.00 (Dec 2022, spot 14,694): real contracts, kept (the old fixed
+    # 200x-from-spot rule refused them); the one refused line is a crossed SPX quote
+    low = empty_lake.df("SELECT root, option_type FROM option_quotes WHERE strike = 1 ORDER BY 1, 2")
+    assert low.values.tolist() == [["NDX", "C"], ["NDX", "P"], ["NDXP", "C"], ["NDXP", "P"]]
+    q = read_quarantine(empty_lake).to_pylist()
+    assert [(x["line"], x["column"], x["reason"]) for x in q] == [(10259, "bid", "crossed quote: bid > ask")]
 
 
 def _gz_head(src: Path, dst: Path, lines: int) -> Path:

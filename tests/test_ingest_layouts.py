@@ -33,6 +33,7 @@ def _row(df, **eq) -> pd.Series:
 def test_datashop_legacy_layout(empty_lake):
     r = ingest_files(empty_lake, "cboe-eod", [FIX / "cboe_datashop_legacy.csv"])
     assert (r.rows_read, r.rows_written, r.rows_quarantined) == (5, 5, 0)
+    assert r.to_dict()["layouts"] == {str(FIX / "cboe_datashop_legacy.csv"): "datashop-legacy"}
     df = _oq(empty_lake)
     c = _row(df, root="SPX", option_type="C")
     # quoted header; ^SPX -> SPX; "1/4/2016 15:45:00" US/Eastern (EST) = 20:45 UTC; lowercase c
@@ -91,6 +92,7 @@ def test_orats_history_stores_spot_not_the_implied_forward(empty_lake):
 def test_orats_api_layout(empty_lake):
     r = ingest_files(empty_lake, "orats-strikes", [FIX / "orats_api_strikes.csv"])
     assert (r.rows_read, r.rows_written, r.rows_quarantined) == (4, 8, 0)
+    assert list(r.layouts.values()) == ["orats-api"]
     df = _oq(empty_lake)
     assert set(df.trade_date) == {D(2025, 1, 6)}
     spx = df[df.underlying == "SPX"]
@@ -112,6 +114,8 @@ def test_orats_api_layout(empty_lake):
 
 
 def test_orats_history_without_opra_derives_the_root(empty_lake):
+    r = ingest_files(empty_lake, "orats-strikes", [FIX / "orats_strikes_no_opra.csv", FIX / "orats_strikes.csv"])
+    assert list(r.layouts.values()) == ["orats-history-no-opra", "orats-history"]
     r = ingest_files(empty_lake, "orats-strikes", [FIX / "orats_strikes_no_opra.csv"])
     assert (r.rows_read, r.rows_written, r.rows_quarantined) == (3, 6, 0)
     df = _oq(empty_lake)

@@ -198,8 +198,22 @@ def test_missing_inputs_for_a_due_session_exit_3_and_still_write_the_rest(histor
     assert summary["units_failed"] == 4  # 15, 16, 17 and 21 February (the 20th is Presidents' Day)
     assert [f["trade_date"] for f in summary["failed"]] == ["2023-02-15", "2023-02-16", "2023-02-17", "2023-02-21"]
     assert summary["units_computed"] == len(Lake.open(history.root).df("SELECT DISTINCT trade_date FROM factors"))
-    unit_lines = [line for line in errp.splitlines() if " refresh gex " in line]
-    assert len(unit_lines) == summary["units_computed"] + summary["units_failed"]  # one line per unit
+    gex_lines = [line.split("Z ", 1)[1] for line in errp.splitlines() if " refresh gex " in line]
+    # one line per family and month, one for the sessions whose data has not arrived
+    assert gex_lines == ["refresh gex 4 sessions failed missing inputs in option_quotes "
+                         "(2023-02-15..2023-02-21: data not arrived)",
+                         "refresh gex 2023-01 computed 20 units (new 20) rows=1040",
+                         "refresh gex 2023-02 computed 10 units (new 10) rows=520"]
+    assert summary["units_computed"] == 30
+
+
+def test_verbose_logs_one_line_per_unit(history):
+    p = run_cli(history.root, "--end", "2023-02-21", "--verbose")
+    outp, _ = p.communicate(timeout=60)  # without --json the log is on stdout
+    assert p.returncode == rf.EXIT_MISSING_INPUTS
+    unit_lines = [line for line in outp.splitlines() if " refresh gex 2023-0" in line and " units" not in line]
+    assert len(unit_lines) == 30 + 4  # every computed and every missing unit
+    assert sum(" failed missing inputs in option_quotes" in line for line in unit_lines) == 4
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:

@@ -85,6 +85,7 @@ class IngestReport:
     rows_quarantined: int = 0
     rows_collapsed: int = 0
     tables: dict[str, int] = field(default_factory=dict)
+    layouts: dict[str, str] = field(default_factory=dict)  # file -> the vendor layout its header matched
     partitions_written: int = 0
     quarantine_path: str | None = None
     seconds: float = 0.0
@@ -94,7 +95,7 @@ class IngestReport:
             "ingest_id": self.ingest_id, "format": self.format, "files": self.files,
             "rows_read": self.rows_read, "rows_written": self.rows_written,
             "rows_quarantined": self.rows_quarantined, "rows_collapsed": self.rows_collapsed,
-            "tables": dict(self.tables), "partitions_written": self.partitions_written,
+            "tables": dict(self.tables), "layouts": dict(self.layouts), "partitions_written": self.partitions_written,
             "quarantine_path": self.quarantine_path, "seconds": round(self.seconds, 3),
         }
 
@@ -137,6 +138,14 @@ def _checks(s: TableSpec) -> list[tuple[str, str, str]]:
     return out + ROW_CHECKS.get(s.name, []) + EXTRA_CHECKS.get(s.name, [])
 
 
+def _chain_rule_can_fire(tbl: pa.Table) -> bool:
+    """False when no strike of the rows is more than CHAIN_RATIO x another (the usual file),
+    so no strike can be CHAIN_RATIO x above its expiry's median."""
+    mm = pc.min_max(tbl.column("strike"))
+    lo, hi = mm["min"].as_py(), mm["max"].as_py()
+    return lo is not None and (lo <= 0 or hi > CHAIN_RATIO * lo)
+
+
 def check_rows(s: TableSpec, tbl: pa.Table, file: str, con) -> tuple[pa.Table, list[dict], int]:
     """Split one file's canonical rows (with `__line`) into good rows and rejections.
 
@@ -149,6 +158,9 @@ def check_rows(s: TableSpec, tbl: pa.Table, file: str, con) -> tuple[pa.Table, l
         values = " ".join(f"WHEN coalesce({pred}, false) THEN CAST({_q(c)} AS VARCHAR)"
                           for c, pred, _ in checks)
         source = CHECK_SOURCE.get(s.name, "__in")
+        if s.name == "option_quotes" and not _chain_rule_can_fire(tbl):
+            # no strike of the file is CHAIN_RATIO x another: skip the per-expiry median join
+            source = "(SELECT *, NULL::DOUBLE AS __chain_median, 0 AS __chain_n FROM __in)"
         hits = con.sql(f"SELECT __line, CASE {cases} END AS r, CASE {values} END AS v FROM {source} "
                        f"WHERE r IS NOT NULL ORDER BY __line").fetchall()
         rejects = []
@@ -255,7 +267,9 @@ def ingest_files(lake, fmt: str, paths: list[Path], *, progress: Callable | None
     good, rejects = [], []
     try:
         for i, p in enumerate(paths):
-            tbl, rej, n_read = _read_file(f, p, Context(path=p, ingest_id=ingest_id, lake=lake), max_bytes)
+            ctx = Context(path=p, ingest_id=ingest_id, lake=lake)
+            tbl, rej, n_read = _read_file(f, p, ctx, max_bytes)
+            report.layouts[str(p)] = ctx.header.get("layout", fmt)
             report.rows_read += n_read
             rejects += rej
             if tbl is not None:

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventvol.data_lake import calendars
-from eventvol.data_lake.ingest.reader import Batch, IngestError, head_lines, split_csv_line
+from eventvol.data_lake.ingest.reader import Batch, IngestError, head_lines, split_csv_line, written_day
 from eventvol.data_lake.schemas import UTC_TS
 
 # Roots whose contracts settle on the opening print (SOQ); every other root settles PM.
@@ -163,6 +163,11 @@ def _parse_osi(b: Batch, name: str, label: str) -> dict:
     root = pc.struct_field(parts, "root")
     ymd = pc.binary_join_element_wise("20", pc.struct_field(parts, "ymd"), "")
     exp = pc.cast(pc.strptime(ymd, format="%Y%m%d", unit="s", error_is_null=True), pa.date32())
+    # strptime rolls an impossible day over (230229 -> 2023-03-01): refuse it instead
+    rolled = pc.fill_null(pc.not_equal(pc.day(exp), written_day(ymd, "%Y%m%d")), False)
+    rolled = pc.or_(rolled, pc.and_(pc.is_null(exp), pc.invert(pa.array(bad)))).to_numpy(zero_copy_only=False)
+    b.reject(rolled, label, "impossible calendar date in the contract symbol", sym)
+    exp = _null_if(exp, pa.array(rolled))
     k = pc.divide(pc.cast(_null_if(pc.struct_field(parts, "k"), pa.array(bad)), pa.float64()), 1000.0)
     cp = pc.struct_field(parts, "cp")
     return {"root": _null_if(root, pa.array(bad)), "expiration": exp, "strike": k,
@@ -188,11 +193,20 @@ def _quotetable_inspect(path: Path) -> dict:
     m = re.search(r"Last:\s*([-+0-9.]+)", lines[1])
     if not m:
         raise IngestError(f"{path}: line 2 has no 'Last: <spot>'; refusing the file")
-    spot = float(m.group(1))
+    try:
+        spot = float(m.group(1))
+    except ValueError:
+        spot = float("nan")
+    if not np.isfinite(spot) or spot <= 0:
+        raise IngestError(f"{path}: line 2 'Last: {m.group(1)}' is not a positive spot price; refusing the file")
     m = re.search(r"Date:\s*([A-Za-z]+ \d{1,2},? \d{4}),?\s*(?:at\s*)?(\d{1,2}:\d{2} [AP]M)", lines[2])
     if not m:
         raise IngestError(f"{path}: line 3 has no 'Date: <snapshot time>'; refusing the file")
-    local = pd.Timestamp(dt.datetime.strptime(f"{m.group(1).replace(',', '')} {m.group(2)}", "%B %d %Y %I:%M %p"))
+    try:
+        local = pd.Timestamp(dt.datetime.strptime(f"{m.group(1).replace(',', '')} {m.group(2)}", "%B %d %Y %I:%M %p"))
+    except ValueError:
+        raise IngestError(f"{path}: line 3 snapshot time '{m.group(1)} {m.group(2)}' is not a real date and time; "
+                          "refusing the file") from None
     snap = local.tz_localize(calendars.EASTERN).tz_convert("UTC")
     trade_date = calendars.session_on_or_before(local.date())
     return {"spot": spot, "quote_ts": snap, "trade_date": trade_date}
@@ -592,6 +606,8 @@ def _members_parse(b: Batch, ctx: Context) -> list[dict]:
 
 
 TIMING_HHMM = {"BMO": "08:00", "AMC": "16:05", "INTRADAY": "12:00", "UNKNOWN": "16:05"}
+# an ISO date and time, optionally with seconds, fraction and a UTC offset (naive = US/Eastern)
+ISO_TS = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}:?\d{2})?$")
 
 
 def _events_parse(b: Batch, ctx: Context) -> list[dict]:
@@ -604,6 +620,8 @@ def _events_parse(b: Batch, ctx: Context) -> list[dict]:
         ts, badts = [], np.zeros(n, bool)
         for i, s in enumerate(text):
             try:
+                if s is None or not ISO_TS.match(s):  # pd.Timestamp would also take "now", "today", "3pm"
+                    raise ValueError(s)
                 t = pd.Timestamp(s)
                 t = t.tz_localize(calendars.EASTERN) if t.tzinfo is None else t  # naive = US/Eastern
                 ts.append(t.tz_convert("UTC").to_pydatetime())

@@ -140,5 +140,7 @@ DISPERSION = register(FactorSpec(
     load=load,
     compute=compute,
     lookback_sessions=LOOKBACK_SESSIONS,
+    requires=(("bars",), ("index_members",)),  # cap weights are optional (equal weights stand in)
+    batch_months=0,  # price panels are small: a backfill is one load and one compute
     description="constituent/index realized-vol ratios and realized correlation per index",
 ))

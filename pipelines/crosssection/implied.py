@@ -104,5 +104,7 @@ IMPLIED_CORR = register(FactorSpec(
     load=load,
     compute=compute,
     lookback_sessions=LOOKBACK_SESSIONS,
+    requires=(("option_quotes",), ("index_members",)),  # cap weights are optional
+    batch_months=0,  # DuckDB reduces the chains to ATM vols before they reach Python
     description="CBOE-formula implied correlation from 30-day ATM vols of an index and its members",
 ))

@@ -69,5 +69,6 @@ LETF = register(FactorSpec(
     load=load,
     compute=lambda data, start, end: rebalance_flows(data["funds"], data["close"], start, end),
     lookback_sessions=LOOKBACK_SESSIONS,
+    batch_months=0,
     description="leveraged-ETF close rebalance flow per benchmark, dollars",
 ))

@@ -202,5 +202,6 @@ MOMENTUM = register(FactorSpec(
     load=load,
     compute=compute,
     lookback_sessions=LOOKBACK_SESSIONS,
+    batch_months=0,  # price panels are small: a backfill is one load and one compute
     description="12-1 momentum, winners-minus-losers returns, crowding (WML vol, comomentum), bear/panic states",
 ))

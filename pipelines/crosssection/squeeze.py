@@ -29,7 +29,10 @@ NEAR_SPOT = 0.05
 OUTPUTS = ("short_interest_float", "days_to_cover", "call_gamma_near_spot_usd",
            "call_gamma_near_spot_share", "call_gamma_to_adv")
 LOOKBACK_SESSIONS = ADV_WINDOW + 1
-CALL_COLUMNS = ["underlying", "trade_date", "expiration", "settlement", "strike", "iv",
+# root is read only for the row order: the lake sorts by the key columns a read selects, and
+# without root the SPX/SPXW twins of a strike tie, so their order (and the float sums over
+# them) would depend on how many days one read covers
+CALL_COLUMNS = ["underlying", "trade_date", "root", "expiration", "settlement", "strike", "iv",
                 "open_interest", "multiplier", "underlying_price"]
 
 
@@ -136,5 +139,7 @@ SQUEEZE = register(FactorSpec(
     load=load,
     compute=squeeze_rows,
     lookback_sessions=LOOKBACK_SESSIONS,
+    requires=(("bars",), ("short_interest", "option_quotes")),  # either source of squeeze pressure
+    batch_months=3,  # reads every call row of its range: bound the memory
     description="short interest / float, days to cover, dealer call-gamma concentration near spot",
 ))

@@ -11,7 +11,7 @@ from eventvol.data_lake import TABLES, Lake
 from eventvol.data_lake.store import default_lake_path
 from eventvol.research.cli_common import LakeOpt, out, print_json
 
-lake_app = typer.Typer(name="lake", help="Inspect the lake (quarantined rows, integrity).", no_args_is_help=True)
+lake_app = typer.Typer(name="lake", help="Inspect the lake (what it holds, quarantined rows, integrity).", no_args_is_help=True)
 
 
 def ingest(
@@ -89,6 +89,40 @@ def quarantine(
         out.print(f"{r['ingest_id']} {r['file']}:{r['line']}{column}: {r['reason']}{value}", markup=False)
     if len(shown) < len(rows):
         out.print(f"... {len(rows) - len(shown):,} more (use --limit 0)")
+
+
+@lake_app.command("info")
+def info(
+    lake: LakeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, one object per table.")] = False,
+) -> None:
+    """What the lake holds per table: rows, first and last date, entities, vendors, partitions, size."""
+    import pandas as pd
+
+    lk = Lake.open(lake or default_lake_path())
+    table = lk.info()
+    if as_json:
+        records = []
+        for r in table.to_dict("records"):
+            records.append({k: (None if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
+                                else v.date().isoformat() if k in ("first", "last") else v)
+                            for k, v in r.items()})
+        print_json(records)
+        return
+    held = table[table["rows"] > 0]
+    out.print(f"lake {lk.root}: {int(table['rows'].sum()):,} rows in {len(held)} of {len(table)} tables, "
+              f"{int(table['bytes'].sum()) / 1e6:,.1f} MB", markup=False)
+    out.print(f"  {'table':<16}{'rows':>12}  {'first':<10}  {'last':<10}{'entities':>9}{'partitions':>11}{'MB':>9}  vendors",
+              markup=False)
+    for r in held.itertuples():
+        first = "" if pd.isna(r.first) else f"{r.first:%Y-%m-%d}"
+        last = "" if pd.isna(r.last) else f"{r.last:%Y-%m-%d}"
+        ent = "" if pd.isna(r.entities) else f"{int(r.entities):,}"
+        out.print(f"  {r.table:<16}{r.rows:>12,}  {first:<10}  {last:<10}{ent:>9}{r.partitions:>11,}"
+                  f"{r.bytes / 1e6:>9,.2f}  {r.vendors if isinstance(r.vendors, str) else ''}", markup=False)
+    empty = table[table["rows"] == 0]["table"].tolist()
+    if empty:
+        out.print(f"  empty: {', '.join(empty)}", markup=False)
 
 
 @lake_app.command("verify")

@@ -1,8 +1,9 @@
 """`eventvol refresh`: the scheduled, incremental factor refresh (see pipelines/refresh.py).
 
-Exit codes: 0 every due unit computed (or nothing was due); 2 bad arguments; 3 inputs of a
-due session are missing (data not arrived: retry later); 4 computing a unit failed;
-75 another refresh or writer holds the lake (EX_TEMPFAIL).
+Exit codes: 0 every due unit computed (or nothing was due; families without inputs and
+sessions without data in a sparse lake are skipped, not failures); 2 bad arguments; 3 inputs of
+a due session after the last recorded one are missing (data not arrived: retry later);
+4 computing a unit failed; 75 another refresh or writer holds the lake (EX_TEMPFAIL).
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ def refresh(
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler address (default: a LocalCluster).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Recompute every unit in range.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout (log lines go to stderr).")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log a line per unit, not only per family and month.")] = False,
 ) -> None:
-    """Compute the factor units that are missing or whose inputs changed; one log line per unit."""
+    """Compute the factor units that are missing or whose inputs changed, in batches; the log
+    has a line per family and month (a line per unit with --verbose)."""
     from eventvol.pipelines.refresh import refresh as run_refresh
     from eventvol.research.progress import status
 
@@ -56,7 +59,7 @@ def refresh(
             step(line)
 
         result = run_refresh(lk, factors=names, start=lo, end=hi, force=force, engine=engine,
-                             scheduler=scheduler, log=log_and_step)
+                             scheduler=scheduler, verbose=verbose, log=log_and_step)
     summary = result.summary()
     if as_json:
         print_json(summary)

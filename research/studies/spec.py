@@ -5,6 +5,9 @@ tables that kind declares; a `[mechanism]` table names a registered mechanism es
 its parameters. Keys nobody declared are refused with the file and the key named, so a typo
 (`car_windw`) fails loudly instead of silently running the default.
 
+`plugins = ["my_package.my_kind"]` (top level) imports modules before the file is checked,
+so a hypothesis can use a kind or estimator that lives outside eventvol (docs/extending.md).
+
 Tables every kind accepts:
 - `[test]`: `expected` ("positive", "negative" or "two-sided"), `coefficient` (regressions),
   `counted` ("primary" or "mechanism": the test that gives the verdict, the p-value adjusted
@@ -22,6 +25,7 @@ Tables every kind accepts:
 
 from __future__ import annotations
 
+import importlib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -104,6 +108,14 @@ def parse_spec(raw: Mapping[str, Any], where: str) -> HypothesisSpec:
     from eventvol.research.studies.kinds import KINDS, MECHANISMS, load_kinds
 
     load_kinds()
+    plugins = raw.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(m, str) for m in plugins):
+        raise SpecError(f"hypothesis file {where} key 'plugins' must be a list of module names")
+    for module in plugins:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise SpecError(f"hypothesis file {where} names the plugin module {module!r}, which cannot be imported ({exc})") from None
     missing = [k for k in REQUIRED if k not in raw]
     if missing:
         raise SpecError(f"hypothesis file {where} lacks the key {missing[0]!r}")
@@ -118,7 +130,7 @@ def parse_spec(raw: Mapping[str, Any], where: str) -> HypothesisSpec:
     for key, value in raw.items():
         if key in REQUIRED:
             continue
-        if key in kind.keys:
+        if key in kind.keys or key == "plugins":
             tables[key] = value
             continue
         if key not in allowed_tables:
