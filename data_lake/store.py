@@ -183,10 +183,9 @@ class Lake:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._view_files: dict[str, tuple[Path, ...]] = {}  # the files each cached view reads
         self._views_lock = threading.Lock()
-        # parts whose content hash was checked, by (size, mtime_ns, inode), from integrity.json:
-        # a part is never edited in place, so a changed state means a changed file
+        # parts whose content hash was checked, by (size, mtime_ns), from integrity.json: a
+        # part is never edited in place, so a changed state means a changed file
         self._verified: dict[str, list[int]] | None = None
-        self._integrity_dirty = False
         self._damage: dict[Path, str] = {}  # parts found damaged, with why
 
     # ------------------------------------------------------------------ opening
@@ -250,8 +249,9 @@ class Lake:
 
     # ------------------------------------------------------------------ reading
     # Integrity of DuckDB reads: before a view exposes a part, its content hash is checked
-    # once per file state (size, mtime, inode) and the result kept in integrity.json (the
-    # writer records the parts it writes, so readers rarely hash). A damaged part is left out
+    # once per file state (size, mtime) and the result kept in integrity.json by the next
+    # write (the writer records the parts it writes, so readers rarely hash; readers never
+    # write to the lake). A damaged part is left out
     # of the good parts' file list and becomes a branch bounded to its month that raises the
     # one-sentence error: DuckDB's optimizer drops that branch for a query whose date filter
     # excludes the month, so reads of intact months still answer. Arrow reads
@@ -262,13 +262,14 @@ class Lake:
             try:
                 data = json.loads((self.root / INTEGRITY).read_text())
                 parts = data.get("parts", {}) if isinstance(data, dict) else {}
-                self._verified = {k: v for k, v in parts.items() if isinstance(v, list) and len(v) == 3}
+                self._verified = {k: v for k, v in parts.items() if isinstance(v, list) and len(v) == 2}
             except (OSError, ValueError):
                 self._verified = {}  # absent or unreadable: every part is hashed again
         return self._verified
 
     def _save_integrity_cache(self) -> None:
-        """Best effort (a read-only lake just hashes again next time); atomic replace."""
+        """Under the writer lock; best effort (a lake that cannot take it hashes again next
+        time); atomic replace."""
         parts = {k: v for k, v in self._integrity_cache().items() if (self.root / k).is_file()}
         tmp = self.root / f"{INTEGRITY}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp"
         try:
@@ -282,7 +283,7 @@ class Lake:
             st = path.stat()
         except OSError:
             return  # not in place (yet): it is hashed when first read
-        self._integrity_cache()[self.relative(path)] = [st.st_size, st.st_mtime_ns, st.st_ino]
+        self._integrity_cache()[self.relative(path)] = [st.st_size, st.st_mtime_ns]
 
     def part_problem(self, path: Path) -> str | None:
         """Why a part cannot be trusted (see `content_problem`), or None; a part whose file
@@ -292,12 +293,12 @@ class Lake:
         except OSError as exc:
             return f"it cannot be read ({exc.strerror or exc})"
         rel = self.relative(path)
-        if self._integrity_cache().get(rel) == [st.st_size, st.st_mtime_ns, st.st_ino]:
+        if self._integrity_cache().get(rel) == [st.st_size, st.st_mtime_ns]:
             return None
         problem = content_problem(path)
         if problem is None:
-            self._integrity_cache()[rel] = [st.st_size, st.st_mtime_ns, st.st_ino]
-            self._integrity_dirty = True
+            # kept in memory; written to integrity.json by the next write (readers never write)
+            self._integrity_cache()[rel] = [st.st_size, st.st_mtime_ns]
         return problem
 
     def _damaged_branch(self, s: TableSpec, path: Path, problem: str) -> str:
@@ -326,9 +327,6 @@ class Lake:
             else:
                 self._damage[f] = problem
                 damaged.append(f)
-        if self._integrity_dirty:
-            self._save_integrity_cache()
-            self._integrity_dirty = False
         if not good and not damaged:
             return "SELECT " + ", ".join(f'NULL::{duckdb_type(f.type)} AS "{f.name}"' for f in s.schema) + " WHERE false"
         names = ", ".join(_sql_str(duckdb_path(f)) for f in good)
@@ -550,7 +548,9 @@ class Lake:
                                   schema=spec(table).schema)
                 except (OSError, pa.ArrowException) as exc:
                     problem = _one_line(str(exc).split("\n")[0])
-            if problem:
+            if problem is None:
+                self._record_verified(path)
+            else:
                 part = "" if not path.parent.name.startswith("month=") else "%04d-%02d" % partition_of(path)
                 rows.append({"table": table, "file": self.relative(path), "partition": part, "problem": problem})
             if progress:
@@ -576,6 +576,7 @@ class Lake:
                 self._damage.pop(src, None)
                 moved.append(dst)
             self._con = None
+            self._save_integrity_cache()
             self.rebuild_catalog()
         return moved
 

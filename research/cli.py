@@ -35,9 +35,13 @@ app = typer.Typer(
 
 def _show_version(value: bool) -> None:
     if value:
-        from eventvol import __version__
+        from importlib.metadata import PackageNotFoundError, version
 
-        out.print(f"eventvol {__version__}")
+        try:  # the installed distribution's version (as eventvol.__version__)
+            number = version("eventvol")
+        except PackageNotFoundError:
+            number = "0+unknown"
+        out.print(f"eventvol {number}")
         raise typer.Exit(0)
 
 
