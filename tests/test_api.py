@@ -130,6 +130,8 @@ def test_backtest_string_is_one_value_and_a_list_sweeps(small_lake):
     contracts = both.trades[both.trades["param_id"] == 0].set_index("event_id")["contracts"]
     # at the mid, long and short move the same dollars the opposite way; each pays 2 fees
     np.testing.assert_allclose(t[0] + t[1], -2 * 2 * 0.65 * contracts.reindex(t.index), atol=1e-6)
+    with pytest.raises(EventvolError, match="parameter fee_per_contract must be a finite number, not nan"):
+        ev.backtest(small_lake, "earnings-straddle", fee_per_contract=float("nan"))
     with pytest.raises(EventvolError, match="side must be one of long, short, not 'l'"):
         ev.backtest(small_lake, "earnings-straddle", side=list("long"))
 
