@@ -2,7 +2,7 @@
 exit code, never a traceback (`--debug` or EVENTVOL_DEBUG=1 adds it):
 
   0 success · 1 internal error (a bug: rerun with --debug) · 2 usage error, bad input or
-  missing data · 65 a damaged lake file · 74 the system refused an operation (permission,
+  missing data · 3/4 refresh: inputs missing / a unit failed · 65 a damaged lake file · 74 the system refused an operation (permission,
   read-only place, disk full, not a folder) · 75 the lake is busy (another writer) ·
   130 interrupted."""
 
