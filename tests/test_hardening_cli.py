@@ -361,3 +361,18 @@ def test_verify_of_an_intact_lake_and_of_no_lake(prices_lake, tmp_path):
     res = run("lake", "verify", "--lake", str(tmp_path / "absent"))
     assert res.returncode == 2 and one_sentence(res.stderr).startswith(f"eventvol: error: no lake at {tmp_path / 'absent'}")
     assert not (tmp_path / "absent").exists()
+
+
+@pytest.mark.parametrize("name, decoy", [("a[1]", "a1"), ("a?b", "aXb")])
+def test_ingest_and_read_a_lake_whose_path_has_glob_characters(tmp_path, name, decoy):
+    src, other = tmp_path / "prices.csv", tmp_path / "other.csv"
+    src.write_text(PRICES)
+    other.write_text(PRICES.replace("AAA", "DECOY").replace("1.75", "9.75"))
+    assert run("ingest", "prices-csv", str(other), "--lake", str(tmp_path / decoy)).returncode == 0
+    for _ in range(2):  # the second ingest is an upsert that reads the lake's own parts
+        res = run("ingest", "prices-csv", str(src), "--lake", str(tmp_path / name), "--json")
+        assert res.returncode == 0, res.stderr
+    bars = Lake.open(tmp_path / name).read("bars")
+    assert bars["symbol"].tolist() == ["AAA", "AAA"] and bars["close"].tolist() == [1.5, 1.75]
+    res = run("lake", "verify", "--lake", str(tmp_path / name), "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["damaged"] == []
