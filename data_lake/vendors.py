@@ -149,8 +149,8 @@ def pick_vendor(rows: Rows, preference: Sequence[str] | None = None, *, lake=Non
     day = tbl.column("trade_date").combine_chunks()
     day = day if pa.types.is_date32(day.type) else pc.cast(day, pa.date32(), safe=False)
     day = day.cast(pa.int32()).to_numpy(zero_copy_only=False)
-    _, g = np.unique((und << 32) | (day.astype(np.int64) & 0xFFFFFFFF), return_inverse=True)
-    best = np.full(g.max() + 1, np.iinfo(np.int64).max)
+    g, uniq = pd.factorize((und << 32) | (day.astype(np.int64) & 0xFFFFFFFF))  # hash, no sort
+    best = np.full(len(uniq), np.iinfo(np.int64).max)
     np.minimum.at(best, g, rank)  # the most preferred vendor present in each chain
     keep = rank == best[g]
     if is_pandas:
