@@ -151,7 +151,8 @@ def pick_vendor(rows: Rows, preference: Sequence[str] | None = None, *, lake=Non
     day = day.cast(pa.int32()).to_numpy(zero_copy_only=False)
     g, uniq = pd.factorize((und << 32) | (day.astype(np.int64) & 0xFFFFFFFF))  # hash, no sort
     best = np.full(len(uniq), np.iinfo(np.int64).max)
-    np.minimum.at(best, g, rank)  # the most preferred vendor present in each chain
+    for r in np.flatnonzero(np.bincount(rank))[::-1]:  # the most preferred vendor present per chain writes last
+        best[g[rank == r]] = r
     keep = rank == best[g]
     if is_pandas:
         return rows.loc[keep]
