@@ -27,6 +27,16 @@ def parse_date(value: str, option: str = "--date") -> dt.date:
         raise NoDataError(f"{option} must be a date as YYYY-MM-DD, not {value!r}") from None
 
 
+def out_folder(path: Path, option: str = "--out") -> Path:
+    """`path` as an output folder, refused before any work if it is a file (or under one)."""
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise NoDataError(f"{option} {path}: {p} is a file, not a folder; give a folder for the output")
+            break
+    return path
+
+
 def _json_default(o):
     if isinstance(o, (dt.date, dt.datetime)):
         return o.isoformat()

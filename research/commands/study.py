@@ -9,7 +9,7 @@ import typer
 
 from eventvol.data_lake import Lake, NoDataError
 from eventvol.data_lake.store import default_lake_path
-from eventvol.research.cli_common import LakeOpt, export_frames, out, print_json
+from eventvol.research.cli_common import LakeOpt, export_frames, out, out_folder, print_json
 
 MOMENTUM = "momentum-regimes"
 
@@ -129,6 +129,7 @@ def report(
     from eventvol.research.progress import status
     from eventvol.research.report import backtest_for_report, backtest_params
 
+    out_folder(out_dir)
     names = list(dict.fromkeys(backtest or []))
     per_name = backtest_params(names, param)
     lk = Lake.open(lake or default_lake_path())
