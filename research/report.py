@@ -371,9 +371,11 @@ def headline(r: dict) -> dict:
     """The formatted headline of a study: estimate and interval with units, p-values, verdict
     and the counted test's name."""
     u, k = r["unit"], r["scale"]
-    return {"estimate": F.with_unit(r.get("estimate"), u, k), "ci": f"{F.with_unit(r.get('ci_low'), u, k)} to "
-            f"{F.with_unit(r.get('ci_high'), u, k)}", "p": F.pvalue(r.get("p_value")), "p_bh": F.pvalue(r.get("p_bh")),
-            "unit": u or "as measured", "label": r["label"], "test": r["counted_test"], "verdict": r["verdict"]}
+    lo = r.get("ci_low")
+    return {"estimate": F.with_unit(r.get("estimate"), u, k),
+            "ci": f"{F.number(lo * k, 3) if lo is not None else 'n/a'} to {F.with_unit(r.get('ci_high'), u, k)}",
+            "p": F.pvalue(r.get("p_value")), "p_bh": F.pvalue(r.get("p_bh")),
+            "unit": u or "as measured", "label": r["label"], "test": F.words(r["counted_test"]), "verdict": r["verdict"]}
 
 
 def _finding(r: dict) -> str:
