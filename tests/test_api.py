@@ -208,10 +208,13 @@ def test_demo_report_and_cli_backtest_give_the_same_trades_to_the_cent(demo_run,
     for c in ("entry_fill", "exit_fill", "pnl"):
         np.testing.assert_array_equal(cents(shown[c]), cents(cli[c]))
     assert shown["traded"].sum() >= 10
-    # the report's straddle table: total P&L per GEX regime at entry, to the cent
+    # the report's tear sheet: total P&L per dealer-gamma regime at entry, to the cent (-$1,234.56)
     html = (root / "out" / "report.html").read_text()
-    table = dict(re.findall(r'<td class="l">(negative GEX|positive GEX)</td>(?:<td>[^<]*</td>){3}<td>\$([-\d,.]+)</td>', html))
+    rows = re.findall(r'<td class="l">(dealers short gamma|dealers long gamma)</td><td>\d+</td><td>[^<]*</td>'
+                      r'<td>[^<]*</td><td>(-?)\$([\d,.]+)</td>', html)
+    table = {k: float(sign + v.replace(",", "")) for k, sign, v in rows}
     t = cli[cli["traded"]]
-    for regime, mask in (("negative GEX", t["net_gex_per_1pct_at_entry"] < 0), ("positive GEX", t["net_gex_per_1pct_at_entry"] > 0)):
+    g = t["net_gex_per_1pct_at_entry"]
+    for regime, mask in (("dealers short gamma", g < 0), ("dealers long gamma", g >= 0)):
         if mask.any():
-            assert float(table[regime].replace(",", "")) == round(t.loc[mask, "pnl"].sum(), 2)
+            assert table[regime] == round(t.loc[mask, "pnl"].sum(), 2)
