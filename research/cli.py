@@ -2,7 +2,7 @@
 exit code, never a traceback (`--debug` or EVENTVOL_DEBUG=1 adds it):
 
   0 success · 1 internal error (a bug: rerun with --debug) · 2 usage error, bad input or
-  missing data · 65 a damaged lake file · 74 the system refused an operation (permission,
+  missing data · 3/4 refresh: inputs missing / a unit failed · 65 a damaged lake file · 74 the system refused an operation (permission,
   read-only place, disk full, not a folder) · 75 the lake is busy (another writer) ·
   130 interrupted."""
 
@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     args = [a for i, a in enumerate(args) if not (a == "--debug" and i < cut)]
     warnings.showwarning = _warning_line
     try:
-        app(args=args, prog_name="eventvol", standalone_mode=False)
+        # without standalone mode typer returns a typer.Exit's code (Ctrl-C becomes 130)
+        code = app(args=args, prog_name="eventvol", standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except SystemExit:
@@ -192,6 +193,10 @@ def main(argv: list[str] | None = None) -> None:
 
             traceback.print_exception(exc, file=sys.stderr)
         err.print(f"eventvol: error: {sentence}", markup=False)
+        sys.exit(code)
+    if isinstance(code, int) and code:
+        if code == EXIT_INTERRUPTED:
+            err.print("eventvol: error: interrupted", markup=False)
         sys.exit(code)
 
 

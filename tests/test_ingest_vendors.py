@@ -224,3 +224,21 @@ def test_every_chain_reader_uses_one_vendor(small_lake, second_vendor_lake):
     assert np.allclose(other[2].iv.dropna(), base[2].iv.dropna() * 1.1, rtol=1e-12)
     num = [c for c in base[0].columns if base[0][c].dtype.kind == "f"]
     assert num and not np.allclose(other[0][num].to_numpy(float), base[0][num].to_numpy(float), equal_nan=True)
+
+
+def test_cli_lake_vendors(two_vendor_lake, eventvol_cli):
+    import json
+
+    root = str(two_vendor_lake.root)
+    code, out, err = eventvol_cli("lake", "vendors", "--lake", root, "--json")
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["order"] == list(DEFAULT_VENDOR_PREFERENCE) and got["default"] is True
+    assert got["held"] == [{"vendor": "cboe-datashop", "rows": 7, "chains": 2}, {"vendor": "optionmetrics", "rows": 5, "chains": 2}]
+    code, out, err = eventvol_cli("lake", "vendors", "--lake", root, "--set", "optionmetrics, cboe-datashop")
+    assert code == 0 and "vendor order (lake setting): optionmetrics, cboe-datashop" in out
+    assert vendor_preference(Lake.open(root)) == ("optionmetrics", "cboe-datashop")
+    code, out, err = eventvol_cli("lake", "vendors", "--lake", root, "--set", "orats,orats")
+    assert code == 2 and "names a vendor twice" in err and len(err.strip().splitlines()) == 1
+    code, out, err = eventvol_cli("lake", "vendors", "--lake", root, "--reset")
+    assert code == 0 and "vendor order (default)" in out
