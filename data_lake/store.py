@@ -699,9 +699,13 @@ class Lake:
     def _commit(self, txn: Path, moves: list[tuple[str, str]], deletes: list[str]) -> None:
         journal = txn / "journal.json"
         tmp = txn / "journal.json.tmp"
-        tmp.write_text(json.dumps({"moves": moves, "deletes": deletes}))
-        _fsync(tmp)
-        os.replace(tmp, journal)  # the commit point
+        try:
+            tmp.write_text(json.dumps({"moves": moves, "deletes": deletes}))
+            _fsync(tmp)
+            os.replace(tmp, journal)  # the commit point
+        except BaseException:
+            shutil.rmtree(txn, ignore_errors=True)  # not committed: the old partitions stand
+            raise
         self._apply(txn)
         # the parts were named by hashing the very bytes now in place: record them as checked
         for _, final in moves:

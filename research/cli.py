@@ -2,7 +2,7 @@
 exit code, never a traceback (`--debug` or EVENTVOL_DEBUG=1 adds it):
 
   0 success · 1 internal error (a bug: rerun with --debug) · 2 usage error, bad input or
-  missing data · 65 a damaged lake file · 74 the system refused an operation (permission,
+  missing data · 3/4 refresh: inputs missing / a unit failed · 65 a damaged lake file · 74 the system refused an operation (permission,
   read-only place, disk full, not a folder) · 75 the lake is busy (another writer) ·
   130 interrupted."""
 
@@ -81,11 +81,13 @@ def demo(
         err.print(f"eventvol demo: warning: {note}")
     if res.straddle is not None:
         trades = res.straddle.trades
+        from eventvol.research.formatting import money
+
         s = summarize(trades.loc[trades["traded"], "pnl"])
         out.print(f"  earnings straddles traded: {s['events']}, hit rate {s['hit_rate']:.1%}, "
-                  f"mean P&L ${s['mean_pnl']:,.2f}, total ${s['total_pnl']:,.2f}")
+                  f"mean P&L {money(s['mean_pnl'])}, total {money(s['total_pnl'])}")
         for regime, row in gex_split(trades).iterrows():
-            out.print(f"  {regime}: {int(row['events'])} events, mean P&L ${row['mean_pnl']:,.2f}")
+            out.print(f"  {regime}: {int(row['events'])} events, mean P&L {money(row['mean_pnl'])}")
     out.print(f"  report: {', '.join(str(p) for p in res.paths)}  ({time.perf_counter() - t0:.1f}s)")
 
 
@@ -175,7 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     args = [a for i, a in enumerate(args) if not (a == "--debug" and i < cut)]
     warnings.showwarning = _warning_line
     try:
-        app(args=args, prog_name="eventvol", standalone_mode=False)
+        # without standalone mode typer returns a typer.Exit's code (Ctrl-C becomes 130)
+        code = app(args=args, prog_name="eventvol", standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except SystemExit:
@@ -190,6 +193,10 @@ def main(argv: list[str] | None = None) -> None:
 
             traceback.print_exception(exc, file=sys.stderr)
         err.print(f"eventvol: error: {sentence}", markup=False)
+        sys.exit(code)
+    if isinstance(code, int) and code:
+        if code == EXIT_INTERRUPTED:
+            err.print("eventvol: error: interrupted", markup=False)
         sys.exit(code)
 
 

@@ -29,6 +29,9 @@ class ParamError(EventvolError):
 
 def _convert(name: str, kind, text):
     if not isinstance(text, str):
+        # values from Python (the API) are already typed; a non-finite number is refused alike
+        if isinstance(text, float) and not math.isfinite(text):
+            raise ParamError(f"parameter {name} must be a finite number, not {text!r}")
         return text
     try:
         if kind in (int, "int"):

@@ -327,3 +327,52 @@ def test_unexpected_failure_is_one_sentence_exit_1(eventvol_cli, monkeypatch, pr
     assert code == 1
     assert one_sentence(err) == ("eventvol: error: internal error ZeroDivisionError: division by zero "
                                  "(rerun with --debug for the traceback and report it)")
+
+
+def test_lock_file_that_is_a_folder_is_exit_74(prices_lake, tmp_path):
+    lock = prices_lake / "locks" / "writer.lock"
+    lock.unlink()
+    lock.mkdir()
+    src = tmp_path / "more.csv"
+    src.write_text(PRICES)
+    before = snapshot(prices_lake)
+    res = run("ingest", "prices-csv", str(src), "--lake", str(prices_lake))
+    assert res.returncode == 74
+    assert one_sentence(res.stderr) == f"eventvol: error: cannot write to lake {prices_lake}: Is a directory ({lock})"
+    assert snapshot(prices_lake) == before
+
+
+def test_interrupt_is_one_line_exit_130(eventvol_cli, monkeypatch, prices_lake):
+    from eventvol.data_lake import store
+
+    def interrupted(self, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store.Lake, "verify", interrupted)
+    code, out, err = eventvol_cli("lake", "verify", "--lake", str(prices_lake))
+    assert code == 130 and one_sentence(err) == "eventvol: error: interrupted"
+
+
+def test_verify_of_an_intact_lake_and_of_no_lake(prices_lake, tmp_path):
+    res = run("lake", "verify", "--lake", str(prices_lake), "--json")
+    doc = json.loads(res.stdout)
+    assert res.returncode == 0 and doc["damaged"] == [] and doc["files_checked"] == len(list(
+        (prices_lake / "tables").rglob("part-*.parquet")))
+    res = run("lake", "verify", "--lake", str(tmp_path / "absent"))
+    assert res.returncode == 2 and one_sentence(res.stderr).startswith(f"eventvol: error: no lake at {tmp_path / 'absent'}")
+    assert not (tmp_path / "absent").exists()
+
+
+@pytest.mark.parametrize("name, decoy", [("a[1]", "a1"), ("a?b", "aXb")])
+def test_ingest_and_read_a_lake_whose_path_has_glob_characters(tmp_path, name, decoy):
+    src, other = tmp_path / "prices.csv", tmp_path / "other.csv"
+    src.write_text(PRICES)
+    other.write_text(PRICES.replace("AAA", "DECOY").replace("1.75", "9.75"))
+    assert run("ingest", "prices-csv", str(other), "--lake", str(tmp_path / decoy)).returncode == 0
+    for _ in range(2):  # the second ingest is an upsert that reads the lake's own parts
+        res = run("ingest", "prices-csv", str(src), "--lake", str(tmp_path / name), "--json")
+        assert res.returncode == 0, res.stderr
+    bars = Lake.open(tmp_path / name).read("bars")
+    assert bars["symbol"].tolist() == ["AAA", "AAA"] and bars["close"].tolist() == [1.5, 1.75]
+    res = run("lake", "verify", "--lake", str(tmp_path / name), "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["damaged"] == []

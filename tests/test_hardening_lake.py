@@ -61,10 +61,10 @@ def months_lake(tmp_path) -> Lake:
 
 
 # ---------------------------------------------------------------- a path is a path
-@pytest.mark.parametrize("name", ["a[1]", "a?b", "a*", "x[ab]y"])
+@pytest.mark.parametrize("name", ["a[1]", "a?b", "a*", "x[ab]y", "o'brien [2]"])
 def test_lake_under_glob_characters_reads_itself(tmp_path, name):
     """DuckDB expands every file name as a glob: a lake in `a[1]` read `a1`'s files before."""
-    decoy_name = {"a[1]": "a1", "a?b": "aXb", "a*": "aZZ", "x[ab]y": "xay"}[name]
+    decoy_name = {"a[1]": "a1", "a?b": "aXb", "a*": "aZZ", "x[ab]y": "xay", "o'brien [2]": "o'brien 2"}[name]
     decoy = Lake.open(tmp_path / decoy_name, create=True)
     decoy.write("bars", _bars("DECOY", months=("2024-01",), scale=9.0))
     lake = Lake.open(tmp_path / name, create=True)
@@ -301,3 +301,64 @@ def test_a_failed_read_never_writes_to_the_lake(months_lake):
             lake.read("bars")
     assert lake.verify()["partition"].tolist() == ["2024-01"]
     assert _snapshot(months_lake.root) == before
+
+
+def test_damage_is_named_in_a_lake_whose_path_needs_quoting(tmp_path):
+    lake = Lake.open(tmp_path / "it's [1]", create=True)
+    lake.write("bars", _bars())
+    _truncate(_part(lake, "2024-02"))
+    lake = Lake.open(lake.root)
+    assert len(lake.read("bars", where="trade_date < ?", params=["2024-02-01"])) == 15
+    with pytest.raises(CorruptLakeError, match=r"year=2024/month=02/part-\w+\.parquet in .*it's \[1\] is damaged"):
+        lake.read("bars")
+
+
+def test_a_corrupt_integrity_record_only_costs_a_rehash(months_lake):
+    expected = months_lake.read("bars")
+    for content in ("{oops", '{"parts": {"tables/bars/year=2024/month=01/x": [1, 2]}}', "[]"):
+        (months_lake.root / "integrity.json").write_text(content)
+        lake = Lake.open(months_lake.root)
+        pd.testing.assert_frame_equal(lake.read("bars"), expected)
+    # a record whose size or mtime no longer match the file does not vouch for it
+    path = _part(months_lake, "2024-03")
+    _flip(path, 4)
+    with pytest.raises(CorruptLakeError, match="month=03"):
+        Lake.open(months_lake.root).read("bars")
+
+
+def test_staging_entry_that_is_a_symlink_is_set_aside_without_following_it(months_lake, tmp_path):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "journal.json").write_text(json.dumps({"moves": [], "deletes": []}))
+    (target / "keep.txt").write_text("keep")
+    (months_lake.root / "staging" / "txn-link").symlink_to(target)
+    with pytest.warns(LakeWarning, match="not a transaction folder"):
+        months_lake.write("bars", _bars("DDD", months=("2024-07",)))
+    assert (target / "keep.txt").read_text() == "keep" and (target / "journal.json").exists()
+    assert (months_lake.root / "quarantine/journals/txn-link").is_symlink()
+
+
+def test_disk_full_at_the_journal_commit_leaves_the_old_partitions(months_lake, monkeypatch):
+    import errno
+
+    from eventvol.data_lake import store
+
+    before = _snapshot(months_lake.root)
+    real = store._fsync
+
+    def full(path):
+        if str(path).endswith("journal.json.tmp"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path)
+
+    monkeypatch.setattr(store, "_fsync", full)
+    with pytest.raises(OSError) as info:
+        months_lake.write("bars", _bars("EEE", months=("2024-02",)))
+    assert info.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert not any((months_lake.root / "staging").iterdir())  # the failed write cleaned up
+    lake = Lake.open(months_lake.root)
+    assert {k: v for k, v in _snapshot(lake.root).items() if k.startswith("tables/")} == \
+        {k: v for k, v in before.items() if k.startswith("tables/")}
+    assert not any((lake.root / "staging").iterdir())
+    assert set(lake.read("bars")["symbol"]) == {"AAA"}

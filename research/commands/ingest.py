@@ -158,6 +158,38 @@ def verify(
             f"set them aside with `eventvol lake verify --set-aside --lake {lk.root}` and re-ingest their partitions")
 
 
+@lake_app.command("vendors")
+def vendors(
+    lake: LakeOpt = None,
+    order: Annotated[str | None, typer.Option("--set", help="Store the lake's vendor order, most preferred first, "
+                                                              "comma-separated (e.g. cboe-datashop,orats).")] = None,
+    reset: Annotated[bool, typer.Option("--reset", help="Restore the default vendor order.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """The vendor order readers use to pick one vendor per (underlying, trade_date), and the
+    chains each vendor holds (docs/ingest.md, "Several vendors side by side")."""
+    from eventvol.data_lake.vendors import DEFAULT_VENDOR_PREFERENCE, set_vendor_preference, vendor_preference
+
+    if order is not None and reset:
+        raise typer.BadParameter("give --set or --reset, not both")
+    lk = Lake.open(lake or default_lake_path())
+    if order is not None:
+        set_vendor_preference(lk, [v.strip() for v in order.split(",") if v.strip()])
+    elif reset:
+        set_vendor_preference(lk, None)
+    current = vendor_preference(lk)
+    held = lk.df("SELECT vendor, count(*) AS rows, count(DISTINCT (underlying, trade_date)) AS chains "
+                 "FROM option_quotes GROUP BY vendor ORDER BY vendor")
+    held = [{"vendor": r.vendor, "rows": int(r.rows), "chains": int(r.chains)} for r in held.itertuples()]
+    if as_json:
+        print_json({"order": list(current), "default": current == DEFAULT_VENDOR_PREFERENCE, "held": held})
+        return
+    where = "default" if current == DEFAULT_VENDOR_PREFERENCE else "lake setting"
+    out.print(f"vendor order ({where}): {', '.join(current)}; unlisted vendors follow alphabetically", markup=False)
+    for h in held:
+        out.print(f"  {h['vendor']}: {h['rows']:,} option rows in {h['chains']:,} chains", markup=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(ingest)
     app.add_typer(lake_app)
