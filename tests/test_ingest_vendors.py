@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from eventvol.data_lake.store import file_hash
 from eventvol.data_lake import Lake, SchemaError
 from eventvol.data_lake.ingest import ingest_files
 from eventvol.data_lake.vendors import (DEFAULT_VENDOR_PREFERENCE, pick_vendor, set_vendor_preference,
@@ -146,7 +147,9 @@ def test_members_written_before_known_at_still_read(empty_lake):
     folder.mkdir(parents=True)
     old = pa.table({"index": ["SPX"], "symbol": ["OLD"], "start_date": pa.array([D(2019, 1, 2)], pa.date32()),
                     "end_date": pa.array([None], pa.date32())})
-    pq.write_table(old, folder / "part-0123456789abcdef01234567.parquet")
+    pq.write_table(old, folder / "old.parquet")
+    # named by its content hash as the lake names its parts (reads verify it)
+    (folder / "old.parquet").rename(folder / f"part-{file_hash(folder / 'old.parquet')}.parquet")
     lake = Lake.open(empty_lake.root)
     got = lake.read("index_members")
     assert got.symbol.tolist() == ["OLD"] and got.known_at.isna().all()

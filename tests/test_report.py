@@ -302,3 +302,25 @@ def test_price_only_lake_gets_its_factor_pages(small_lake, tmp_path):
     left = html[html.index("Left out of this report"):]
     assert "Dealer positioning" in left[:left.index("</div>")] and "no option quotes" in left
     assert 'id="positioning"' not in html
+
+
+def test_real_chain_only_lake_reports_positioning(real_data, tmp_path, eventvol_cli):
+    """The real Cboe SPX chain of 2022-02-04 alone: `eventvol report` exits 0 with the
+    positioning page, the chart marks the zero gamma `eventvol gex` computes, and page 1
+    names what is left out and why."""
+    from eventvol.research import api
+
+    lake = tmp_path / "lake"
+    code, out, err = eventvol_cli("ingest", "cboe-quotetable", str(real_data / "cboe_quotetable" / "spx_2022-02-04.csv"),
+                                  "--lake", str(lake))
+    assert code == 0, err
+    code, out, err = eventvol_cli("report", "--lake", str(lake), "--out", str(tmp_path / "out"), "--no-pdf")
+    assert code == 0, err
+    html = (tmp_path / "out" / "report.html").read_text()
+    zg = float(re.search(r'id="positioning-SPX" data-zero-gamma="([^"]+)"', html).group(1))
+    assert zg == api.gex(Lake.open(lake), "SPX", "2022-02-04")["zero_gamma"]
+    assert 4500 < zg < 4700  # a flip above the 4,500.53 close (dealers short gamma at spot)
+    left = html[html.index("Left out of this report"):]
+    left = left[:left.index("</div>")]
+    assert "no events of kind earnings" in left and "index_members" in left and "NoDataError" not in left
+    assert pd.read_csv(tmp_path / "out" / "positioning.csv")["underlying"].tolist() == ["SPX"]
