@@ -41,8 +41,9 @@ def lake_info(lake) -> pd.DataFrame:
             col = f'"{s.partition_col}"' if s.partition_col else "NULL"
             ent_sql = f'count(DISTINCT "{ent}")' if ent else "0"
             vendor_sql = "string_agg(DISTINCT vendor, ',' ORDER BY vendor)" if has_vendor else "NULL"
-            n, first, last, entities, vendors = lake.con.execute(
-                f'SELECT count(*), min({col}), max({col}), {ent_sql}, {vendor_sql} FROM "{s.name}"').fetchone()
+            # through `query`: a damaged part is named in one sentence, not a DuckDB error
+            n, first, last, entities, vendors = lake.query(
+                f'SELECT count(*), min({col}), max({col}), {ent_sql}, {vendor_sql} FROM "{s.name}"').to_pylist()[0].values()
         partitions = len({f.parent for f in files}) if s.partition_col else int(bool(files))
         rows.append({"table": s.name, "rows": int(n), "first": _ts(first), "last": _ts(last),
                      "entities": int(entities) if ent else pd.NA,

@@ -149,9 +149,10 @@ def pick_vendor(rows: Rows, preference: Sequence[str] | None = None, *, lake=Non
     day = tbl.column("trade_date").combine_chunks()
     day = day if pa.types.is_date32(day.type) else pc.cast(day, pa.date32(), safe=False)
     day = day.cast(pa.int32()).to_numpy(zero_copy_only=False)
-    _, g = np.unique((und << 32) | (day.astype(np.int64) & 0xFFFFFFFF), return_inverse=True)
-    best = np.full(g.max() + 1, np.iinfo(np.int64).max)
-    np.minimum.at(best, g, rank)  # the most preferred vendor present in each chain
+    g, uniq = pd.factorize((und << 32) | (day.astype(np.int64) & 0xFFFFFFFF))  # hash, no sort
+    best = np.full(len(uniq), np.iinfo(np.int64).max)
+    for r in np.flatnonzero(np.bincount(rank))[::-1]:  # the most preferred vendor present per chain writes last
+        best[g[rank == r]] = r
     keep = rank == best[g]
     if is_pandas:
         return rows.loc[keep]

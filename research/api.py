@@ -328,20 +328,26 @@ def straddle_trades(lake: LakeLike) -> tuple[BacktestResult | None, str | None]:
 
 def write_report(lake: LakeLike, out_dir: str | os.PathLike = "out", *, pdf: bool = True,
            studies: Sequence[str] | None = None, events: str | os.PathLike | None = None,
-           straddle: BacktestResult | bool = True, title: str | None = None, progress: Progress = None,
-           extra_provenance: dict | None = None) -> list[Path]:
+           straddle: BacktestResult | bool = True, backtests: Sequence[BacktestResult] = (),
+           title: str | None = None, progress: Progress = None, extra_provenance: dict | None = None) -> list[Path]:
     """Write the PM research report: out_dir/report.html (self-contained) and, with `pdf`,
     report.pdf. `studies` limits the hypotheses; `straddle` True runs the catalog
     earnings-straddle with its defaults for the report's backtest section (a BacktestResult is
-    used as given, False leaves the section out). Returns the paths written."""
+    used as given, False leaves the section out); `backtests` adds a tear sheet per result
+    (its first parameter set). Sections the lake's data do not allow are left out and listed
+    on the first page. Returns the paths written."""
     from eventvol.research.report import build_research_report
 
     lk = _lake(lake)
-    bt = straddle if isinstance(straddle, BacktestResult) else (straddle_trades(lk)[0] if straddle else None)
+    bt, why = (straddle, None) if isinstance(straddle, BacktestResult) else \
+        (straddle_trades(lk) if straddle else (None, None))
     kw = {"title": title} if title else {}
+    runs = ([bt] if bt is not None else []) + list(backtests)
+    # the reason without the exception's class name (straddle_trades prefixes it)
+    left_out = [{"section": f"Backtest {STRADDLE}", "reason": why.split(": ", 1)[-1]}] if why else []
     return build_research_report(lk, Path(out_dir), studies=list(studies) if studies else None, events_file=events,
-                                 pdf=pdf, progress=progress, trades=bt.trades if bt is not None else None,
-                                 extra_provenance=extra_provenance, **kw)
+                                 pdf=pdf, progress=progress, backtests=runs, extra_provenance=extra_provenance,
+                                 left_out=left_out, **kw)
 
 
 report = write_report  # the public name; `demo` has a `report` flag

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import typing
 
 import numpy as np
@@ -28,13 +29,21 @@ class ParamError(EventvolError):
 
 def _convert(name: str, kind, text):
     if not isinstance(text, str):
+        # values from Python (the API) are already typed; a non-finite number is refused alike
+        if isinstance(text, float) and not math.isfinite(text):
+            raise ParamError(f"parameter {name} must be a finite number, not {text!r}")
         return text
     try:
         if kind in (int, "int"):
             return int(text)
         if kind in (float, "float"):
-            return float(text)
+            value = float(text)
+            if not math.isfinite(value):  # nan, inf and overflows such as 1e400
+                raise ParamError(f"parameter {name} must be a finite number, not {text!r}")
+            return value
         if kind in (bool, "bool"):
+            if text.lower() not in ("1", "true", "yes", "0", "false", "no"):
+                raise ParamError(f"parameter {name} must be true or false, not {text!r}")
             return text.lower() in ("1", "true", "yes")
     except ValueError:
         raise ParamError(f"parameter {name} must be a {getattr(kind, '__name__', kind)}, not {text!r}") from None

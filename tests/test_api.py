@@ -130,6 +130,8 @@ def test_backtest_string_is_one_value_and_a_list_sweeps(small_lake):
     contracts = both.trades[both.trades["param_id"] == 0].set_index("event_id")["contracts"]
     # at the mid, long and short move the same dollars the opposite way; each pays 2 fees
     np.testing.assert_allclose(t[0] + t[1], -2 * 2 * 0.65 * contracts.reindex(t.index), atol=1e-6)
+    with pytest.raises(EventvolError, match="parameter fee_per_contract must be a finite number, not nan"):
+        ev.backtest(small_lake, "earnings-straddle", fee_per_contract=float("nan"))
     with pytest.raises(EventvolError, match="side must be one of long, short, not 'l'"):
         ev.backtest(small_lake, "earnings-straddle", side=list("long"))
 
@@ -158,6 +160,21 @@ def test_backtest_returns_are_daily_pnl_over_capital_on_session_dates(small_lake
     assert isinstance(single, pd.Series) and single.name == "earnings-straddle"
     with pytest.raises(ev.ApiError, match="capital must be a positive number"):
         ev.backtest(small_lake, "earnings-straddle", capital=0)
+
+
+def test_quantstats_reads_the_returns_with_real_dates(small_lake):
+    """What the removed vectorbt `portfolio` got wrong (Start 0 / End 1, a $1bn start, Sharpe
+    inf): quantstats on `.returns` reports the real first and last session and the Sharpe ratio
+    of the daily returns, computed here by hand."""
+    qs = pytest.importorskip("quantstats")
+    r = ev.backtest(small_lake, "earnings-straddle").returns
+    m = qs.reports.metrics(r, mode="basic", display=False)
+    assert str(m.loc["Start Period"].iloc[0]) == str(r.index[0].date()) == "2023-01-17"
+    assert str(m.loc["End Period"].iloc[0]) == str(r.index[-1].date())
+    x = r.to_numpy()
+    assert qs.stats.sharpe(r) == pytest.approx(x.mean() / x.std(ddof=1) * np.sqrt(252), rel=1e-12)
+    assert np.isfinite(qs.stats.sharpe(r)) and abs(qs.stats.sharpe(r)) < 5
+    assert qs.stats.comp(r) == pytest.approx(np.prod(1 + x) - 1, rel=1e-12)
 
 
 def test_backtest_has_no_misleading_portfolio(small_lake):
@@ -208,10 +225,25 @@ def test_demo_report_and_cli_backtest_give_the_same_trades_to_the_cent(demo_run,
     for c in ("entry_fill", "exit_fill", "pnl"):
         np.testing.assert_array_equal(cents(shown[c]), cents(cli[c]))
     assert shown["traded"].sum() >= 10
-    # the report's straddle table: total P&L per GEX regime at entry, to the cent
+    # the report's tear sheet: total P&L per dealer-gamma regime at entry, to the cent (-$1,234.56)
     html = (root / "out" / "report.html").read_text()
-    table = dict(re.findall(r'<td class="l">(negative GEX|positive GEX)</td>(?:<td>[^<]*</td>){3}<td>\$([-\d,.]+)</td>', html))
+    rows = re.findall(r'<td class="l">(dealers short gamma|dealers long gamma)</td><td>\d+</td><td>[^<]*</td>'
+                      r'<td>[^<]*</td><td>(-?)\$([\d,.]+)</td>', html)
+    table = {k: float(sign + v.replace(",", "")) for k, sign, v in rows}
     t = cli[cli["traded"]]
-    for regime, mask in (("negative GEX", t["net_gex_per_1pct_at_entry"] < 0), ("positive GEX", t["net_gex_per_1pct_at_entry"] > 0)):
+    g = t["net_gex_per_1pct_at_entry"]
+    for regime, mask in (("dealers short gamma", g < 0), ("dealers long gamma", g >= 0)):
         if mask.any():
-            assert float(table[regime].replace(",", "")) == round(t.loc[mask, "pnl"].sum(), 2)
+            assert table[regime] == round(t.loc[mask, "pnl"].sum(), 2)
+
+
+def test_refresh_computes_due_units_once_and_takes_date_strings(lake_copy):
+    first = ev.refresh(lake_copy, "gex", start="2023-03-01", end=dt.date(2023, 3, 31))
+    assert isinstance(first, pd.Series)
+    sessions = lake_copy.df("SELECT count(DISTINCT trade_date) AS n FROM option_quotes "
+                            "WHERE trade_date BETWEEN DATE '2023-03-01' AND DATE '2023-03-31'")["n"].item()
+    assert first["units_computed"] == sessions == 23 and first["units_failed"] == 0
+    again = ev.refresh(lake_copy, ["gex"], "2023-03-01", "2023-03-31")
+    assert again["units_computed"] == 0 and again["units_skipped"] == sessions
+    with pytest.raises(ev.ApiError, match="end must be a date as YYYY-MM-DD, not '2023-03-32'"):
+        ev.refresh(lake_copy, "gex", "2023-03-01", "2023-03-32")

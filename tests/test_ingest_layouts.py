@@ -109,8 +109,11 @@ def test_orats_api_layout(empty_lake):
     assert _row(df, root="SPXW", expiration=D(2025, 1, 10), option_type="C").settlement == "PM"
     aapl = _row(df, underlying="AAPL", option_type="C")
     assert (aapl.root, aapl.settlement, aapl.underlying_price, aapl.strike) == ("AAPL", "PM", 245.0, 245.0)
-    # ORATS snapshots 14 minutes before the close (16:00 ET = 21:00 UTC in January)
-    assert am.quote_ts == pd.Timestamp("2025-01-06 20:46", tz=UTC)
+    # the API layout says when ORATS took its snapshot (snapShotDate, UTC); without it, 14
+    # minutes before the close (16:00 ET = 21:00 UTC in January)
+    assert am.quote_ts == pd.Timestamp("2025-01-06 20:45:13", tz=UTC)
+    assert aapl.quote_ts == pd.Timestamp("2025-01-06 20:46", tz=UTC)  # its snapShotDate is empty
+    assert am.available_ts == pd.Timestamp("2025-01-06 22:00", tz=UTC)
 
 
 def test_orats_history_without_opra_derives_the_root(empty_lake):

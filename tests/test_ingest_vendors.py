@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from eventvol.data_lake.store import file_hash
 from eventvol.data_lake import Lake, SchemaError
 from eventvol.data_lake.ingest import ingest_files
 from eventvol.data_lake.vendors import (DEFAULT_VENDOR_PREFERENCE, pick_vendor, set_vendor_preference,
@@ -146,7 +147,9 @@ def test_members_written_before_known_at_still_read(empty_lake):
     folder.mkdir(parents=True)
     old = pa.table({"index": ["SPX"], "symbol": ["OLD"], "start_date": pa.array([D(2019, 1, 2)], pa.date32()),
                     "end_date": pa.array([None], pa.date32())})
-    pq.write_table(old, folder / "part-0123456789abcdef01234567.parquet")
+    pq.write_table(old, folder / "old.parquet")
+    # named by its content hash as the lake names its parts (reads verify it)
+    (folder / "old.parquet").rename(folder / f"part-{file_hash(folder / 'old.parquet')}.parquet")
     lake = Lake.open(empty_lake.root)
     got = lake.read("index_members")
     assert got.symbol.tolist() == ["OLD"] and got.known_at.isna().all()
@@ -224,3 +227,21 @@ def test_every_chain_reader_uses_one_vendor(small_lake, second_vendor_lake):
     assert np.allclose(other[2].iv.dropna(), base[2].iv.dropna() * 1.1, rtol=1e-12)
     num = [c for c in base[0].columns if base[0][c].dtype.kind == "f"]
     assert num and not np.allclose(other[0][num].to_numpy(float), base[0][num].to_numpy(float), equal_nan=True)
+
+
+def test_cli_lake_vendors(two_vendor_lake, eventvol_cli):
+    import json
+
+    root = str(two_vendor_lake.root)
+    code, out, err = eventvol_cli("lake", "vendors", "--lake", root, "--json")
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["order"] == list(DEFAULT_VENDOR_PREFERENCE) and got["default"] is True
+    assert got["held"] == [{"vendor": "cboe-datashop", "rows": 7, "chains": 2}, {"vendor": "optionmetrics", "rows": 5, "chains": 2}]
+    code, out, err = eventvol_cli("lake", "vendors", "--lake", root, "--set", "optionmetrics, cboe-datashop")
+    assert code == 0 and "vendor order (lake setting): optionmetrics, cboe-datashop" in out
+    assert vendor_preference(Lake.open(root)) == ("optionmetrics", "cboe-datashop")
+    code, out, err = eventvol_cli("lake", "vendors", "--lake", root, "--set", "orats,orats")
+    assert code == 2 and "names a vendor twice" in err and len(err.strip().splitlines()) == 1
+    code, out, err = eventvol_cli("lake", "vendors", "--lake", root, "--reset")
+    assert code == 0 and "vendor order (default)" in out

@@ -528,6 +528,11 @@ def _orats_parse_with(names: dict, opra: bool) -> Callable[[Batch, Context], lis
         greeks = {g: opt_num(g) for g in ("delta", "gamma", "vega", "theta")}
         ticker = pc.utf8_upper(b.text("ticker"))
         root = None if opra else _orats_roots(b, ticker, exp)
+        # ORATS snapshots 14 minutes before the close; the API layout says when (snapShotDate, UTC)
+        quote_ts = _session_close(td, plus_minutes=-14)
+        if "snapShotDate" in b.cols:
+            snap = b.timestamp("snapShotDate", ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S"))
+            quote_ts = pc.coalesce(pc.assume_timezone(snap, "UTC").cast(UTC_TS), quote_ts)
         out = []
         for side, label in (("c", "cOpra"), ("p", "pOpra")):
             if opra:  # the ticker SPX holds SPX and SPXW contracts: the root comes from the OPRA symbol
@@ -540,7 +545,7 @@ def _orats_parse_with(names: dict, opra: bool) -> Callable[[Batch, Context], lis
             iv = opt_num(col(f"{side}iv"))
             out.append({
                 "trade_date": td,
-                "quote_ts": _session_close(td, plus_minutes=-14),  # ORATS snapshots 14 minutes before the close
+                "quote_ts": quote_ts,
                 "available_ts": _session_close(td, plus_minutes=60),
                 "underlying": underlying,
                 "root": side_root,
