@@ -27,9 +27,11 @@ def _print_result(res) -> None:
     if not r.get("evaluable"):
         return
     k = res.scale
-    out.print(f"  {res.label} ({res.counted_test}): {_fmt(res.estimate * k)} [{_fmt(res.ci_low * k)}, {_fmt(res.ci_high * k)}]"
+    out.print(f"  {res.label}: {_fmt(res.estimate * k)} [{_fmt(res.ci_low * k)}, {_fmt(res.ci_high * k)}]"
               + (f" {res.unit}" if res.unit else "") + f", p = {_fmt(res.p_value)}"
               + (f", BH-adjusted p = {_fmt(res.p_bh)}" if res.p_bh is not None else ""))
+    if res.counted_test != res.label:
+        out.print(f"  test: {res.counted_test}")
     out.print(f"  verdict (p < 5% with the expected {res.expected} direction): {res.verdict}")
     for key in ("primary", "mechanism"):
         p = r.get(key)
