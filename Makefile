@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 LAKE   ?= lake
 OUT    ?= out
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench wheel-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: install
 
 test: install
 	$(BIN)/pytest -q
+
+# build the wheel, install it into a fresh venv, run the CLI and the quickstart from outside the repo
+wheel-check:
+	PYTHON=$(PYTHON) .ci/wheel_check.sh
 
 bench: install
 	$(BIN)/python benchmarks/bench_gex.py

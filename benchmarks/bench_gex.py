@@ -17,7 +17,13 @@ partition:
     groupby-sum) of net GEX only;
   - scan floor: DuckDB reading the same columns as the pipeline and only summing (numbers) or
     counting (strings) them per (underlying, date).
-Also: the zero-gamma solve time of one SPX-sized chain (`--chain-contracts`, default 20,000).
+  - refresh_runner_gex_force: `eventvol refresh --factors gex --force` as the CLI runs it
+    (pipelines.refresh.refresh on a copy of the lake: planning, fingerprints, the writes);
+  - duckdb_sql_net_gex: a plain DuckDB SQL query computing net GEX from the stored IVs over
+    the same files (`SQL_NET_GEX`).
+Also: the zero-gamma solve time of one SPX-sized chain (`--chain-contracts`, default 20,000),
+and `positioning_summary` on the real SPX 2022-02-04 chain (`--real`), lake open: total,
+read and compute medians.
 
     .venv/bin/python benchmarks/bench_gex.py                    # 2M rows, < 2 minutes
     .venv/bin/python benchmarks/bench_gex.py --rows 50000000    # the issue's full size
@@ -46,7 +52,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.special import ndtr  # noqa: F401  (imported before timing)
 
-from eventvol.data_lake.store import ROW_GROUP_ROWS
+from eventvol.data_lake.store import ROW_GROUP_ROWS, file_hash
 from eventvol.pipelines import gex
 from eventvol.data_lake import Lake
 from eventvol.pipelines.loaders import GEX_COLUMNS, group_ids, load_gex_chains, month_ranges
@@ -88,6 +94,7 @@ def synth_partition(rng: np.random.Generator, days: np.ndarray, n_und: int, per_
         "bid": np.zeros(n), "ask": np.zeros(n),
         "volume": pa.array(vol, pa.int64()), "open_interest": pa.array(oi, pa.int64()), "iv": iv,
         "underlying_price": spot, "multiplier": pa.array(np.full(n, 100, np.int32)),
+        "vendor": pa.array(np.full(n, "bench", dtype=object), pa.string()),
     })
 
 
@@ -105,7 +112,10 @@ def build_synthetic(root: Path, rows: int, per_chain: int, n_und: int, seed: int
         d.mkdir(parents=True, exist_ok=True)
         # written directly (the lake's validated write would dominate the set-up time), in the
         # lake's format: zstd, 128k-row groups, sorted by the table's sort order
-        pq.write_table(tbl, d / "part-bench.parquet", compression="zstd", row_group_size=ROW_GROUP_ROWS)
+        pq.write_table(tbl, d / "bench.parquet", compression="zstd", row_group_size=ROW_GROUP_ROWS,
+                       write_page_checksum=True)
+        # content-addressed like the lake's own parts, so the lake's integrity checks accept it
+        (d / "bench.parquet").rename(d / f"part-{file_hash(d / 'bench.parquet')}.parquet")
     return lake
 
 
@@ -253,6 +263,93 @@ def run_scan(files) -> tuple[int, float]:
     return rows, time.perf_counter() - t0
 
 
+# net GEX per (underlying, date) from the stored IVs in plain DuckDB SQL: T in calendar days
+# (AM settlement 6.5 hours earlier), r = 0, dealers long calls / short puts
+SQL_NET_GEX = """
+SELECT underlying, trade_date,
+       sum(CASE WHEN option_type = 'C' THEN 1 ELSE -1 END * open_interest * multiplier
+           * exp(-0.5 * d1 * d1) / sqrt(2 * pi()) / (iv * sqrt(t)) * underlying_price * 0.01) AS net_gex_per_1pct
+FROM (SELECT *, (ln(underlying_price / strike) + 0.5 * iv * iv * t) / (iv * sqrt(t)) AS d1
+      FROM (SELECT *, (date_diff('day', trade_date, expiration)
+                       - CASE WHEN settlement = 'AM' THEN 6.5 / 24 ELSE 0 END) / 365.0 AS t
+            FROM read_parquet(?))
+      WHERE t > 0 AND iv > 0 AND open_interest > 0)
+GROUP BY ALL
+"""
+
+
+def run_sql_net_gex(files) -> tuple[int, float]:
+    """The plain DuckDB SQL net GEX (`SQL_NET_GEX`), file by file like the scan floor."""
+    con = duckdb.connect()
+    groups = 0
+    t0 = time.perf_counter()
+    for f in files:
+        groups += len(con.sql(SQL_NET_GEX, params=[str(f)]).fetchall())
+    return groups, time.perf_counter() - t0
+
+
+def run_refresh(lake: Lake) -> tuple[float, int]:
+    """`eventvol refresh --factors gex --force` as the CLI runs it (pipelines.refresh.refresh:
+    plan, fingerprints, load + compute + write per batch, the run log), on a copy of the lake
+    (copied outside the timing)."""
+    from eventvol.pipelines.refresh import refresh
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_gex_refresh_"))
+    try:
+        shutil.copytree(lake.root, tmp / "lake")
+        copy = Lake.open(tmp / "lake")
+        t0 = time.perf_counter()
+        res = refresh(copy, factors=["gex"], force=True)
+        secs = time.perf_counter() - t0
+        if res.failed:
+            raise RuntimeError(f"refresh failed: {res.failed[:3]}")
+        return secs, res.rows_written
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def real_spx_summary(real: Path, repeats: int = 21) -> dict | None:
+    """`positioning_summary(lake, "SPX", 2022-02-04)` on the real Cboe chain, the lake already
+    open: median of `repeats` (the first call, which compiles and warms the file cache, is not
+    counted), and the compute alone (chain arrays + positioning incl. zero gamma) on the chain
+    already read."""
+    from eventvol.data_lake.ingest import ingest_files
+    from eventvol.pipelines.loaders import gex_chain_for, load_rates
+    from eventvol.pipelines.positioning import positioning_summary
+
+    src = real / "cboe_quotetable" / "spx_2022-02-04.csv"
+    if not src.exists():
+        return None
+    tmp = Path(tempfile.mkdtemp(prefix="bench_gex_spx_"))
+    try:
+        lake = Lake.open(tmp / "lake", create=True)
+        ingest_files(lake, "cboe-quotetable", [src])
+        day = dt.date(2022, 2, 4)
+
+        def med(fn):
+            out = fn()
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                fn()
+                times.append(1e3 * (time.perf_counter() - t0))
+            return statistics.median(times), min(times), out
+
+        total_med, total_min, summary = med(lambda: positioning_summary(lake, "SPX", day))
+        chain = gex_chain_for(lake, "SPX", day)
+        rates = load_rates(lake, start=day, end=day)
+        group = np.zeros(chain.num_rows, np.int64)
+        compute_med, compute_min, _ = med(lambda: gex.positioning(gex.ChainArrays.from_arrow(chain, group, rates), 1))
+        read_med, read_min, _ = med(lambda: gex_chain_for(lake, "SPX", day))
+        return {"contracts": chain.num_rows, "contracts_used": summary["contracts_used"],
+                "zero_gamma": summary["zero_gamma"], "net_gex_per_1pct": summary["net_gex_per_1pct"],
+                "summary_median_ms": total_med, "summary_min_ms": total_min,
+                "compute_median_ms": compute_med, "compute_min_ms": compute_min,
+                "read_median_ms": read_med, "read_min_ms": read_min}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def zero_gamma_chain(n_contracts: int, repeats: int = 9) -> dict:
     """One SPX-sized chain: the factor's flip (the root nearest spot, as `positioning` solves it
     per chain) and every root (`eventvol gex --all-roots`), median and best of `repeats`."""
@@ -311,6 +408,9 @@ def main() -> None:
     ap.add_argument("--chain-contracts", type=int, default=20_000, help="contracts of the zero-gamma chain")
     ap.add_argument("--demo-lake", type=Path, default=None, help="benchmark this lake's option_quotes instead")
     ap.add_argument("--keep", type=Path, default=None, help="write the synthetic lake here and keep it")
+    ap.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real",
+                    help="the real-data folder (SPX 2022-02-04 single-chain timing; skipped when absent)")
+    ap.add_argument("--no-refresh", action="store_true", help="skip the refresh-runner path (it copies the lake)")
     args = ap.parse_args()
     warm_up()
     out: dict = {"benchmark": "gex"}
@@ -336,6 +436,8 @@ def main() -> None:
         _, secs_rates, _ = run_pipeline(lake, zero_gamma=False, rates=rates_curve(files))
         secs_read = run_read_only(lake)
         _, secs_scan = run_scan(files)
+        sql_groups, secs_sql = run_sql_net_gex(files)
+        secs_refresh, refresh_rows = (float("nan"), 0) if args.no_refresh else run_refresh(lake)
         _, secs_pd = run_pandas(files)
         secs_pd_same = run_pandas_same_outputs(files, flip=False)
         secs_pd_flip = run_pandas_same_outputs(files, flip=True)
@@ -344,7 +446,9 @@ def main() -> None:
                                  "x_pandas_same_outputs": same / sec}
         out.update({
             "rows": rows, "groups": groups, "rows_per_group": rows / max(groups, 1), "factor_rows": factor_rows,
-            "factor_family": per(secs_family, secs_pd_flip),
+            "refresh_runner_gex_force": {**per(secs_refresh, secs_pd_flip), "factor_rows_written": refresh_rows,
+                                         "x_duckdb_sql_net_gex": secs_sql / secs_refresh},
+            "factor_family": {**per(secs_family, secs_pd_flip), "x_duckdb_sql_net_gex": secs_sql / secs_family},
             "pipeline_all_outputs": per(secs, secs_pd_flip),
             "pipeline_without_zero_gamma": per(secs_core, secs_pd_same),
             "pipeline_without_zero_gamma_with_rates_curve": per(secs_rates, secs_pd_same),
@@ -354,11 +458,14 @@ def main() -> None:
             "pandas_same_outputs_with_perfiliev_flip": {"seconds": secs_pd_flip,
                                                         "rows_per_s": rate(rows, secs_pd_flip)},
             "duckdb_scan_floor": {"seconds": secs_scan, "rows_per_s": rate(rows, secs_scan)},
+            "duckdb_sql_net_gex": {"seconds": secs_sql, "rows_per_s": rate(rows, secs_sql), "groups": sql_groups,
+                                   "share_of_scan_floor": secs_scan / secs_sql},
             "zero_gamma_ms_per_chain_in_pipeline": 1e3 * (secs - secs_core) / max(groups, 1),
             "peak_rss_mb_after_factor_family": rss_pipeline,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         })
         out["zero_gamma_spx_sized_chain"] = zero_gamma_chain(args.chain_contracts)
+        out["real_spx_2022_02_04_positioning_summary"] = real_spx_summary(args.real)
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)

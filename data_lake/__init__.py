@@ -2,9 +2,12 @@
 synthetic market. The bottom layer: it imports nothing from the other eventvol packages."""
 
 from eventvol.data_lake.errors import (
+    CorruptLakeError,
     EventvolError,
+    LakeIOError,
     LakeLockedError,
     LakeNotFoundError,
+    LakeWarning,
     NoDataError,
     SchemaError,
     ValidationError,
@@ -13,6 +16,6 @@ from eventvol.data_lake.schemas import TABLES, TableSpec, spec
 from eventvol.data_lake.store import Lake, WriteResult
 
 __all__ = [
-    "EventvolError", "LakeLockedError", "LakeNotFoundError", "NoDataError", "SchemaError",
+    "CorruptLakeError", "EventvolError", "LakeIOError", "LakeLockedError", "LakeWarning", "LakeNotFoundError", "NoDataError", "SchemaError",
     "ValidationError", "TABLES", "TableSpec", "spec", "Lake", "WriteResult",
 ]

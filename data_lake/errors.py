@@ -30,3 +30,22 @@ class ValidationError(EventvolError):
 
 class NoDataError(EventvolError):
     """A query asked for an underlying, symbol or date that the lake does not hold."""
+
+
+class CorruptLakeError(EventvolError):
+    """A file of the lake is damaged (content hash, page checksum or Parquet structure do not
+    hold); the message names the file and how to recover (EX_DATAERR)."""
+
+    exit_code = 65
+
+
+class LakeIOError(EventvolError):
+    """The operating system refused a lake or file operation: permission, read-only place,
+    disk full, not a folder (EX_IOERR)."""
+
+    exit_code = 74
+
+
+class LakeWarning(UserWarning):
+    """Something the lake repaired or set aside on its own (e.g. a corrupt journal); the CLI
+    prints it as one `warning:` line."""

@@ -10,7 +10,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from eventvol.data_lake.errors import LakeLockedError
+from eventvol.data_lake.errors import LakeIOError, LakeLockedError
 
 
 class WriterLock:
@@ -30,8 +30,14 @@ class WriterLock:
         if self._fd is not None:
             self._depth += 1
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            # a read-only mount or folder: refuse before anything is staged
+            raise LakeIOError(
+                f"cannot write to lake {self.lake_path}: {exc.strerror or exc} ({self.path})"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -11,11 +11,15 @@ next open); a crash after it is rolled forward on the next open. Readers never o
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
+import tempfile
+import threading
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from eventvol.data_lake.errors import LakeNotFoundError, NoDataError
+from eventvol.data_lake.errors import CorruptLakeError, LakeIOError, LakeNotFoundError, LakeWarning, NoDataError
 from eventvol.data_lake.lock import WriterLock
 from eventvol.data_lake.schemas import ADDED_COLUMNS, TABLES, TableSpec, duckdb_type, spec
 from eventvol.data_lake.validate import conform, validate
@@ -36,6 +40,10 @@ from eventvol.data_lake.validate import conform, validate
 MARKER = "lake.json"
 FORMAT_VERSION = 1
 ROW_GROUP_ROWS = 128 * 1024
+HASH_CHARS = 24  # part-<first 24 hex digits of the file's sha256>.parquet
+INTEGRITY = "integrity.json"  # content hashes already checked, by file state (a cache)
+DAMAGED_DIR = "damaged"  # where `set_aside_damaged` moves damaged parts (kept, never deleted)
+REJECTED_JOURNALS = "quarantine/journals"  # where unusable staging transactions are set aside
 
 
 @dataclass
@@ -85,16 +93,77 @@ def _known_bound(s: TableSpec, as_of) -> object:
     return ts.date() if s.known_col == "publish_date" else ts.to_pydatetime()
 
 
+def _month_bounds(path: Path):
+    """First and last day of the month partition holding `path`."""
+    first = datetime(*partition_of(path), 1).date()
+    return first, (pd.Timestamp(first) + pd.offsets.MonthEnd(0)).date()
+
+
+def _partition_label(path: Path) -> str:
+    """'option_quotes for 2023-04' for a part of a month partition, 'bars' for a flat table."""
+    if path.parent.name.startswith("month="):
+        y, m = partition_of(path)
+        return f"{path.parent.parent.parent.name} for {y:04d}-{m:02d}"
+    return path.parent.name
+
+
 def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def _file_hash(path: Path) -> str:
+def duckdb_path(path: str | os.PathLike) -> str:
+    """`path` as a file argument for DuckDB, which expands every file name it is given as a
+    glob (even inside a list): `[`, `?` and `*` are bracketed so they match only themselves."""
+    return "".join(f"[{c}]" if c in "[?*" else c for c in str(path))
+
+
+def file_hash(path: Path) -> str:
+    """The name-part of a content-addressed part: the first 24 hex digits of its sha256."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()[:24]
+    return h.hexdigest()[:HASH_CHARS]
+
+
+def structure_problem(path: Path) -> str | None:
+    """Why `path` cannot be a whole Parquet file (size, magic bytes, footer length), or None.
+    Reads 8 bytes at each end: cheap enough to run on every file before a read."""
+    try:
+        size = path.stat().st_size
+        if size < 12:
+            return f"it is truncated ({size} bytes)"
+        with open(path, "rb") as f:
+            head = f.read(4)
+            f.seek(size - 8)
+            tail = f.read(8)
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    if head != b"PAR1" or tail[4:] != b"PAR1":
+        return "it is truncated or not Parquet (no PAR1 magic bytes)"
+    if int.from_bytes(tail[:4], "little") + 12 > size:
+        return "it is truncated (its footer is longer than the file)"
+    return None
+
+
+def content_problem(path: Path) -> str | None:
+    """Why `path` does not hold the bytes it was written with, or None: a part's name is the
+    sha256 of its content (`part-<hash>.parquet`), so any flipped or missing byte shows."""
+    problem = structure_problem(path)
+    if problem:
+        return problem
+    want = path.name.removeprefix("part-").removesuffix(".parquet")
+    try:
+        got = file_hash(path)
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    if got != want:
+        return f"its content hash is {got}, not the {want} its name records"
+    return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 def _fsync(path: Path) -> None:
@@ -112,20 +181,33 @@ class Lake:
         self.root = root.resolve()
         self.lock = WriterLock(self.root / "locks" / "writer.lock", self.root)
         self._con: duckdb.DuckDBPyConnection | None = None
-        self._empty_at_connect: list[str] = []
+        self._view_files: dict[str, tuple[Path, ...]] = {}  # the files each cached view reads
+        self._views_lock = threading.Lock()
+        # parts whose content hash was checked, by (size, mtime_ns), from integrity.json: a
+        # part is never edited in place, so a changed state means a changed file
+        self._verified: dict[str, list[int]] | None = None
+        self._damage: dict[Path, str] = {}  # parts found damaged, with why
 
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, path: str | os.PathLike | None = None, *, create: bool = False) -> "Lake":
         root = Path(path) if path is not None else default_lake_path()
-        if not (root / MARKER).exists():
+        if root.exists() and not root.is_dir():
+            raise LakeNotFoundError(f"the lake path {root} is a file, not a lake folder")
+        if not (root / MARKER).is_file():
             if not create:
                 raise LakeNotFoundError(f"no lake at {root}; create one with `eventvol demo --lake {root}` or `eventvol ingest`")
-            if root.exists() and any(root.iterdir()):
-                raise LakeNotFoundError(f"{root} exists and is not an eventvol lake; choose an empty or new folder")
-            for sub in ("tables", "locks", "staging", "quarantine"):
-                (root / sub).mkdir(parents=True, exist_ok=True)
-            (root / MARKER).write_text(json.dumps({"format_version": FORMAT_VERSION}) + "\n")
+            try:
+                if root.exists() and any(root.iterdir()):
+                    raise LakeNotFoundError(f"{root} exists and is not an eventvol lake; choose an empty or new folder")
+                for sub in ("tables", "locks", "staging", "quarantine"):
+                    (root / sub).mkdir(parents=True, exist_ok=True)
+                tmp = root / (MARKER + ".tmp")
+                tmp.write_text(json.dumps({"format_version": FORMAT_VERSION}) + "\n")
+                os.replace(tmp, root / MARKER)  # the marker appears whole or not at all
+            except OSError as exc:
+                raise LakeIOError(f"cannot create a lake at {root}: {exc.strerror or exc}"
+                                  + (f" ({exc.filename})" if exc.filename else "")) from None
         lake = cls(root)
         lake._recover_if_idle()
         return lake
@@ -145,59 +227,190 @@ class Lake:
         return sorted({partition_of(f) for f in self.files(table)})
 
     def _glob(self, s: TableSpec) -> str:
+        """The table's files as one DuckDB glob, the lake's own path escaped (for the catalog)."""
         sub = "year=*/month=*/part-*.parquet" if s.partition_col else "part-*.parquet"
-        return str(self.root / "tables" / s.name / sub)
+        return duckdb_path(self.root / "tables" / s.name) + "/" + sub
 
     def is_empty(self) -> bool:
         return not any(self.files(t) for t in TABLES)
 
+    def relative(self, path: Path) -> str:
+        """`path` relative to the lake root, as messages name lake files."""
+        try:
+            return str(Path(path).relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    def damaged_message(self, path: Path, problem: str) -> str:
+        """The one sentence naming a damaged part and the way to recover."""
+        return (f"lake file {self.relative(path)} in {self.root} is damaged ({problem}); "
+                f"set it aside with `eventvol lake verify --set-aside --lake {self.root}` and re-ingest "
+                f"{_partition_label(path)} (docs/lake.md, Recovery)")
+
     # ------------------------------------------------------------------ reading
-    def _view_sql(self, s: TableSpec) -> str:
-        files = self.files(s.name)
-        if files and s.name in ADDED_COLUMNS:
+    # Integrity of DuckDB reads: before a view exposes a part, its content hash is checked
+    # once per file state (size, mtime) and the result kept in integrity.json by the next
+    # write (the writer records the parts it writes, so readers rarely hash; readers never
+    # write to the lake). A damaged part is left out
+    # of the good parts' file list and becomes a branch bounded to its month that raises the
+    # one-sentence error: DuckDB's optimizer drops that branch for a query whose date filter
+    # excludes the month, so reads of intact months still answer. Arrow reads
+    # (`scan_partitions`) verify page checksums on every read; `verify` checks everything.
+
+    def _integrity_cache(self) -> dict[str, list[int]]:
+        if self._verified is None:
+            try:
+                data = json.loads((self.root / INTEGRITY).read_text())
+                parts = data.get("parts", {}) if isinstance(data, dict) else {}
+                self._verified = {k: v for k, v in parts.items() if isinstance(v, list) and len(v) == 2}
+            except (OSError, ValueError):
+                self._verified = {}  # absent or unreadable: every part is hashed again
+        return self._verified
+
+    def _save_integrity_cache(self) -> None:
+        """Under the writer lock; best effort (a lake that cannot take it hashes again next
+        time); atomic replace."""
+        parts = {k: v for k, v in self._integrity_cache().items() if (self.root / k).is_file()}
+        tmp = self.root / f"{INTEGRITY}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp"
+        try:
+            tmp.write_text(json.dumps({"format_version": 1, "parts": parts}, sort_keys=True))
+            os.replace(tmp, self.root / INTEGRITY)
+        except OSError:
+            tmp.unlink(missing_ok=True) if tmp.parent.exists() else None
+
+    def _record_verified(self, path: Path) -> None:
+        try:
+            st = path.stat()
+        except OSError:
+            return  # not in place (yet): it is hashed when first read
+        self._integrity_cache()[self.relative(path)] = [st.st_size, st.st_mtime_ns]
+
+    def part_problem(self, path: Path) -> str | None:
+        """Why a part cannot be trusted (see `content_problem`), or None; a part whose file
+        state matches the integrity record is not hashed again."""
+        try:
+            st = path.stat()
+        except OSError as exc:
+            return f"it cannot be read ({exc.strerror or exc})"
+        rel = self.relative(path)
+        if self._integrity_cache().get(rel) == [st.st_size, st.st_mtime_ns]:
+            return None
+        problem = content_problem(path)
+        if problem is None:
+            # kept in memory; written to integrity.json by the next write (readers never write)
+            self._integrity_cache()[rel] = [st.st_size, st.st_mtime_ns]
+        return problem
+
+    def _damaged_branch(self, s: TableSpec, path: Path, problem: str) -> str:
+        """One row per day of the damaged part's month (a flat table: one row), every value
+        computed by `__ev_damaged`, which raises: any query that may need the month fails with
+        the one-sentence error, whatever else it filters on; others never reach it."""
+        fail = f"__ev_damaged({_sql_str(str(path))})"
+        values = ", ".join(
+            (f'__d AS "{f.name}"' if f.name == s.partition_col else
+             f'CASE WHEN {fail} THEN NULL END::{duckdb_type(f.type)} AS "{f.name}"') for f in s.schema)
+        first, last = _month_bounds(path) if s.partition_col else (datetime(1970, 1, 1).date(),) * 2
+        days = f"SELECT unnest(generate_series(DATE '{first}', DATE '{last}', INTERVAL 1 DAY))::DATE AS __d"
+        guard = f"__d BETWEEN DATE '{first}' AND DATE '{last}' AND " if s.partition_col else ""
+        return f"SELECT {values} FROM ({days}) AS __t WHERE {guard}{fail}"
+
+    def _fail_damaged(self, path: str) -> bool:
+        p = Path(path)
+        raise CorruptLakeError(self.damaged_message(p, self._damage.get(p, "it is damaged")))
+
+    def _view_sql(self, s: TableSpec, files: tuple[Path, ...]) -> str:
+        good, damaged = [], []
+        for f in files:
+            problem = self.part_problem(f)
+            if problem is None:
+                good.append(f)
+            else:
+                self._damage[f] = problem
+                damaged.append(f)
+        if not good and not damaged:
+            return "SELECT " + ", ".join(f'NULL::{duckdb_type(f.type)} AS "{f.name}"' for f in s.schema) + " WHERE false"
+        names = ", ".join(_sql_str(duckdb_path(f)) for f in good)
+        options = "hive_partitioning = false"
+        have = set(s.columns)
+        if good and s.name in ADDED_COLUMNS:
             # files older than a column added to the table: NULL there (schema evolution)
-            have: set[str] = set()
-            for f in files:
-                have |= set(pq.read_schema(f).names)
-            if any(c not in have for c in s.columns):
-                cols = ", ".join(f'"{f.name}"' if f.name in have else f'NULL::{duckdb_type(f.type)} AS "{f.name}"'
-                                 for f in s.schema)
-                return (f"SELECT {cols} FROM read_parquet({_sql_str(self._glob(s))}, hive_partitioning = false, "
-                        "union_by_name = true)")
-            return f"SELECT * FROM read_parquet({_sql_str(self._glob(s))}, hive_partitioning = false, union_by_name = true)"
-        if files:
-            return f"SELECT * FROM read_parquet({_sql_str(self._glob(s))}, hive_partitioning = false)"
-        cols = ", ".join(f'NULL::{duckdb_type(f.type)} AS "{f.name}"' for f in s.schema)
-        return f"SELECT {cols} WHERE false"
+            options += ", union_by_name = true"
+            have = set().union(*(pq.read_schema(f).names for f in good))
+        cols = ", ".join(f'"{f.name}"' if f.name in have else f'NULL::{duckdb_type(f.type)} AS "{f.name}"'
+                         for f in s.schema)
+        if not damaged and have >= set(s.columns):
+            # `*`: a part written by other means with fewer columns still reads (as before)
+            return f"SELECT * FROM read_parquet([{names}], {options})"
+        branches = [f"SELECT {cols} FROM read_parquet([{names}], {options})"] if good else []
+        return " UNION ALL ".join(branches + [self._damaged_branch(s, f, self._damage[f]) for f in damaged])
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """A fresh in-memory DuckDB connection with one view per canonical table."""
+        """A fresh in-memory DuckDB connection with one view per canonical table over the
+        table's current, verified parts."""
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
+        con.create_function("__ev_damaged", self._fail_damaged, ["VARCHAR"], "BOOLEAN", side_effects=True)
         for s in TABLES.values():
-            con.execute(f'CREATE OR REPLACE VIEW "{s.name}" AS {self._view_sql(s)}')
+            files = tuple(self.files(s.name))
+            con.execute(f'CREATE OR REPLACE VIEW "{s.name}" AS {self._view_sql(s, files)}')
+            self._view_files[s.name] = files
         return con
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
-        """A cached connection; recreated when a table that was empty at connect time has
-        files now (its view was an empty typed select, other views are live globs)."""
-        if self._con is not None and any(self.files(t) for t in self._empty_at_connect):
-            self._con = None
-        if self._con is None:
-            self._empty_at_connect = [t for t in TABLES if not self.files(t)]
-            self._con = self.connect()
-        return self._con
+        """A cached connection whose views are replaced when their table's files changed
+        (a write by this or another process renames content-addressed files)."""
+        with self._views_lock:
+            if self._con is None:
+                self._con = self.connect()
+            else:
+                for s in TABLES.values():
+                    files = tuple(self.files(s.name))
+                    if files != self._view_files.get(s.name):
+                        self._con.execute(f'CREATE OR REPLACE VIEW "{s.name}" AS {self._view_sql(s, files)}')
+                        self._view_files[s.name] = files
+            return self._con
+
+    def _corrupt_error(self, exc: Exception) -> CorruptLakeError | None:
+        """The one-sentence error for a DuckDB or Arrow failure caused by a damaged lake file
+        (named in the message, or found damaged by the read guard), else None."""
+        text = str(exc)
+        for path, problem in list(self._damage.items()):
+            if self.damaged_message(path, problem) in text or str(path) in text:
+                return CorruptLakeError(self.damaged_message(path, problem))
+        tables = str(self.root / "tables")
+        if tables in text:
+            # DuckDB names the file it failed on: 'No magic bytes found at end of file ...'
+            start = text.index(tables)
+            end = min((i for i in (text.find(c, start) for c in "'\"\n ") if i != -1), default=len(text))
+            path = Path(text[start:end])
+            return CorruptLakeError(self.damaged_message(path, _one_line(text.split("\n")[0])))
+        if "Invalid data" in text or "Parquet" in text or "parquet" in text or "TProtocol" in text:
+            # DuckDB did not say which file it choked on: find the one whose content is not
+            # what its name records among the files the views read
+            for files in list(self._view_files.values()):
+                for path in files:
+                    problem = content_problem(path)
+                    if problem:
+                        self._damage[path] = problem
+                        return CorruptLakeError(self.damaged_message(path, problem))
+        return None
 
     def query(self, sql: str, params: list | dict | None = None, *,
               tables: dict[str, pa.Table | pd.DataFrame] | None = None) -> pa.Table:
         """Run parameterized SQL over the lake's views and return an Arrow table. `tables`
-        registers in-memory frames (e.g. an event list to join) for this query only."""
+        registers in-memory frames (e.g. an event list to join) for this query only.
+        A damaged lake file the query needs raises `CorruptLakeError` naming it."""
         cur = self.con.cursor()
         try:
             for name, data in (tables or {}).items():
                 cur.register(name, data)
             return cur.sql(sql, params=params or None).to_arrow_table()
+        except duckdb.Error as exc:
+            corrupt = self._corrupt_error(exc)
+            if corrupt is not None:
+                raise corrupt from None
+            raise
         finally:
             cur.close()
 
@@ -299,10 +512,73 @@ class Lake:
             last = (pd.Timestamp(first) + pd.offsets.MonthEnd(0)).date()
             if (lo and last < lo) or (hi and first > hi):
                 continue
-            tbl = pq.read_table(path, columns=columns, filters=expr, read_dictionary=list(dictionary) or None,
-                                partitioning=None)
+            tbl = self._read_part(path, columns=columns, filters=expr, read_dictionary=list(dictionary) or None)
             if tbl.num_rows:
                 yield tbl
+
+    def _read_part(self, path: Path, **kw) -> pa.Table:
+        """One part read by Arrow with its page checksums verified; a damaged part raises
+        `CorruptLakeError` naming it (a truncated part before Arrow opens it)."""
+        problem = structure_problem(path)
+        if problem is None:
+            try:
+                return pq.read_table(path, partitioning=None, page_checksum_verification=True, **kw)
+            except (OSError, pa.ArrowException) as exc:
+                if isinstance(exc, OSError) and exc.errno is not None:
+                    raise  # the system refused the read (permission, I/O): not the file's content
+                problem = _one_line(str(exc).split("\n")[0])
+        self._damage[path] = problem
+        raise CorruptLakeError(self.damaged_message(path, problem))
+
+    # ------------------------------------------------------------------ integrity
+    def verify(self, tables: list[str] | None = None,
+               progress=None) -> pd.DataFrame:
+        """Check every part of the lake (or of `tables`): whole Parquet, content hash equal to
+        its name, every page checksum, schema readable. One row per damaged file: table, file
+        (relative to the lake), partition, problem; an empty frame when the lake is intact.
+        `progress(done, total, name)` is called after each file."""
+        rows = []
+        names = tables or list(TABLES)
+        files = [(t, f) for t in names for f in self.files(t)]
+        for i, (table, path) in enumerate(files):
+            problem = content_problem(path)
+            if problem is None:
+                try:
+                    pq.read_table(path, partitioning=None, page_checksum_verification=True,
+                                  schema=spec(table).schema)
+                except (OSError, pa.ArrowException) as exc:
+                    problem = _one_line(str(exc).split("\n")[0])
+            if problem is None:
+                self._record_verified(path)
+            else:
+                part = "" if not path.parent.name.startswith("month=") else "%04d-%02d" % partition_of(path)
+                rows.append({"table": table, "file": self.relative(path), "partition": part, "problem": problem})
+            if progress:
+                progress(i + 1, len(files), self.relative(path))
+        return pd.DataFrame(rows, columns=["table", "file", "partition", "problem"])
+
+    def set_aside_damaged(self, damaged: pd.DataFrame | None = None) -> list[Path]:
+        """Move every damaged part (as `verify` finds them) to `damaged/<time>/<same path>`
+        under the writer lock: the partition then reads as absent (re-ingest rebuilds it) and
+        the bytes are kept for inspection. Returns the new locations."""
+        moved = []
+        with self.writer():
+            damaged = self.verify() if damaged is None else damaged
+            if damaged.empty:
+                return moved
+            dest_root = self.root / DAMAGED_DIR / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+            for rel in damaged["file"]:
+                # the entry itself (a symlinked part is moved as the link, its target untouched)
+                src = self._confined(str(Path(rel).parent), "tables") / Path(rel).name
+                dst = dest_root / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+                self._damage.pop(src, None)
+                moved.append(dst)
+            self._con = None
+            self._save_integrity_cache()
+            self.rebuild_catalog()
+        return moved
 
     # ------------------------------------------------------------------ writing
     @contextmanager
@@ -382,11 +658,12 @@ class Lake:
             for part, rows in self._partitions(s, tbl):
                 part_dir = self.table_dir(s.name) / part if part else self.table_dir(s.name)
                 existing = sorted(part_dir.glob("part-*.parquet")) if part_dir.exists() else []
-                old = pq.read_table(existing, schema=s.schema) if (existing and mode == "upsert") else None
+                old = self._read_existing(existing, s) if (existing and mode == "upsert") else None
                 merged = self._merge(s, old, rows, con)
                 staged = txn / f"{len(moves)}.parquet"
-                pq.write_table(merged, staged, compression="zstd", row_group_size=ROW_GROUP_ROWS)
-                final = part_dir / f"part-{_file_hash(staged)}.parquet"
+                pq.write_table(merged, staged, compression="zstd", row_group_size=ROW_GROUP_ROWS,
+                               write_page_checksum=True)
+                final = part_dir / f"part-{file_hash(staged)}.parquet"
                 if existing == [final]:
                     staged.unlink()
                     result.partitions_unchanged.append(part)
@@ -404,36 +681,105 @@ class Lake:
         self._commit(txn, moves, deletes)
         return result
 
+    def _read_existing(self, files: list[Path], s: TableSpec) -> pa.Table:
+        """The current parts of a partition an upsert merges with, content hashes verified
+        first: a damaged part would otherwise be re-hashed into a new, valid-looking part."""
+        for path in files:
+            problem = content_problem(path)
+            if problem:
+                raise CorruptLakeError(self.damaged_message(path, problem))
+        return pq.read_table(files, schema=s.schema, partitioning=None)
+
     def _commit(self, txn: Path, moves: list[tuple[str, str]], deletes: list[str]) -> None:
         journal = txn / "journal.json"
         tmp = txn / "journal.json.tmp"
-        tmp.write_text(json.dumps({"moves": moves, "deletes": deletes}))
-        _fsync(tmp)
-        os.replace(tmp, journal)  # the commit point
+        try:
+            tmp.write_text(json.dumps({"moves": moves, "deletes": deletes}))
+            _fsync(tmp)
+            os.replace(tmp, journal)  # the commit point
+        except BaseException:
+            shutil.rmtree(txn, ignore_errors=True)  # not committed: the old partitions stand
+            raise
         self._apply(txn)
+        # the parts were named by hashing the very bytes now in place: record them as checked
+        for _, final in moves:
+            self._record_verified(self.root / final)
+        self._save_integrity_cache()
+
+    def _confined(self, rel: str, under: str) -> Path:
+        """`root/rel` resolved (symlinks followed), refused unless it stays inside `root/under`."""
+        if not isinstance(rel, str) or not rel or os.path.isabs(rel):
+            raise ValueError(f"{rel!r} is not a path relative to the lake")
+        path = (self.root / rel).resolve()
+        if not path.is_relative_to((self.root / under).resolve()) or path == (self.root / under).resolve():
+            raise ValueError(f"{rel!r} leaves {under}/ of the lake")
+        return path
+
+    def _plan(self, txn: Path) -> tuple[list[tuple[Path, Path]], list[Path]]:
+        """The journal's moves and deletes as confined paths: every staged file inside this
+        transaction's folder, every final and deleted file a part under tables/. Raises
+        ValueError (nothing done) on anything else."""
+        plan = json.loads((txn / "journal.json").read_text())
+        if not isinstance(plan, dict) or not isinstance(plan.get("moves"), list) or not isinstance(plan.get("deletes"), list):
+            raise ValueError("the journal is not {moves: [...], deletes: [...]}")
+        txn_rel = str(txn.relative_to(self.root))
+        moves = []
+        for entry in plan["moves"]:
+            if not (isinstance(entry, list) and len(entry) == 2):
+                raise ValueError(f"move {entry!r} is not [staged, final]")
+            src, dst = self._confined(entry[0], txn_rel), self._confined(entry[1], "tables")
+            if not dst.name.startswith("part-") or dst.suffix != ".parquet":
+                raise ValueError(f"move target {entry[1]!r} is not a part file")
+            moves.append((src, dst))
+        deletes = []
+        for rel in plan["deletes"]:
+            path = self._confined(rel, "tables")
+            if not path.name.startswith("part-") or path.suffix != ".parquet":
+                raise ValueError(f"delete {rel!r} is not a part file")
+            deletes.append(path)
+        return moves, deletes
 
     def _apply(self, txn: Path) -> None:
-        """Roll a committed transaction forward; safe to repeat after a crash."""
-        plan = json.loads((txn / "journal.json").read_text())
-        finals = {final for _, final in plan["moves"]}
-        for staged, final in plan["moves"]:
-            src, dst = self.root / staged, self.root / final
+        """Roll a committed transaction forward; safe to repeat after a crash. Every path is
+        checked before anything is renamed or deleted (a journal is data read from disk)."""
+        moves, deletes = self._plan(txn)
+        finals = {dst for _, dst in moves}
+        for src, dst in moves:
             if src.exists():
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dst)
-        for rel in plan["deletes"]:
-            if rel not in finals:
-                (self.root / rel).unlink(missing_ok=True)
+        for path in deletes:
+            if path not in finals:
+                path.unlink(missing_ok=True)
         shutil.rmtree(txn, ignore_errors=True)
 
+    def _set_aside_transaction(self, txn: Path, why: str) -> None:
+        dest = self.root / REJECTED_JOURNALS / txn.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():
+            dest = dest.with_name(f"{txn.name}-{uuid.uuid4().hex[:8]}")
+        os.replace(txn, dest)
+        warnings.warn(LakeWarning(
+            f"the staging journal {self.relative(txn)} of lake {self.root} is unusable ({why}); "
+            f"it was set aside in {self.relative(dest)} and the committed tables were left as they were"),
+            stacklevel=3)
+
     def _recover(self) -> None:
-        """Under the lock: roll committed transactions forward, discard uncommitted ones."""
+        """Under the lock: roll committed transactions forward, discard uncommitted ones, set
+        aside (with a warning) any journal that is unreadable or names paths it must not."""
         staging = self.root / "staging"
         if not staging.exists():
             return
         for txn in sorted(staging.iterdir()):
-            if (txn / "journal.json").exists():
-                self._apply(txn)
+            if txn.is_symlink() or not txn.is_dir():
+                self._set_aside_transaction(txn, "it is not a transaction folder")
+            elif (txn / "journal.json").exists():
+                try:
+                    self._apply(txn)
+                except (ValueError, TypeError, UnicodeDecodeError, OSError) as exc:
+                    if isinstance(exc, OSError) and exc.errno not in (None, errno.EISDIR, errno.ENOTDIR):
+                        raise  # the disk refused (permission, I/O): not the journal's fault
+                    self._set_aside_transaction(txn, _one_line(str(exc)))
             else:
                 shutil.rmtree(txn, ignore_errors=True)
         self._con = None
@@ -455,14 +801,40 @@ class Lake:
         final = self.root / "catalog.duckdb"
         tmp = self.root / "catalog.duckdb.tmp"
         tmp.unlink(missing_ok=True)
-        con = duckdb.connect(str(tmp))
+        # DuckDB reads `?` in a database path as the start of URI options: build such a
+        # catalog in a private folder and copy it next to its final name
+        build_dir = tempfile.mkdtemp(prefix="eventvol-catalog-") if "?" in str(self.root) else None
+        build = Path(build_dir) / "catalog.duckdb" if build_dir else tmp
         try:
-            for s in TABLES.values():
-                con.execute(f'CREATE OR REPLACE VIEW "{s.name}" AS {self._view_sql(s)}')
+            con = duckdb.connect(str(build))
+            try:
+                for s in TABLES.values():
+                    con.execute(f'CREATE OR REPLACE VIEW "{s.name}" AS {self._catalog_view_sql(s, con)}')
+            finally:
+                con.close()
+            if build_dir:
+                shutil.copyfile(build, tmp)
         finally:
-            con.close()
+            if build_dir:
+                shutil.rmtree(build_dir, ignore_errors=True)
         os.replace(tmp, final)
         return final
+
+    def _catalog_view_sql(self, s: TableSpec, con) -> str:
+        """A live glob (the lake's path escaped) for other tools; if a damaged part keeps DuckDB
+        from binding it, the list of the parts that bind (`eventvol lake verify` names the rest)."""
+        if not self.files(s.name):
+            return self._view_sql(s, ())
+        glob = f"SELECT * FROM read_parquet({_sql_str(self._glob(s))}, hive_partitioning = false)"
+        try:
+            con.execute(f"DESCRIBE {glob}")
+            return glob
+        except duckdb.Error:
+            good = [f for f in self.files(s.name) if self.part_problem(f) is None]
+            if not good:
+                return self._view_sql(s, ())
+            names = ", ".join(_sql_str(duckdb_path(f)) for f in good)
+            return f"SELECT * FROM read_parquet([{names}], hive_partitioning = false)"
 
     def record_run(
         self,

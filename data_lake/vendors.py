@@ -149,13 +149,22 @@ def pick_vendor(rows: Rows, preference: Sequence[str] | None = None, *, lake=Non
     day = tbl.column("trade_date").combine_chunks()
     day = day if pa.types.is_date32(day.type) else pc.cast(day, pa.date32(), safe=False)
     day = day.cast(pa.int32()).to_numpy(zero_copy_only=False)
-    _, g = np.unique((und << 32) | (day.astype(np.int64) & 0xFFFFFFFF), return_inverse=True)
-    best = np.full(g.max() + 1, np.iinfo(np.int64).max)
-    np.minimum.at(best, g, rank)  # the most preferred vendor present in each chain
+    g, uniq = pd.factorize((und << 32) | (day.astype(np.int64) & 0xFFFFFFFF))  # hash, no sort
+    best = np.full(len(uniq), np.iinfo(np.int64).max)
+    for r in np.flatnonzero(np.bincount(rank))[::-1]:  # the most preferred vendor present per chain writes last
+        best[g[rank == r]] = r
     keep = rank == best[g]
     if is_pandas:
         return rows.loc[keep]
     return tbl.filter(pa.array(keep))
+
+
+def vendor_rank_sql(preference: Sequence[str] | None = None, *, lake=None, column: str = "vendor") -> str:
+    """A SQL expression ranking `column` (0 = most preferred; every unlisted vendor gets the
+    same rank after the listed ones: order by (rank, vendor) for the alphabetical tie-break)."""
+    order = vendor_preference(lake, preference)
+    cases = " ".join(f"WHEN {_lit(v)} THEN {i}" for i, v in enumerate(order))
+    return f"(CASE {column} {cases} ELSE {len(order)} END)"
 
 
 def vendor_pick_sql(preference: Sequence[str] | None = None, *, lake=None, source: str = "option_quotes") -> str:
@@ -163,12 +172,18 @@ def vendor_pick_sql(preference: Sequence[str] | None = None, *, lake=None, sourc
     subquery with underlying, trade_date and vendor), e.g.
     ``f"SELECT ... FROM {vendor_pick_sql(lake=lake)} q WHERE q.underlying = ?"``.
     Vendor names are quoted as SQL literals; `source` must be trusted SQL."""
-    order = vendor_preference(lake, preference)
-    cases = " ".join(f"WHEN {_lit(v)} THEN {i}" for i, v in enumerate(order))
-    # unlisted vendors: after every listed one, alphabetically (dense_rank over the names)
-    rank = f"CASE vendor {cases} ELSE {len(order)} END"
+    rank = vendor_rank_sql(preference, lake=lake)
     return (f"(SELECT * EXCLUDE (__vendor_rank) FROM (SELECT *, {rank} AS __vendor_rank FROM {source}) "
             f"QUALIFY dense_rank() OVER (PARTITION BY underlying, trade_date ORDER BY __vendor_rank, vendor) = 1)")
+
+
+def picked_vendors_sql(preference: Sequence[str] | None = None, *, lake=None, source: str = "option_quotes") -> str:
+    """A parenthesized SQL source of (underlying, trade_date, vendor): the vendor `pick_vendor`
+    keeps for each chain of `source`. Joining rows on all three columns keeps the picked
+    vendor's rows; a hash aggregate, cheaper than `vendor_pick_sql`'s window on large scans."""
+    rank = vendor_rank_sql(preference, lake=lake)
+    return (f"(SELECT underlying, trade_date, min({{'r': {rank}, 'v': vendor}}).v AS vendor FROM {source} "
+            f"GROUP BY underlying, trade_date)")
 
 
 def _lit(v: str) -> str:

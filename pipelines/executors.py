@@ -1,8 +1,9 @@
 """Executors for the refresh runner: map independent refresh tasks in-process or on a Dask
 cluster.
 
-A task is one contiguous run of due trade dates of one factor family inside one month. Its
-work is `spec.load` then `spec.compute`, reading the lake read-only; only the driver (the
+A task is one contiguous run of due trade dates of one factor family inside one of the
+family's batch blocks (`FactorSpec.batch_months` months, or the whole run). Its work is one
+`spec.load` then one `spec.compute`, reading the lake read-only; only the driver (the
 refresh runner) writes. Both executors yield results in task order, so the runner writes the
 same rows in the same order whichever engine computed them, and the values are identical:
 the same pure function runs on the same task boundaries.
@@ -67,7 +68,7 @@ class Executor(Protocol):
 
 class LocalExecutor:
     """Compute tasks one after another in this process, lazily: the runner writes each
-    month's rows before the next month is computed, so a crash loses at most one month."""
+    batch's rows before the next batch is computed, so a crash loses at most one batch."""
 
     name = "local"
 

@@ -66,7 +66,9 @@ def years_to_expiry_days(trade_day: np.ndarray, expiry_day: np.ndarray, is_am: n
         ti, ei = inv[:td.size], inv[td.size:]
     valuation = _eastern_epoch_seconds_of_days(days, "16:00")
     settle_am = _eastern_epoch_seconds_of_days(days, "09:30")
-    return kernels.years_from_day_tables(np.ascontiguousarray(ti), np.ascontiguousarray(ei), am,
+    years = kernels.years_from_day_tables_serial if td.size < kernels.SERIAL_BELOW_ROWS else \
+        kernels.years_from_day_tables
+    return years(np.ascontiguousarray(ti), np.ascontiguousarray(ei), am,
                                          valuation, settle_am, valuation, SECONDS_PER_YEAR)
 
 
@@ -100,7 +102,8 @@ def rates_per_row(curves: pa.Table | None, trade_day: np.ndarray, days_to_expiry
     c_day, c_ten, c_rate = c_day[order], c_ten[order], c_rate[order]
     days, first = np.unique(c_day, return_index=True)
     starts = np.append(first, len(c_day)).astype(np.int64)
-    return kernels.interp_rates(np.ascontiguousarray(trade_day, np.int64),
+    interp = kernels.interp_rates_serial if len(trade_day) < kernels.SERIAL_BELOW_ROWS else kernels.interp_rates
+    return interp(np.ascontiguousarray(trade_day, np.int64),
                                 np.ascontiguousarray(days_to_expiry, np.float64), days, starts,
                                 np.ascontiguousarray(c_ten), np.ascontiguousarray(c_rate))
 
@@ -308,7 +311,9 @@ def positioning(chain: ChainArrays, n_groups: int, sign_model: str = DEFAULT_SIG
     is_call = np.ascontiguousarray(chain.is_call, dtype=bool)
     spot, strike, iv = (f64(a) for a in (chain.spot, chain.strike, chain.iv))
     oi, mult = np.ascontiguousarray(chain.open_interest), np.ascontiguousarray(chain.multiplier)
-    m = kernels.group_positioning(starts, spot, strike, t, td, ed, am, tables, iv, oi, mult, is_call, vol, days,
+    serial = n_groups < kernels.SERIAL_BELOW_GROUPS
+    group_kernel = kernels.group_positioning_serial if serial else kernels.group_positioning
+    m = group_kernel(starts, spot, strike, t, td, ed, am, tables, iv, oi, mult, is_call, vol, days,
                                   r, q, float(call_sign), float(put_sign))
     res = {name: m[:, k] for k, name in enumerate(kernels.OUT_FIELDS)}
     first = np.minimum(starts[:-1], max(len(spot) - 1, 0))
@@ -333,10 +338,11 @@ def positioning(chain: ChainArrays, n_groups: int, sign_model: str = DEFAULT_SIG
         weight = np.where(is_call, call_sign, put_sign) * np.nan_to_num(np.asarray(oi, float), nan=0.0) * mult
         if not t.size:  # T per row from the day tables already built (not a second time-zone pass)
             valuation, settle_am, lo, spy = tables
-            t = kernels.years_from_day_tables(td.astype(np.int64) - lo, ed.astype(np.int64) - lo, am, valuation,
-                                              settle_am, valuation, spy)
+            years = kernels.years_from_day_tables_serial if serial else kernels.years_from_day_tables
+            t = years(td.astype(np.int64) - lo, ed.astype(np.int64) - lo, am, valuation, settle_am, valuation, spy)
         r_rows, q_rows = chain.rates()
-        nearest, count = kernels.group_zero_gamma(starts, spot, strike, t, iv, weight, r_rows, q_rows,
+        zero_gamma_kernel = kernels.group_zero_gamma_serial if serial else kernels.group_zero_gamma
+        nearest, count = zero_gamma_kernel(starts, spot, strike, t, iv, weight, r_rows, q_rows,
                                                   int(n_grid), *ROOT_RANGE)
         out["zero_gamma"], out["zero_gamma_roots_found"] = nearest, count
     return out

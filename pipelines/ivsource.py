@@ -16,7 +16,8 @@ Sources (`IV_SOURCES`; `DEFAULT_IV_SOURCE` is `otm`):
     instead biases call IVs down and put IVs up (SPX 2022-02-04: net GEX off by 17%).
     Expiries without a two-sided call and put at one strike use q = 0.
 
-Pure array code: one vectorized pass, no Python loop over rows. Rows must be grouped by
+Pure array code: numba passes over the rows (pairing, choice), numpy elsewhere; no Python
+loop over rows. Rows must be grouped by
 (underlying, trade_date); within a group the call and the put of a strike are paired whatever
 their order (sorted order is checked and used when present, else a lexsort).
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -102,60 +104,107 @@ def usable_vendor_iv(iv: np.ndarray, floor: np.ndarray | float) -> np.ndarray:
     return np.where(ok, iv, np.nan)
 
 
+@nb.njit(cache=True, nogil=True)
+def _is_pair_sorted(group, root, expiry, strike, is_call):
+    """Rows sorted by (group, root, expiration, strike) with the call before the put."""
+    for i in range(group.shape[0] - 1):
+        j = i + 1
+        if group[j] != group[i]:
+            if group[j] < group[i]:
+                return False
+            continue
+        if root[j] != root[i]:
+            if root[j] < root[i]:
+                return False
+            continue
+        if expiry[j] != expiry[i]:
+            if expiry[j] < expiry[i]:
+                return False
+            continue
+        if strike[j] != strike[i]:
+            if strike[j] < strike[i]:
+                return False
+            continue
+        if is_call[j] and not is_call[i]:
+            return False
+    return True
+
+
+@nb.njit(cache=True, nogil=True)
+def _adjacent_partner(group, root, expiry, strike, is_call):
+    """Partner per row of rows sorted as `_is_pair_sorted` checks: runs of exactly two rows with
+    the same key, a call then a put."""
+    n = group.shape[0]
+    partner = np.full(n, -1, np.int64)
+    i = 0
+    while i < n:
+        j = i + 1
+        while j < n and group[j] == group[i] and root[j] == root[i] and expiry[j] == expiry[i] \
+                and strike[j] == strike[i]:
+            j += 1
+        if j - i == 2 and is_call[i] and not is_call[i + 1]:
+            partner[i] = i + 1
+            partner[i + 1] = i
+        i = j
+    return partner
+
+
 def pair_partner(group: np.ndarray, root: np.ndarray, expiry: np.ndarray, strike: np.ndarray,
                  is_call: np.ndarray) -> np.ndarray:
     """Index of the row holding the other side (call <-> put) of the same (group, root,
     expiration, strike), -1 where there is none (or where the key is not a single call/put
-    pair, e.g. duplicated rows)."""
+    pair, e.g. duplicated rows). Rows in the lake's order are paired in one pass; any other
+    order goes through a lexsort first."""
     n = len(strike)
-    partner = np.full(n, -1, np.int64)
     if n < 2:
-        return partner
-    keys = (np.asarray(group), np.asarray(root), np.asarray(expiry), np.asarray(strike), ~np.asarray(is_call, bool))
-    # sorted by the key with the call first (the lake's order)? checked lexicographically
-    after = np.zeros(n - 1, bool)
-    equal = np.ones(n - 1, bool)
-    for k in keys:
-        after |= equal & (k[1:] > k[:-1])
-        equal &= k[1:] == k[:-1]
-    if (after | equal).all():
-        order = None
-        ks = keys
-    else:
-        order = np.lexsort(keys[::-1])
-        ks = tuple(k[order] for k in keys)
-    same = np.ones(n - 1, bool)
-    for k in ks[:-1]:
-        same &= k[1:] == k[:-1]
-    call_first = ~ks[-1][:-1] & ks[-1][1:]  # a call followed by a put
-    pair = same & call_first
-    # a key with more than one call or put (duplicates) is not a pair: the run of equal keys
-    # around the pair must be exactly two rows
-    if n > 2:
-        pair[1:] &= ~same[:-1]
-        pair[:-1] &= ~same[1:]
-    i = np.flatnonzero(pair)
-    j = i + 1
-    if order is not None:
-        i, j = order[i], order[j]
-    partner[i] = j
-    partner[j] = i
+        return np.full(n, -1, np.int64)
+    keys = [np.ascontiguousarray(group, np.int64), np.ascontiguousarray(root, np.int64),
+            np.ascontiguousarray(expiry, np.int64), np.ascontiguousarray(strike, np.float64),
+            np.ascontiguousarray(is_call, np.bool_)]
+    if _is_pair_sorted(*keys):
+        return _adjacent_partner(*keys)
+    order = np.lexsort((~keys[4], keys[3], keys[2], keys[1], keys[0]))
+    p = _adjacent_partner(*(k[order] for k in keys))
+    partner = np.full(n, -1, np.int64)
+    has = p >= 0
+    partner[order[has]] = order[p[has]]
     return partner
 
 
+@nb.njit(cache=True, nogil=True)
+def _otm_choice(own_iv, partner, strike, spot, is_call, solved):
+    """`otm_choice` and the origin codes in one pass."""
+    n = own_iv.shape[0]
+    iv = np.empty(n)
+    origin = np.zeros(n, np.int8)
+    for i in range(n):
+        p = partner[i]
+        other = own_iv[p] if p >= 0 else np.nan
+        own_is_otm = is_call[i] == (strike[i] >= spot[i])
+        otm = own_iv[i] if own_is_otm else other
+        if otm == otm:
+            v, from_other = otm, not own_is_otm
+        else:
+            v, from_other = (other, True) if own_is_otm else (own_iv[i], False)
+        iv[i] = v
+        if v == v:
+            if from_other:
+                origin[i] = OTHER_SIDE_SOLVED if solved[p] else OTHER_SIDE_VENDOR
+            else:
+                origin[i] = OWN_SOLVED if solved[i] else OWN_VENDOR
+    return iv, origin
+
+
 def otm_choice(own_iv: np.ndarray, partner: np.ndarray, strike: np.ndarray, spot: np.ndarray,
-               is_call: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(iv, from_other_side) per row: the out-of-the-money side's IV of the row's pair (call
-    when strike >= spot), else the in-the-money side's; a row without a pair keeps its own."""
-    has = partner >= 0
-    other = np.where(has, own_iv[np.where(has, partner, 0)], np.nan)
-    own_is_otm = np.asarray(is_call, bool) == (np.asarray(strike) >= np.asarray(spot))
-    otm = np.where(own_is_otm, own_iv, other)
-    itm = np.where(own_is_otm, other, own_iv)
-    use_otm = np.isfinite(otm)
-    iv = np.where(use_otm, otm, itm)
-    from_other = np.isfinite(iv) & (use_otm != own_is_otm)
-    return iv, from_other
+               is_call: np.ndarray, solved: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(iv, origin code) per row: the out-of-the-money side's IV of the row's pair (call when
+    strike >= spot), else the in-the-money side's; a row without a pair keeps its own.
+    `solved`: rows whose own IV was solved from the mid (for the origin codes)."""
+    n = len(own_iv)
+    return _otm_choice(np.ascontiguousarray(own_iv, np.float64), np.ascontiguousarray(partner, np.int64),
+                       np.ascontiguousarray(strike, np.float64), np.ascontiguousarray(spot, np.float64),
+                       np.ascontiguousarray(is_call, np.bool_),
+                       np.zeros(n, np.bool_) if solved is None else np.ascontiguousarray(solved, np.bool_))
 
 
 def mid_quotes(bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
@@ -250,12 +299,7 @@ def clean_iv(source: str, *, iv: np.ndarray, group: np.ndarray, root: np.ndarray
             own = own.copy()
             own[need] = s[need]
             solved[need] = np.isfinite(s[need])
-    out, from_other = otm_choice(own, partner, strike, spot, is_call)
-    has = np.isfinite(out)
-    src_solved = np.where(from_other, solved[np.where(partner >= 0, partner, 0)], solved)
-    origin = np.where(~has, NO_IV,
-                      np.where(from_other, np.where(src_solved, OTHER_SIDE_SOLVED, OTHER_SIDE_VENDOR),
-                               np.where(src_solved, OWN_SOLVED, OWN_VENDOR))).astype(np.int8)
+    out, origin = otm_choice(own, partner, strike, spot, is_call, solved)
     return CleanIV(out, origin, source)
 
 

@@ -127,9 +127,14 @@ def sort_indices_by_keys(tbl: pa.Table, keys=GROUP_KEYS) -> pa.Array:
 def load_rates(lake: Lake, *, start=None, end=None) -> pa.Table:
     """`rates` rows (trade_date, tenor_days, rate: continuous, decimal) for trade dates in
     [start, end], sorted by (trade_date, tenor_days). A rate is known at its trade date's close,
-    which is when end-of-day chains are valued."""
-    where, params = where_sql(start=start, end=end)
-    return lake.read_arrow("rates", columns=["trade_date", "tenor_days", "rate"], where=where, params=params)
+    which is when end-of-day chains are valued. Read by Arrow's Parquet reader (no SQL layer:
+    a lake without rates costs a directory listing)."""
+    cols = ["trade_date", "tenor_days", "rate"]
+    parts = list(lake.scan_partitions("rates", columns=cols, start=start, end=end))
+    if not parts:
+        return pa.schema([spec("rates").schema.field(c) for c in cols]).empty_table()
+    tbl = pa.concat_tables(parts)
+    return tbl.take(pc.sort_indices(tbl, sort_keys=[("trade_date", "ascending"), ("tenor_days", "ascending")]))
 
 
 def day_numbers(col) -> np.ndarray:
@@ -179,8 +184,24 @@ def chain_for(lake: Lake, underlying: str, trade_date) -> pa.Table:
     d = pd.Timestamp(trade_date).date()
     df = load_chains(lake, underlying=underlying, start=d, end=d)
     if df.num_rows == 0:
-        known = lake.query("SELECT count(*) AS n FROM option_quotes WHERE underlying = ?", [underlying])
-        if known.column("n")[0].as_py() == 0:
-            raise NoDataError(f"the lake has no option quotes for underlying {underlying!r}")
-        raise NoDataError(f"the lake has no {underlying} option quotes on {d}")
+        raise_no_chain(lake, underlying, d)
     return df
+
+
+def gex_chain_for(lake: Lake, underlying: str, trade_date, columns: list[str] | None = None,
+                  vendors: list[str] | None = None) -> pa.Table:
+    """One (underlying, trade_date) chain as `load_gex_chains` reads it (the `columns`, default
+    `GEX_COLUMNS`, strings dictionary-encoded, one vendor): the Arrow path, no SQL layer; a
+    one-sentence error when the lake lacks it."""
+    d = pd.Timestamp(trade_date).date()
+    tbl = load_gex_chains(lake, underlying=underlying, start=d, end=d, columns=columns, vendors=vendors)
+    if tbl.num_rows == 0:
+        raise_no_chain(lake, underlying, d)
+    return tbl
+
+
+def raise_no_chain(lake: Lake, underlying: str, d: dt.date) -> None:
+    known = lake.query("SELECT count(*) AS n FROM option_quotes WHERE underlying = ?", [underlying])
+    if known.column("n")[0].as_py() == 0:
+        raise NoDataError(f"the lake has no option quotes for underlying {underlying!r}")
+    raise NoDataError(f"the lake has no {underlying} option quotes on {d}")

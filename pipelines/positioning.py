@@ -15,7 +15,8 @@ import pyarrow as pa
 from eventvol.data_lake import Lake
 from eventvol.pipelines import gex as gexmod
 from eventvol.pipelines import ivsource
-from eventvol.pipelines.loaders import chain_for, group_ids, load_gex_chains, load_rates
+from eventvol.pipelines.loaders import (GEX_COLUMNS, GEX_SOLVED_COLUMNS, gex_chain_for, group_ids, load_gex_chains,
+                                        load_rates)
 from eventvol.pipelines.registry import FACTOR_ROW_COLUMNS, FactorSpec, register
 
 # the IV source of the stored `gex` factors (see docs/gex.md, "Implied volatility source"): it
@@ -117,8 +118,8 @@ def positioning_summary(lake: Lake, underlying: str, trade_date: dt.date,
     net_gex_per_1pct} on the bracketing grid. No usable contract: a `warning` entry saying
     why, also issued as a PositioningWarning."""
     ivsource.check_source(iv_source)
-    chain = chain_for(lake, underlying, trade_date)
     d = pd.Timestamp(trade_date).date()
+    chain = gex_chain_for(lake, underlying, d, GEX_SOLVED_COLUMNS if iv_source == "solved" else GEX_COLUMNS)
     rates = load_rates(lake, start=d, end=d)
     arrays = gexmod.ChainArrays.from_arrow(chain, np.zeros(chain.num_rows, np.int64), rates, iv_source)
     return chain_summary(arrays, underlying, trade_date, sign_model, profile=profile, all_roots=all_roots,

@@ -326,22 +326,31 @@ def straddle_trades(lake: LakeLike) -> tuple[BacktestResult | None, str | None]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def report(lake: LakeLike, out_dir: str | os.PathLike = "out", *, pdf: bool = True,
+def write_report(lake: LakeLike, out_dir: str | os.PathLike = "out", *, pdf: bool = True,
            studies: Sequence[str] | None = None, events: str | os.PathLike | None = None,
-           straddle: BacktestResult | bool = True, title: str | None = None, progress: Progress = None,
-           extra_provenance: dict | None = None) -> list[Path]:
+           straddle: BacktestResult | bool = True, backtests: Sequence[BacktestResult] = (),
+           title: str | None = None, progress: Progress = None, extra_provenance: dict | None = None) -> list[Path]:
     """Write the PM research report: out_dir/report.html (self-contained) and, with `pdf`,
     report.pdf. `studies` limits the hypotheses; `straddle` True runs the catalog
     earnings-straddle with its defaults for the report's backtest section (a BacktestResult is
-    used as given, False leaves the section out). Returns the paths written."""
+    used as given, False leaves the section out); `backtests` adds a tear sheet per result
+    (its first parameter set). Sections the lake's data do not allow are left out and listed
+    on the first page. Returns the paths written."""
     from eventvol.research.report import build_research_report
 
     lk = _lake(lake)
-    bt = straddle if isinstance(straddle, BacktestResult) else (straddle_trades(lk)[0] if straddle else None)
+    bt, why = (straddle, None) if isinstance(straddle, BacktestResult) else \
+        (straddle_trades(lk) if straddle else (None, None))
     kw = {"title": title} if title else {}
+    runs = ([bt] if bt is not None else []) + list(backtests)
+    # the reason without the exception's class name (straddle_trades prefixes it)
+    left_out = [{"section": f"Backtest {STRADDLE}", "reason": why.split(": ", 1)[-1]}] if why else []
     return build_research_report(lk, Path(out_dir), studies=list(studies) if studies else None, events_file=events,
-                                 pdf=pdf, progress=progress, trades=bt.trades if bt is not None else None,
-                                 extra_provenance=extra_provenance, **kw)
+                                 pdf=pdf, progress=progress, backtests=runs, extra_provenance=extra_provenance,
+                                 left_out=left_out, **kw)
+
+
+report = write_report  # the public name; `demo` has a `report` flag
 
 
 @dataclass
@@ -363,10 +372,11 @@ TRADES_FILE = "earnings_straddle_trades.csv"
 
 
 def demo(lake_dir: str | os.PathLike | None = None, out_dir: str | os.PathLike = "out", *, seed: int = 7,
-         scale: str = "small", pdf: bool = True, progress: Progress = None) -> DemoResult:
-    """Build the synthetic market into `lake_dir` (when it is empty), compute the factors, run
-    the catalog earnings straddle, write its trades to out_dir/earnings_straddle_trades.csv
-    and the research report (report.html, report.pdf) beside them."""
+         scale: str = "small", pdf: bool = True, report: bool = True, progress: Progress = None) -> DemoResult:
+    """Build the synthetic market into `lake_dir` (when it is empty; `scale` tiny, small,
+    medium or large, `seed` fixes it), compute the factors, run the catalog earnings straddle,
+    write its trades to out_dir/earnings_straddle_trades.csv and the research report
+    (report.html, report.pdf with `pdf`) beside them. `report=False` stops after the factors."""
     from eventvol.data_lake.store import default_lake_path
     from eventvol.data_lake.synthetic import build, config_for
     from eventvol.pipelines.refresh import refresh as run_refresh
@@ -386,6 +396,8 @@ def demo(lake_dir: str | os.PathLike | None = None, out_dir: str | os.PathLike =
     result = run_refresh(lk, factors=families, log=lambda line: step(line.split(" fingerprint=")[0]))
     if result.failed:
         notes.append(str(result.error()))
+    if not report:
+        return DemoResult(lake=lk, counts=counts, run_id=result.run_id, straddle=None, paths=[], warnings=notes)
     step("backtesting the earnings straddle")
     # the report is the demo's product: a backtest that cannot run on this lake is reported
     # and left out of the report rather than losing it
@@ -401,6 +413,6 @@ def demo(lake_dir: str | os.PathLike | None = None, out_dir: str | os.PathLike =
         bt.trades.to_csv(paths[-1], index=False)
     else:
         notes.append(f"the earnings straddle backtest failed ({failure}); the report omits it")
-    paths += report(lk, out, pdf=pdf, straddle=bt if bt is not None else False, progress=step,
+    paths += write_report(lk, out, pdf=pdf, straddle=bt if bt is not None else False, progress=step,
                     title="eventvol demo: event-driven volatility research note", extra_provenance=extra)
     return DemoResult(lake=lk, counts=counts, run_id=result.run_id, straddle=bt, paths=paths, warnings=notes)

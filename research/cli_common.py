@@ -27,6 +27,16 @@ def parse_date(value: str, option: str = "--date") -> dt.date:
         raise NoDataError(f"{option} must be a date as YYYY-MM-DD, not {value!r}") from None
 
 
+def out_folder(path: Path, option: str = "--out") -> Path:
+    """`path` as an output folder, refused before any work if it is a file (or under one)."""
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise NoDataError(f"{option} {path}: {p} is a file, not a folder; give a folder for the output")
+            break
+    return path
+
+
 def _json_default(o):
     if isinstance(o, (dt.date, dt.datetime)):
         return o.isoformat()
@@ -47,3 +57,30 @@ def print_json(obj) -> None:
     sys.stdout.write(json.dumps(clean(obj), default=_json_default) + "\n")
 
 
+
+
+CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="Also write the rows to this CSV file.")]
+ParquetOpt = Annotated[Optional[Path], typer.Option("--parquet", help="Also write the rows to this Parquet file.")]
+
+
+def export_frames(frames: dict[str, "object"], csv: Path | None, parquet: Path | None) -> list[Path]:
+    """Write pandas frames for `--csv` / `--parquet`. One frame goes to the path given; several
+    (e.g. a backtest's trades and metrics) go to `<stem>_<name><suffix>` beside it. Each file
+    is written beside and renamed into place; a missing folder is a one-sentence error."""
+    written = []
+    for target, fmt in ((csv, "csv"), (parquet, "parquet")):
+        if target is None:
+            continue
+        target = Path(target)
+        if not target.parent.is_dir():
+            raise NoDataError(f"--{fmt} {target}: the folder {target.parent} does not exist")
+        for name, frame in frames.items():
+            path = target if len(frames) == 1 else target.with_name(f"{target.stem}_{name}{target.suffix or '.' + fmt}")
+            tmp = path.with_name(path.name + ".tmp")
+            if fmt == "csv":
+                frame.to_csv(tmp, index=False)
+            else:
+                frame.to_parquet(tmp, index=False)
+            tmp.replace(path)
+            written.append(path)
+    return written

@@ -7,7 +7,7 @@ from typing import Callable
 
 from eventvol.data_lake import Lake, NoDataError
 from eventvol.strategies.option_events import OptionEventParams, SweepResult, run_sweep, tradable_events
-from eventvol.strategies.sweep import ParamError, param_grid
+from eventvol.strategies.sweep import ParamError, param_grid, values_of
 from eventvol.strategies.timeseries import (GammaRegimeParams, MomentumCrashParams, SqueezeParams, gamma_regime,
                                    momentum_crash, squeeze)
 
@@ -61,7 +61,8 @@ CONTEXT_KEYS = ("underlying", "symbols", "kinds")  # one value (or list) for the
 
 
 def run_strategy(lake: Lake, name: str, grid: dict[str, list[str]]) -> SweepResult:
-    """Run strategy `name` over the cartesian product of `grid` (CLI strings allowed)."""
+    """Run strategy `name` over the cartesian product of `grid` (CLI strings allowed); a grid
+    value that is not a list is one value ({"side": "long"} is one parameter set)."""
     if name not in STRATEGIES:
         raise ParamError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
     s = STRATEGIES[name]
@@ -69,6 +70,6 @@ def run_strategy(lake: Lake, name: str, grid: dict[str, list[str]]) -> SweepResu
     ctx = {}
     for key in CONTEXT_KEYS:
         if key in grid:
-            vals = grid.pop(key)
+            vals = values_of(grid.pop(key))
             ctx[key] = vals[0] if key == "underlying" else list(vals)
     return s.run(lake, param_grid(s.params, grid, s.defaults, strategy=name), ctx)

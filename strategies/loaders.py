@@ -6,6 +6,7 @@ import pandas as pd
 import pyarrow as pa
 
 from eventvol.data_lake import Lake
+from eventvol.data_lake.vendors import picked_vendors_sql, vendor_rank_sql
 
 
 def load_events(lake: Lake, kinds: tuple[str, ...], *, as_of=None) -> pd.DataFrame:
@@ -23,13 +24,16 @@ def chains_at(lake: Lake, wanted: pd.DataFrame) -> pd.DataFrame:
         "trade_date": pa.array(pd.to_datetime(wanted["trade_date"]).dt.date.tolist(), pa.date32()),
         "decision_ts": pa.array(pd.to_datetime(wanted["decision_ts"], utc=True).tolist(), pa.timestamp("us", tz="UTC")),
     })
-    sql = """
+    # one vendor per chain, chosen among the rows known at the decision (data_lake.vendors)
+    rank = vendor_rank_sql(lake=lake, column="q.vendor")
+    sql = f"""
         SELECT w.event_id, q.underlying, q.trade_date, q.root, q.expiration, q.strike, q.option_type,
                q.bid, q.ask, q.underlying_price, q.multiplier, q.available_ts,
                q.settlement, q.iv, q.delta
         FROM __want w JOIN option_quotes q
           ON q.underlying = w.underlying AND q.trade_date = w.trade_date
         WHERE q.available_ts <= w.decision_ts
+        QUALIFY dense_rank() OVER (PARTITION BY w.event_id, q.underlying, q.trade_date ORDER BY {rank}, q.vendor) = 1
         ORDER BY w.event_id, q.root, q.expiration, q.strike, q.option_type
     """
     return lake.df(sql, tables={"__want": want})
@@ -64,12 +68,15 @@ def leg_quotes_between(lake: Lake, legs: pd.DataFrame) -> pd.DataFrame:
         "start": pa.array(pd.to_datetime(legs["start"]).dt.date.tolist(), pa.date32()),
         "end": pa.array(pd.to_datetime(legs["end"]).dt.date.tolist(), pa.date32()),
     })
-    sql = """
+    # the quotes of the vendor picked for each (underlying, trade_date) chain (data_lake.vendors)
+    sql = f"""
         SELECT l.event_id, l.leg, q.trade_date, q.bid, q.ask, q.multiplier
         FROM __legs l JOIN option_quotes q
           ON q.underlying = l.underlying AND q.root = l.root AND q.expiration = l.expiration
          AND q.strike = l.strike AND q.option_type = l.option_type
          AND q.trade_date BETWEEN l.start AND l."end"
+        SEMI JOIN {picked_vendors_sql(lake=lake)} p
+          ON p.underlying = q.underlying AND p.trade_date = q.trade_date AND p.vendor = q.vendor
         ORDER BY l.event_id, l.leg, q.trade_date
     """
     return lake.df(sql, tables={"__legs": want})

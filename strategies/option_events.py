@@ -90,7 +90,10 @@ def tradable_events(lake: Lake, kinds: tuple[str, ...], *, underlying: str | Non
                     symbols: list[str] | None = None, include_unknown: bool = False) -> pd.DataFrame:
     """Events of `kinds` with their sessions and the underlying traded (the event's symbol,
     or `underlying` for market-wide events), known before their entry decision."""
-    ev = event_sessions(loaders.load_events(lake, kinds), include_unknown=include_unknown)
+    raw = loaders.load_events(lake, kinds)
+    if raw.empty:  # nothing to trade: say so (a lake of chains or prices only has no events)
+        raise NoDataError(f"the lake has no events of kind {', '.join(kinds)}")
+    ev = event_sessions(raw, include_unknown=include_unknown)
     ev = ev[ev["reaction_session"].notna()]
     ev["underlying"] = ev["symbol"].where(ev["symbol"].notna(), underlying) if underlying else ev["symbol"]
     if symbols:

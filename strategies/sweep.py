@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import typing
 
 import numpy as np
@@ -28,17 +29,35 @@ class ParamError(EventvolError):
 
 def _convert(name: str, kind, text):
     if not isinstance(text, str):
+        # values from Python (the API) are already typed; a non-finite number is refused alike
+        if isinstance(text, float) and not math.isfinite(text):
+            raise ParamError(f"parameter {name} must be a finite number, not {text!r}")
         return text
     try:
         if kind in (int, "int"):
             return int(text)
         if kind in (float, "float"):
-            return float(text)
+            value = float(text)
+            if not math.isfinite(value):  # nan, inf and overflows such as 1e400
+                raise ParamError(f"parameter {name} must be a finite number, not {text!r}")
+            return value
         if kind in (bool, "bool"):
+            if text.lower() not in ("1", "true", "yes", "0", "false", "no"):
+                raise ParamError(f"parameter {name} must be true or false, not {text!r}")
             return text.lower() in ("1", "true", "yes")
     except ValueError:
         raise ParamError(f"parameter {name} must be a {getattr(kind, '__name__', kind)}, not {text!r}") from None
     return text
+
+
+def values_of(value) -> list:
+    """The values of one grid entry: a list/tuple/set as its items, anything else (a string
+    above all: "long" is one value, not the letters l, o, n, g) as one value."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return [value]
 
 
 def param_grid(cls, grid: dict[str, list], defaults: dict | None = None, strategy: str = "the strategy") -> list:
@@ -49,6 +68,7 @@ def param_grid(cls, grid: dict[str, list], defaults: dict | None = None, strateg
         if name not in fields:
             raise ParamError(f"unknown parameter {name!r} for {strategy}; choose from {', '.join(fields)}")
     base = dict(defaults or {})
+    grid = {n: values_of(v) for n, v in grid.items()}
     names = list(grid)
     out = []
     for combo in itertools.product(*(grid[n] for n in names)):

@@ -58,3 +58,44 @@ def test_gex_errors_are_one_sentence(small_lake, args, message):
     assert p.returncode == 2
     assert message in p.stderr and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_gex_plot_and_terminal_output_with_units(small_lake, tmp_path, eventvol_cli):
+    """--plot writes the positioning chart; the terminal shows a regime line and every dollar
+    amount with its unit in a readable scale (no bare -18,706,892,042.40)."""
+    import re
+
+    from PIL import Image
+
+    from eventvol.research import api
+    from eventvol.research import formatting as F
+
+    png = tmp_path / "pos.png"
+    code, out, err = eventvol_cli("gex", "--lake", str(small_lake.root), "--underlying", "ACME", "--date", "2023-06-01",
+                                  "--plot", str(png))
+    assert code == 0, err
+    img = np.asarray(Image.open(png).convert("L"), float)
+    assert img.shape[1] > 800 and (img < 200).mean() > 0.02  # a drawn chart, not a blank canvas
+    s = api.gex(small_lake, "ACME", "2023-06-01")
+    lines = out.splitlines()
+    assert lines[0] == "ACME 2023-06-01: " + F.regime_statement(s["spot"], s["zero_gamma"], s["net_gex_per_1pct"])
+    assert f"net GEX: {F.gex_bn(s['net_gex_per_1pct'])}" in out
+    assert f"call wall (strike): {F.level(s['call_wall'])}" in out
+    assert f"wrote {png}" in out
+    # no unformatted dollar amounts: every number with 7+ digits before the point is gone
+    assert not re.search(r"\d{1,3}(,\d{3}){2,}\.\d\d(?! )", out.replace("$", ""))
+    for suffix in (".svg", ".pdf"):
+        code, _, err = eventvol_cli("gex", "--lake", str(small_lake.root), "--underlying", "ACME", "--date",
+                                    "2023-06-01", "--plot", str(tmp_path / f"pos{suffix}"))
+        assert code == 0 and (tmp_path / f"pos{suffix}").stat().st_size > 1000, err
+
+
+@pytest.mark.parametrize("plot, message", [("chart.gif", "must name a .png, .svg or .pdf file"),
+                                           ("nowhere/chart.png", "does not exist")])
+def test_gex_plot_errors_are_one_sentence(small_lake, tmp_path, monkeypatch, eventvol_cli, plot, message):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = eventvol_cli("gex", "--lake", str(small_lake.root), "--underlying", "ACME", "--date",
+                                  "2023-06-01", "--plot", plot)
+    assert code == 2 and message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*.png*"))

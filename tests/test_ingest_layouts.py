@@ -33,6 +33,7 @@ def _row(df, **eq) -> pd.Series:
 def test_datashop_legacy_layout(empty_lake):
     r = ingest_files(empty_lake, "cboe-eod", [FIX / "cboe_datashop_legacy.csv"])
     assert (r.rows_read, r.rows_written, r.rows_quarantined) == (5, 5, 0)
+    assert r.to_dict()["layouts"] == {str(FIX / "cboe_datashop_legacy.csv"): "datashop-legacy"}
     df = _oq(empty_lake)
     c = _row(df, root="SPX", option_type="C")
     # quoted header; ^SPX -> SPX; "1/4/2016 15:45:00" US/Eastern (EST) = 20:45 UTC; lowercase c
@@ -91,6 +92,7 @@ def test_orats_history_stores_spot_not_the_implied_forward(empty_lake):
 def test_orats_api_layout(empty_lake):
     r = ingest_files(empty_lake, "orats-strikes", [FIX / "orats_api_strikes.csv"])
     assert (r.rows_read, r.rows_written, r.rows_quarantined) == (4, 8, 0)
+    assert list(r.layouts.values()) == ["orats-api"]
     df = _oq(empty_lake)
     assert set(df.trade_date) == {D(2025, 1, 6)}
     spx = df[df.underlying == "SPX"]
@@ -107,11 +109,16 @@ def test_orats_api_layout(empty_lake):
     assert _row(df, root="SPXW", expiration=D(2025, 1, 10), option_type="C").settlement == "PM"
     aapl = _row(df, underlying="AAPL", option_type="C")
     assert (aapl.root, aapl.settlement, aapl.underlying_price, aapl.strike) == ("AAPL", "PM", 245.0, 245.0)
-    # ORATS snapshots 14 minutes before the close (16:00 ET = 21:00 UTC in January)
-    assert am.quote_ts == pd.Timestamp("2025-01-06 20:46", tz=UTC)
+    # the API layout says when ORATS took its snapshot (snapShotDate, UTC); without it, 14
+    # minutes before the close (16:00 ET = 21:00 UTC in January)
+    assert am.quote_ts == pd.Timestamp("2025-01-06 20:45:13", tz=UTC)
+    assert aapl.quote_ts == pd.Timestamp("2025-01-06 20:46", tz=UTC)  # its snapShotDate is empty
+    assert am.available_ts == pd.Timestamp("2025-01-06 22:00", tz=UTC)
 
 
 def test_orats_history_without_opra_derives_the_root(empty_lake):
+    r = ingest_files(empty_lake, "orats-strikes", [FIX / "orats_strikes_no_opra.csv", FIX / "orats_strikes.csv"])
+    assert list(r.layouts.values()) == ["orats-history-no-opra", "orats-history"]
     r = ingest_files(empty_lake, "orats-strikes", [FIX / "orats_strikes_no_opra.csv"])
     assert (r.rows_read, r.rows_written, r.rows_quarantined) == (3, 6, 0)
     df = _oq(empty_lake)

@@ -8,6 +8,7 @@ import gzip
 import hashlib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from eventvol.data_lake.ingest import IngestError, ingest_files, read_quarantine
@@ -143,3 +144,49 @@ def test_quotetable_header_facts_are_strict(empty_lake, tmp_path, old, new, msg)
     with pytest.raises(IngestError, match=msg):
         ingest_files(empty_lake, "cboe-quotetable", [p])
     assert lake_bytes(empty_lake) == before
+
+
+def test_event_times_are_read_exactly(empty_lake, tmp_path):
+    p = tmp_path / "events.csv"
+    p.write_text("kind,symbol,scheduled_ts,timing,source\n"
+                 "earnings,MSFT,2026-01-28 16:05,AMC,company\n"        # 2: naive = US/Eastern
+                 "earnings,AAPL,2026-01-29T21:30:00Z,AMC,company\n"    # 3: UTC
+                 "earnings,JPM,now,BMO,company\n"                      # 4: pandas would take it
+                 "earnings,GS,today,BMO,company\n"                     # 5
+                 "earnings,MS,2026-02-29 08:00,BMO,company\n")         # 6: no such day
+    r = ingest_files(empty_lake, "events-csv", [p])
+    assert (r.rows_written, r.rows_quarantined) == (2, 3)
+    assert [(x[0], x[1], x[2]) for x in q(empty_lake)] == [(4, "scheduled_ts", "not a timestamp"),
+                                                          (5, "scheduled_ts", "not a timestamp"),
+                                                          (6, "scheduled_ts", "not a timestamp")]
+    ev = empty_lake.read("events").set_index("symbol").scheduled_ts
+    assert ev["MSFT"] == pd.Timestamp("2026-01-28 21:05", tz="UTC") and ev["AAPL"] == pd.Timestamp("2026-01-29 21:30", tz="UTC")
+
+
+def test_unreadable_file_is_one_sentence(empty_lake, tmp_path, monkeypatch):
+    from eventvol.data_lake.ingest import reader
+
+    p = tmp_path / "locked.csv"
+    p.write_text("date,symbol,close\n2023-01-03,A,1\n")
+
+    def denied(path):  # what open() raises on a mode-000 file for a non-root user
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(reader, "_open_text", denied)
+    before = lake_bytes(empty_lake)
+    with pytest.raises(IngestError, match=r"locked.csv cannot be read \(Permission denied\); refusing the file"):
+        ingest_files(empty_lake, "prices-csv", [p])
+    assert lake_bytes(empty_lake) == before
+
+
+def test_integers_beyond_exact_range_are_quarantined(empty_lake, tmp_path):
+    p = tmp_path / "prices.csv"
+    p.write_text("date,symbol,close,volume\n"
+                 "2023-01-03,A,1,9007199254740991\n"     # 2**53 - 1: exact, kept
+                 "2023-01-04,A,1,9007199254740993\n"     # 2**53 + 1: a double would store ...992
+                 "2023-01-05,A,1,12345678901234567890\n")  # beyond int64
+    r = ingest_files(empty_lake, "prices-csv", [p])
+    assert (r.rows_written, r.rows_quarantined) == (1, 2)
+    assert q(empty_lake) == [(3, "volume", "integer out of range (above 2**53, not read exactly)", "9007199254740993"),
+                             (4, "volume", "integer out of range (above 2**53, not read exactly)", "12345678901234567890")]
+    assert empty_lake.df("SELECT volume FROM bars").volume.tolist() == [2**53 - 1]

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from eventvol.data_lake.store import file_hash
 from eventvol.data_lake import Lake, SchemaError
 from eventvol.data_lake.ingest import ingest_files
 from eventvol.data_lake.vendors import (DEFAULT_VENDOR_PREFERENCE, pick_vendor, set_vendor_preference,
@@ -146,7 +147,9 @@ def test_members_written_before_known_at_still_read(empty_lake):
     folder.mkdir(parents=True)
     old = pa.table({"index": ["SPX"], "symbol": ["OLD"], "start_date": pa.array([D(2019, 1, 2)], pa.date32()),
                     "end_date": pa.array([None], pa.date32())})
-    pq.write_table(old, folder / "part-0123456789abcdef01234567.parquet")
+    pq.write_table(old, folder / "old.parquet")
+    # named by its content hash as the lake names its parts (reads verify it)
+    (folder / "old.parquet").rename(folder / f"part-{file_hash(folder / 'old.parquet')}.parquet")
     lake = Lake.open(empty_lake.root)
     got = lake.read("index_members")
     assert got.symbol.tolist() == ["OLD"] and got.known_at.isna().all()
@@ -172,6 +175,73 @@ def test_gex_loaders_read_one_vendor_per_chain(two_vendor_lake):
     # as of 18:00 ET on 03-16 IvyDB's rows are not out yet: DataShop's chain even when IvyDB is preferred
     assert load_gex_chains(lake, vendors=["optionmetrics"], as_of="2023-03-16 22:00").num_rows == 5
     chains = load_chains(lake, underlying="SPX", start="2023-03-16", end="2023-03-16", vendors=["optionmetrics"])
-    assert chains.num_rows == 4 and "vendor" not in chains.column_names
+    assert chains.num_rows == 4 and chains.column("vendor").unique().to_pylist() == ["optionmetrics"]
     assert load_chains(lake, start="2023-03-16", end="2023-03-16", columns=["strike", "vendor"]).column(
         "vendor").unique().to_pylist() == ["cboe-datashop"]
+
+
+@pytest.fixture
+def second_vendor_lake(lake_copy) -> Lake:
+    """The small synthetic lake plus, for March 2023, a second vendor's copy of every chain with
+    doubled open interest and IVs 10% higher: an unlisted vendor, so it ranks after `synthetic`."""
+    q = lake_copy.read("option_quotes", where="trade_date >= '2023-03-01' AND trade_date <= '2023-03-31'")
+    other = q.assign(vendor="zz-test", open_interest=q.open_interest * 2, iv=q.iv * 1.1)
+    lake_copy.write("option_quotes", other)
+    assert len(lake_copy.read("option_quotes", where="trade_date >= '2023-03-01' AND trade_date <= '2023-03-31'")) == 2 * len(q)
+    return lake_copy
+
+
+def _readers(lake, lo=D(2023, 3, 1), hi=D(2023, 3, 31)):
+    from eventvol.pipelines.crosssection import implied, squeeze
+    from eventvol.strategies.loaders import chains_at, leg_quotes_between
+
+    calls = squeeze.load(lake, lo, hi)["call_gamma"]
+    atm = implied.load(lake, lo, hi)["atm"]
+    atm = atm[(atm.trade_date >= lo) & (atm.trade_date <= hi)].reset_index(drop=True)
+    one = lake.df("SELECT underlying, root, expiration, strike, option_type FROM option_quotes "
+                  "WHERE trade_date = '2023-03-15' AND vendor = 'synthetic' ORDER BY 1, 2, 3, 4, 5 LIMIT 1").iloc[0]
+    wanted = pd.DataFrame({"event_id": ["e1"], "underlying": [one.underlying], "trade_date": [D(2023, 3, 15)],
+                           "decision_ts": [pd.Timestamp("2023-03-16 12:00", tz="UTC")]})
+    legs = pd.DataFrame({"event_id": ["e1"], "leg": [0], "underlying": [one.underlying], "root": [one.root],
+                         "expiration": [one.expiration], "strike": [one.strike], "option_type": [one.option_type],
+                         "start": [D(2023, 3, 13)], "end": [D(2023, 3, 17)]})
+    return calls, atm, chains_at(lake, wanted), leg_quotes_between(lake, legs)
+
+
+def test_every_chain_reader_uses_one_vendor(small_lake, second_vendor_lake):
+    """squeeze's call gamma, implied correlation's ATM IVs and the backtests' chains and leg
+    quotes read the picked vendor only: the same numbers as the one-vendor lake by default, and
+    exactly the other vendor's (OI x2, IV x1.1) when the lake setting prefers it."""
+    base = _readers(small_lake)
+    two = _readers(second_vendor_lake)
+    pd.testing.assert_frame_equal(two[0], base[0])
+    pd.testing.assert_frame_equal(two[1], base[1])
+    pd.testing.assert_frame_equal(two[2], base[2])
+    pd.testing.assert_frame_equal(two[3], base[3])
+    assert len(base[3]) >= 3 and base[3].trade_date.is_unique  # one quote per session, not one per vendor
+
+    set_vendor_preference(second_vendor_lake, ["zz-test"])
+    other = _readers(second_vendor_lake)
+    assert len(other[2]) == len(base[2]) and len(other[3]) == len(base[3])
+    assert np.allclose(other[1].atm_iv, base[1].atm_iv * 1.1, rtol=1e-12)
+    assert np.allclose(other[2].iv.dropna(), base[2].iv.dropna() * 1.1, rtol=1e-12)
+    num = [c for c in base[0].columns if base[0][c].dtype.kind == "f"]
+    assert num and not np.allclose(other[0][num].to_numpy(float), base[0][num].to_numpy(float), equal_nan=True)
+
+
+def test_cli_lake_vendors(two_vendor_lake, eventvol_cli):
+    import json
+
+    root = str(two_vendor_lake.root)
+    code, out, err = eventvol_cli("lake", "vendors", "--lake", root, "--json")
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["order"] == list(DEFAULT_VENDOR_PREFERENCE) and got["default"] is True
+    assert got["held"] == [{"vendor": "cboe-datashop", "rows": 7, "chains": 2}, {"vendor": "optionmetrics", "rows": 5, "chains": 2}]
+    code, out, err = eventvol_cli("lake", "vendors", "--lake", root, "--set", "optionmetrics, cboe-datashop")
+    assert code == 0 and "vendor order (lake setting): optionmetrics, cboe-datashop" in out
+    assert vendor_preference(Lake.open(root)) == ("optionmetrics", "cboe-datashop")
+    code, out, err = eventvol_cli("lake", "vendors", "--lake", root, "--set", "orats,orats")
+    assert code == 2 and "names a vendor twice" in err and len(err.strip().splitlines()) == 1
+    code, out, err = eventvol_cli("lake", "vendors", "--lake", root, "--reset")
+    assert code == 0 and "vendor order (default)" in out

@@ -150,3 +150,35 @@ def test_make_tasks_cuts_runs_at_skipped_days_and_batch_blocks():
         ("g", tuple(days[:5])), ("g", tuple(days[5:])),  # g writes month by month
     ]
     assert len(rf.make_tasks(due, {"f": days, "g": days}, {"f": 0, "g": 0}, unit_by_unit=True)) == len(due)
+
+
+@pytest.mark.parametrize("stage", ["factors_written:0", "state_written:0"])
+def test_sigkill_inside_a_whole_range_batch_then_rerun_equals_a_clean_run(tiny_path, tmp_path, stage):
+    """The whole-range families share one factors write and one state write: a kill between
+    (or after) them leaves units due or done, never half-written."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    clean = _copy(tiny_path, tmp_path / "clean")
+    rf.refresh(clean, factors=["dispersion", "momentum"])
+    lake = _copy(tiny_path, tmp_path / "lake")
+    pause = tmp_path / "pause"
+    exe = str(Path(sys.executable).with_name("eventvol"))
+    env = {**os.environ, "CI": "1", rf.PAUSE_AT_ENV: stage, rf.PAUSE_FILE_ENV: str(pause)}
+    p = subprocess.Popen([exe, "refresh", "--lake", str(lake.root), "--factors", "dispersion,momentum"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t = time.monotonic()
+    while not pause.exists():
+        assert p.poll() is None, p.communicate()
+        assert time.monotonic() - t < 120, "refresh never reached its pause point"
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+    again = rf.refresh(Lake.open(lake.root), factors=["dispersion", "momentum"])
+    # killed before the state write: every unit is still due; after it: none is
+    assert len(again.computed) == (len(state(clean)) if stage == "factors_written:0" else 0)
+    pd.testing.assert_frame_equal(values(Lake.open(lake.root)), values(clean), check_exact=True)
+    pd.testing.assert_frame_equal(state(Lake.open(lake.root)), state(clean), check_exact=True)

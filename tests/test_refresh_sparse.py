@@ -85,6 +85,31 @@ def test_price_only_lake_from_the_first_session_refreshes_every_family(price_lak
     assert code == 0 and len(out.strip().splitlines()) == 4
 
 
+def test_lake_info_of_the_price_lake(price_lake_path, price_files, eventvol_cli):
+    csv = pd.concat([pd.read_csv(f) for f in price_files])
+    info = Lake.open(price_lake_path).info().set_index("table")
+    bars = info.loc["bars"]
+    assert bars["rows"] == len(csv) == 174573
+    assert (bars["first"], bars["last"]) == (pd.Timestamp(csv["date"].min()), pd.Timestamp(csv["date"].max()))
+    assert bars["entities"] == csv["symbol"].nunique() == 21
+    months = pd.to_datetime(csv["date"]).dt.to_period("M").nunique()
+    assert bars["partitions"] == bars["files"] == months == 396
+    assert bars["bytes"] == sum(p.stat().st_size for p in (price_lake_path / "tables" / "bars").rglob("*.parquet"))
+    assert pd.isna(bars["vendors"])  # bars has no vendor column
+    assert info.loc["index_members", "rows"] == 20 and info.loc["index_members", "partitions"] == 1
+    assert info.loc["option_quotes", "rows"] == 0 and info.loc["option_quotes", "partitions"] == 0
+    code, out, _ = eventvol_cli("lake", "info", "--lake", str(price_lake_path), "--json")
+    assert code == 0
+    rows = {r["table"]: r for r in json.loads(out)}
+    assert rows["bars"] | {"bytes": 0} == {"table": "bars", "rows": 174573, "first": "1990-01-02", "last": "2022-12-28",
+                                           "entities": 21, "vendors": None, "partitions": 396, "bytes": 0,
+                                           "date_column": "trade_date", "files": 396}
+    code, out, _ = eventvol_cli("lake", "info", "--lake", str(price_lake_path))
+    assert code == 0
+    line = next(x for x in out.splitlines() if x.strip().startswith("bars "))
+    assert line.split()[:6] == ["bars", "174,573", "1990-01-02", "2022-12-28", "21", "396"]
+
+
 def test_chain_only_lake_refreshes_in_a_handful_of_lines(real_data, tmp_path, eventvol_cli):
     files = sorted((real_data / "cboe_quotetable").glob("*.csv"))
     assert len(files) == 4
@@ -107,6 +132,10 @@ def test_chain_only_lake_refreshes_in_a_handful_of_lines(real_data, tmp_path, ev
                        "refresh gex 2025-01 computed 1 units (new 1) rows=13"]
     gex = read_factor(lake, "net_gex_per_1pct")
     assert sorted(gex["entity"]) == ["NDX", "SPX", "SPX"]
+    info = lake.info().set_index("table").loc["option_quotes"]
+    stored = pd.concat([pd.read_parquet(f) for f in lake.files("option_quotes")])
+    assert info["rows"] == len(stored) > 50000 and info["entities"] == 2 and info["partitions"] == 2
+    assert info["vendors"] == ",".join(sorted(stored["vendor"].unique())) == "cboe"
     code, _, err = eventvol_cli("factor", "--lake", str(lake.root), "--name", "dispersion_ratio_21d")
     assert code == 2 and err.strip() == (
         f"eventvol: error: factor 'dispersion_ratio_21d' (family 'dispersion') cannot be computed from the lake at "

@@ -52,8 +52,12 @@ def test_h6_direction_and_window_from_the_command_line(small_lake_path, run, eve
     assert r["held"] == (r["p_value"] < 0.05 and r["estimate"] < 0)
     # the text output names the counted test in words with its unit (percent of price)
     code, out, err = run("study", "H6", "--lake", str(small_lake_path), "--events", str(events_csv))
-    assert code == 0 and "cumulative abnormal return of the named stocks" in out and " %" in out
-    assert f"{base['estimate'] * 100:.4g}" in out
+    from eventvol.research.formatting import with_unit
+
+    assert code == 0 and "cumulative abnormal return of the named stocks" in out
+    # the estimate in percent with its unit attached, as the report prints it (a hand check below)
+    assert with_unit(base["estimate"], base["unit"], base["scale"], 4) in out
+    assert with_unit(-0.012345, "%", 100, 4) == "-1.234%" or with_unit(-0.012345, "%", 100, 4) == "-1.235%"
 
 
 @pytest.mark.parametrize("args,msg", [

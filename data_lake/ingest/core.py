@@ -85,6 +85,7 @@ class IngestReport:
     rows_quarantined: int = 0
     rows_collapsed: int = 0
     tables: dict[str, int] = field(default_factory=dict)
+    layouts: dict[str, str] = field(default_factory=dict)  # file -> the vendor layout its header matched
     partitions_written: int = 0
     quarantine_path: str | None = None
     seconds: float = 0.0
@@ -94,7 +95,7 @@ class IngestReport:
             "ingest_id": self.ingest_id, "format": self.format, "files": self.files,
             "rows_read": self.rows_read, "rows_written": self.rows_written,
             "rows_quarantined": self.rows_quarantined, "rows_collapsed": self.rows_collapsed,
-            "tables": dict(self.tables), "partitions_written": self.partitions_written,
+            "tables": dict(self.tables), "layouts": dict(self.layouts), "partitions_written": self.partitions_written,
             "quarantine_path": self.quarantine_path, "seconds": round(self.seconds, 3),
         }
 
@@ -266,7 +267,9 @@ def ingest_files(lake, fmt: str, paths: list[Path], *, progress: Callable | None
     good, rejects = [], []
     try:
         for i, p in enumerate(paths):
-            tbl, rej, n_read = _read_file(f, p, Context(path=p, ingest_id=ingest_id, lake=lake), max_bytes)
+            ctx = Context(path=p, ingest_id=ingest_id, lake=lake)
+            tbl, rej, n_read = _read_file(f, p, ctx, max_bytes)
+            report.layouts[str(p)] = ctx.header.get("layout", fmt)
             report.rows_read += n_read
             rejects += rej
             if tbl is not None:

@@ -528,6 +528,11 @@ def _orats_parse_with(names: dict, opra: bool) -> Callable[[Batch, Context], lis
         greeks = {g: opt_num(g) for g in ("delta", "gamma", "vega", "theta")}
         ticker = pc.utf8_upper(b.text("ticker"))
         root = None if opra else _orats_roots(b, ticker, exp)
+        # ORATS snapshots 14 minutes before the close; the API layout says when (snapShotDate, UTC)
+        quote_ts = _session_close(td, plus_minutes=-14)
+        if "snapShotDate" in b.cols:
+            snap = b.timestamp("snapShotDate", ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S"))
+            quote_ts = pc.coalesce(pc.assume_timezone(snap, "UTC").cast(UTC_TS), quote_ts)
         out = []
         for side, label in (("c", "cOpra"), ("p", "pOpra")):
             if opra:  # the ticker SPX holds SPX and SPXW contracts: the root comes from the OPRA symbol
@@ -540,7 +545,7 @@ def _orats_parse_with(names: dict, opra: bool) -> Callable[[Batch, Context], lis
             iv = opt_num(col(f"{side}iv"))
             out.append({
                 "trade_date": td,
-                "quote_ts": _session_close(td, plus_minutes=-14),  # ORATS snapshots 14 minutes before the close
+                "quote_ts": quote_ts,
                 "available_ts": _session_close(td, plus_minutes=60),
                 "underlying": underlying,
                 "root": side_root,
@@ -606,6 +611,8 @@ def _members_parse(b: Batch, ctx: Context) -> list[dict]:
 
 
 TIMING_HHMM = {"BMO": "08:00", "AMC": "16:05", "INTRADAY": "12:00", "UNKNOWN": "16:05"}
+# an ISO date and time, optionally with seconds, fraction and a UTC offset (naive = US/Eastern)
+ISO_TS = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}:?\d{2})?$")
 
 
 def _events_parse(b: Batch, ctx: Context) -> list[dict]:
@@ -618,6 +625,8 @@ def _events_parse(b: Batch, ctx: Context) -> list[dict]:
         ts, badts = [], np.zeros(n, bool)
         for i, s in enumerate(text):
             try:
+                if s is None or not ISO_TS.match(s):  # pd.Timestamp would also take "now", "today", "3pm"
+                    raise ValueError(s)
                 t = pd.Timestamp(s)
                 t = t.tz_localize(calendars.EASTERN) if t.tzinfo is None else t  # naive = US/Eastern
                 ts.append(t.tz_convert("UTC").to_pydatetime())

@@ -21,8 +21,8 @@ import os
 import re
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from functools import lru_cache
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -183,9 +183,11 @@ def head_lines(path: Path, n: int) -> list[str]:
     except IngestError:
         raise
     except _GZ_ERRORS as exc:
-        if path.suffix != ".gz":
-            raise
-        raise gzip_error(path, exc) from None
+        if path.suffix == ".gz":
+            raise gzip_error(path, exc) from None
+        if isinstance(exc, OSError):  # permissions, a vanished file, an I/O error
+            raise IngestError(f"{path} cannot be read ({exc.strerror or exc}); refusing the file") from None
+        raise
     return out
 
 
@@ -285,10 +287,12 @@ class Batch:
         if frac.any():
             self.reject(frac, label or name, "not a whole number", f)
             f = pc.if_else(pa.array(frac), pa.scalar(None, pa.float64()), f)
-        # 1e400 (inf) or 1e19 cannot be int64: refuse the cell rather than fail the file
-        big = pc.fill_null(pc.invert(pc.less(pc.abs(f), float(2**63))), False).to_numpy(zero_copy_only=False)
+        # 1e19 cannot be int64, and above 2**53 the double this was read through has already
+        # rounded it (9007199254740993 -> ...992): refuse the cell rather than store another number
+        big = pc.fill_null(pc.invert(pc.less(pc.abs(f), float(_EXACT_INT))), False).to_numpy(zero_copy_only=False)
         if big.any():
-            self.reject(big, label or name, "integer out of range", f)
+            self.reject(big, label or name, "integer out of range (above 2**53, not read exactly)",
+                        self.text(name))
             f = pc.if_else(pa.array(big), pa.scalar(None, pa.float64()), f)
         return pc.cast(f, pa.int64())
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from eventvol.data_lake import Lake
+from eventvol.data_lake.vendors import picked_vendors_sql
 from eventvol.pipelines import gex as gexmod
 from eventvol.pipelines.crosssection import common as cx
 from eventvol.pipelines.crosssection.dispersion import implied_correlation
@@ -26,11 +27,12 @@ MIN_DAYS = 2  # expiries this close carry pin and event noise, not a 30-day vol
 OUTPUTS = ("implied_corr_30d", "implied_corr_30d_pct3y")
 LOOKBACK_SESSIONS = cx.PCT_WINDOW_SESSIONS
 
+# {picked}: one vendor per (underlying, trade_date) (data_lake.vendors.picked_vendors_sql)
 ATM_SQL = """
 WITH by_strike AS (
     SELECT underlying, trade_date, expiration, settlement, strike,
            avg(iv) AS iv, any_value(underlying_price) AS spot
-    FROM option_quotes
+    FROM option_quotes SEMI JOIN {picked} USING (underlying, trade_date, vendor)
     WHERE trade_date >= ? AND trade_date <= ? AND iv > 0 AND expiration > trade_date
     GROUP BY ALL
 )
@@ -91,7 +93,10 @@ def compute(data: dict, start: dt.date, end: dt.date) -> pd.DataFrame:
 
 def load(lake: Lake, start, end) -> dict:
     start, end = pd.Timestamp(start).date(), pd.Timestamp(end).date()
-    atm = lake.df(ATM_SQL, [cx.lookback_start(start, LOOKBACK_SESSIONS), end])
+    lo = cx.lookback_start(start, LOOKBACK_SESSIONS)
+    picked = picked_vendors_sql(lake=lake, source="(SELECT underlying, trade_date, vendor FROM option_quotes "
+                                                   "WHERE trade_date >= ? AND trade_date <= ?)")
+    atm = lake.df(ATM_SQL.format(picked=picked), [lo, end, lo, end])
     members = cx.load_members(lake)
     indexes = sorted(members["index"].unique().tolist()) if not members.empty else []
     return {"atm": atm, "members": members, "weights": cx.load_weights(lake, end), "indexes": indexes}

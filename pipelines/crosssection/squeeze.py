@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from eventvol.data_lake import Lake
+from eventvol.data_lake.vendors import pick_vendor
 from eventvol.pipelines import bsm, gex as gexmod
 from eventvol.pipelines.crosssection import common as cx
 from eventvol.pipelines.loaders import column, group_ids
@@ -123,8 +124,10 @@ def load(lake: Lake, start, end) -> dict:
     interest reports published by `end`, and their calls' dollar gamma per session."""
     start, end = pd.Timestamp(start).date(), pd.Timestamp(end).date()
     si = lake.read("short_interest", where="publish_date <= ?", params=[end])
-    calls = lake.read_arrow("option_quotes", columns=CALL_COLUMNS,
-                            where="option_type = 'C' AND trade_date >= ? AND trade_date <= ?", params=[start, end])
+    # one vendor per (underlying, trade_date): two vendors' open interest is never added up
+    calls = pick_vendor(lake.read_arrow("option_quotes", columns=[*CALL_COLUMNS, "vendor"],
+                                        where="option_type = 'C' AND trade_date >= ? AND trade_date <= ?",
+                                        params=[start, end]), lake=lake).select(CALL_COLUMNS)
     syms = sorted(set(si["symbol"]) | set(calls.column("underlying").unique().to_pylist()))
     bars = cx.load_bars(lake, cx.lookback_start(start, LOOKBACK_SESSIONS), end, columns=("close", "volume"),
                         symbols=syms or ["\x00"])

@@ -3,13 +3,14 @@ walk-forward, and print metrics per parameter set (and, with --json, the per-eve
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from eventvol.data_lake import Lake
 from eventvol.data_lake.store import default_lake_path
-from eventvol.research.cli_common import LakeOpt, out, print_json
+from eventvol.research.cli_common import LakeOpt, export_frames, out, print_json
 
 
 def _records(df) -> list[dict]:
@@ -29,6 +30,8 @@ def backtest(
     param: Annotated[Optional[list[str]], typer.Option("--param", help="key=v1,v2 (repeatable); values broadcast into a sweep.")] = None,
     split: Annotated[Optional[str], typer.Option("--split", help="walk-forward:train=N,test=M (events).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics per parameter set and per-event trades as JSON.")] = False,
+    csv: Annotated[Optional[Path], typer.Option("--csv", help="Write FILE_trades.csv and FILE_metrics.csv (FILE.csv names the pair).")] = None,
+    parquet: Annotated[Optional[Path], typer.Option("--parquet", help="Write FILE_trades.parquet and FILE_metrics.parquet.")] = None,
 ) -> None:
     """Backtest a strategy over a parameter sweep (one vectorbt simulation for all of it)."""
     from eventvol.research import api
@@ -43,6 +46,7 @@ def backtest(
         res = api.run_backtest(lk, name, grid, split=split)
         wf_out = res.walk_forward
     metrics = res.metrics
+    written = export_frames({"trades": res.trades, "metrics": metrics}, csv, parquet)
     if as_json:
         doc = {"strategy": name, "parameter_sets": len(res.params), "metrics": _records(metrics),
                "trades": _records(res.trades)}
@@ -51,18 +55,34 @@ def backtest(
                                    "in_sample": wf_out["in_sample"], "out_of_sample": wf_out["out_of_sample"]}
         print_json(doc)
         return
+    for line in metrics_lines(name, res, wf_out):
+        out.print(line)
+    for p in written:
+        out.print(f"wrote {p}")
+
+
+def metrics_lines(name: str, res, wf_out: dict | None) -> list[str]:
+    """The terminal rendering of a sweep: a title line, then a table with a header, one row
+    per parameter set (varying parameters, trades, hit rate, P&L in dollars as -$1,234.56,
+    Sharpe, max drawdown), then the walk-forward rows."""
+    from eventvol.research import formatting as F
+
     n_events = res.trades["event_id"].nunique()
-    out.print(f"eventvol backtest {name}: {len(res.params)} parameter sets x {n_events} events")
+    lines = [f"eventvol backtest {name}: {len(res.params)} parameter set(s) x {n_events:,} events"]
     varying = [c for c in res.params.columns if c != "param_id" and res.params[c].nunique() > 1]
-    for r in metrics.itertuples(index=False):
+    head = ["set", ", ".join(varying) or "parameters", "trades", "hit rate", "mean P&L", "total P&L",
+            "Sharpe/trade", "max drawdown"]
+    rows = []
+    for r in res.metrics.itertuples(index=False):
         label = ", ".join(f"{c}={getattr(r, c)}" for c in varying) or "defaults"
-        out.print(f"  [{r.param_id}] {label}: {r.trades} trades, hit {r.hit_rate:.1%}, mean ${r.mean_pnl:,.2f}, "
-                  f"total ${r.total_pnl:,.2f}, Sharpe/event {r.sharpe_per_event:.2f}, max DD ${r.max_drawdown:,.2f}")
+        rows.append([str(r.param_id), label, f"{int(r.trades):,}", F.pct(r.hit_rate), F.money(r.mean_pnl),
+                     F.money(r.total_pnl), F.number(r.sharpe_per_event, 3), F.money(-abs(r.max_drawdown))])
     if wf_out:
         for label in ("in_sample", "out_of_sample"):
             m = wf_out[label]
-            out.print(f"  walk-forward {label.replace('_', '-')}: {m['trades']} trades, hit {m['hit_rate']:.1%}, "
-                      f"mean ${m['mean_pnl']:,.2f}, total ${m['total_pnl']:,.2f}")
+            rows.append(["wf", f"walk-forward {label.replace('_', '-')}", f"{int(m['trades']):,}", F.pct(m["hit_rate"]),
+                         F.money(m["mean_pnl"]), F.money(m["total_pnl"]), "", ""])
+    return lines + F.table(head, rows)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -23,6 +24,7 @@ def gex(
     iv_source: Annotated[str, typer.Option("--iv-source", help="Implied vols: otm (out-of-the-money side per strike, "
                                            "vendor floors dropped), vendor (as delivered), solved (otm, solving "
                                            "missing IVs from mid quotes).")] = "otm",
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the positioning chart (GEX by strike, re-priced profile, spot, zero gamma, walls) to FILE.png, .svg or .pdf.")] = None,
 ) -> None:
     """Dealer positioning of one underlying on one trade date: net GEX, zero gamma, walls,
     vanna and charm exposure, GEX by expiry bucket, 0DTE volume share."""
@@ -39,6 +41,8 @@ def gex(
         raise NoDataError(f"unknown --sign-model {sign_model!r}; choose one of {', '.join(SIGN_MODELS)}")
     if grid < 3:
         raise NoDataError(f"--grid must be at least 3 spots, not {grid}")
+    if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise NoDataError(f"--plot {plot} must name a .png, .svg or .pdf file")
     d = parse_date(date)
     lk = Lake.open(lake or default_lake_path())
     with warnings.catch_warnings():
@@ -51,18 +55,70 @@ def gex(
             summary["profile"] = {"spots": p["spot"].tolist(), "net_gex_per_1pct": p["net_gex_per_1pct"].tolist()}
     if "warning" in summary:
         err.print(f"warning: {summary['warning']}")
+    if plot is not None:
+        from eventvol.research.charts import positioning_chart, save
+        from eventvol.research.positioning import positioning_view
+
+        if not plot.parent.is_dir():
+            raise NoDataError(f"--plot {plot}: the folder {plot.parent} does not exist")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PositioningWarning)
+            view = positioning_view(lk, underlying, d, sign_model, n_grid=grid, iv_source=iv_source)
+        save(positioning_chart(view), plot)
     if as_json:
         print_json(summary)
         return
+    for line in summary_lines(summary):
+        out.print(line)
+    if plot is not None:
+        out.print(f"wrote {plot}")
+
+
+# (label, unit formatter) of each summary field in terminal output
+def _fields():
+    from eventvol.research import formatting as F
+
+    return {
+        "net_gex_per_1pct": ("net GEX", F.gex_bn),
+        "net_gex_per_point": ("net GEX per point", lambda v: f"{F.usd_scaled(v)} per 1 point"),
+        "spot": ("spot", F.level),
+        "zero_gamma": ("zero gamma", F.level),
+        "call_wall": ("call wall (strike)", F.level),
+        "put_wall": ("put wall (strike)", F.level),
+        "net_vex_per_volpt": ("net vanna (VEX)", lambda v: f"{F.usd_scaled(v)} per vol point"),
+        "net_cex_per_day": ("net charm (CEX)", lambda v: f"{F.usd_scaled(v)} of delta per day"),
+        "gex_0dte": ("GEX expiring today", F.gex_bn),
+        "gex_le7d": ("GEX expiring 1-7 days", F.gex_bn),
+        "gex_gt7d": ("GEX expiring > 7 days", F.gex_bn),
+        "zero_dte_volume_share": ("0DTE volume share", F.pct),
+        "contracts_used": ("contracts used", lambda v: f"{v:,}"),
+        "zero_gamma_roots_found": ("zero-gamma roots found", lambda v: f"{v:,}"),
+    }
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """The terminal rendering of a positioning summary: a regime line, then one labelled
+    field per line with its unit, then (if present) the roots and the profile as a table."""
+    from eventvol.research import formatting as F
+
+    lines = [f"{summary['underlying']} {summary['trade_date']}: "
+             + F.regime_statement(summary.get("spot"), summary.get("zero_gamma"), summary.get("net_gex_per_1pct"))]
+    fields = _fields()
     for k, v in summary.items():
-        if k == "profile":
-            out.print(f"{'profile':>22}:")
-            for s, g in zip(v["spots"], v["net_gex_per_1pct"]):
-                out.print(f"{s:>22,.2f}  {g:,.0f}")
-        elif isinstance(v, float):
-            out.print(f"{k:>22}: {v:,.2f}")
-        else:
-            out.print(f"{k:>22}: {v}")
+        if k in fields:
+            label, fmt = fields[k]
+            lines.append(f"{label:>24}: {fmt(v)}")
+        elif k == "zero_gamma_roots":
+            lines.append(f"{'zero-gamma roots':>24}: {', '.join(F.level(x) for x in v) or 'none'}")
+        elif k not in ("profile", "underlying", "trade_date"):
+            lines.append(f"{k.replace('_', ' '):>24}: {v}")
+    if "profile" in summary:
+        p = summary["profile"]
+        lines.append("")
+        lines.append(f"{'spot ($)':>14}  {'net GEX ($bn per 1%)':>22}")
+        for s, g in zip(p["spots"], p["net_gex_per_1pct"]):
+            lines.append(f"{s:>14,.2f}  {g / 1e9:>22,.3f}")
+    return lines
 
 
 def register(app: typer.Typer) -> None:

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from eventvol.data_lake import Lake
+from eventvol.data_lake import TABLES, Lake
 from eventvol.data_lake.store import default_lake_path
 from eventvol.research.cli_common import LakeOpt, out, print_json
 
-lake_app = typer.Typer(name="lake", help="Inspect the lake (quarantined rows).", no_args_is_help=True)
+lake_app = typer.Typer(name="lake", help="Inspect the lake (what it holds, quarantined rows, integrity).", no_args_is_help=True)
 
 
 def ingest(
@@ -89,6 +89,105 @@ def quarantine(
         out.print(f"{r['ingest_id']} {r['file']}:{r['line']}{column}: {r['reason']}{value}", markup=False)
     if len(shown) < len(rows):
         out.print(f"... {len(rows) - len(shown):,} more (use --limit 0)")
+
+
+@lake_app.command("info")
+def info(
+    lake: LakeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, one object per table.")] = False,
+) -> None:
+    """What the lake holds per table: rows, first and last date, entities, vendors, partitions, size."""
+    import pandas as pd
+
+    lk = Lake.open(lake or default_lake_path())
+    table = lk.info()
+    if as_json:
+        records = []
+        for r in table.to_dict("records"):
+            records.append({k: (None if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
+                                else v.date().isoformat() if k in ("first", "last") else v)
+                            for k, v in r.items()})
+        print_json(records)
+        return
+    held = table[table["rows"] > 0]
+    out.print(f"lake {lk.root}: {int(table['rows'].sum()):,} rows in {len(held)} of {len(table)} tables, "
+              f"{int(table['bytes'].sum()) / 1e6:,.1f} MB", markup=False)
+    out.print(f"  {'table':<16}{'rows':>12}  {'first':<10}  {'last':<10}{'entities':>9}{'partitions':>11}{'MB':>9}  vendors",
+              markup=False)
+    for r in held.itertuples():
+        first = "" if pd.isna(r.first) else f"{r.first:%Y-%m-%d}"
+        last = "" if pd.isna(r.last) else f"{r.last:%Y-%m-%d}"
+        ent = "" if pd.isna(r.entities) else f"{int(r.entities):,}"
+        out.print(f"  {r.table:<16}{r.rows:>12,}  {first:<10}  {last:<10}{ent:>9}{r.partitions:>11,}"
+                  f"{r.bytes / 1e6:>9,.2f}  {r.vendors if isinstance(r.vendors, str) else ''}", markup=False)
+    empty = table[table["rows"] == 0]["table"].tolist()
+    if empty:
+        out.print(f"  empty: {', '.join(empty)}", markup=False)
+
+
+@lake_app.command("verify")
+def verify(
+    lake: LakeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    set_aside: Annotated[bool, typer.Option("--set-aside", help="Move every damaged file to DIR/damaged/<time>/ "
+                                                               "so its partition can be re-ingested.")] = False,
+) -> None:
+    """Check every file of the lake (whole Parquet, content hash equal to its name, page
+    checksums) and list the damaged ones; exit 65 when any is damaged (0 after --set-aside)."""
+    from eventvol.data_lake.errors import CorruptLakeError
+    from eventvol.research.progress import status
+
+    lk = Lake.open(lake or default_lake_path())
+    with status("eventvol lake verify") as step:
+        damaged = lk.verify(progress=lambda done, total, name: step(f"{done}/{total} {name}"))
+    checked = sum(len(lk.files(t)) for t in TABLES)
+    moved = [lk.relative(p) for p in lk.set_aside_damaged(damaged)] if (set_aside and not damaged.empty) else []
+    rows = damaged.to_dict("records")
+    if as_json:
+        print_json({"lake": str(lk.root), "files_checked": checked + len(moved), "damaged": rows, "set_aside": moved})
+    else:
+        for r in rows:
+            out.print(f"damaged: {r['file']}: {r['problem']}", markup=False)
+        for p in moved:
+            out.print(f"set aside: {p}", markup=False)
+        out.print(f"{checked + len(moved)} files checked in {lk.root}, {len(rows)} damaged", markup=False)
+    if rows and not moved:
+        first = rows[0]
+        raise CorruptLakeError(
+            f"{len(rows)} damaged file(s) in lake {lk.root}, first {first['file']} ({first['problem']}); "
+            f"set them aside with `eventvol lake verify --set-aside --lake {lk.root}` and re-ingest their partitions")
+
+
+@lake_app.command("vendors")
+def vendors(
+    lake: LakeOpt = None,
+    order: Annotated[str | None, typer.Option("--set", help="Store the lake's vendor order, most preferred first, "
+                                                              "comma-separated (e.g. cboe-datashop,orats).")] = None,
+    reset: Annotated[bool, typer.Option("--reset", help="Restore the default vendor order.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """The vendor order readers use to pick one vendor per (underlying, trade_date), and the
+    chains each vendor holds (docs/ingest.md, "Several vendors side by side")."""
+    from eventvol.data_lake.vendors import DEFAULT_VENDOR_PREFERENCE, set_vendor_preference, vendor_preference
+
+    if order is not None and reset:
+        raise typer.BadParameter("give --set or --reset, not both")
+    lk = Lake.open(lake or default_lake_path())
+    if order is not None:
+        set_vendor_preference(lk, [v.strip() for v in order.split(",") if v.strip()])
+    elif reset:
+        set_vendor_preference(lk, None)
+    current = vendor_preference(lk)
+    held = lk.df("SELECT vendor, count(*) AS rows, count(DISTINCT (underlying, trade_date)) AS chains "
+                 "FROM option_quotes GROUP BY vendor ORDER BY vendor")
+    held = [{"vendor": r.vendor, "rows": int(r.rows), "chains": int(r.chains)} for r in held.itertuples()]
+    if as_json:
+        print_json({"order": list(current), "default": current == DEFAULT_VENDOR_PREFERENCE, "held": held})
+        return
+    where = "default" if current == DEFAULT_VENDOR_PREFERENCE else "lake setting"
+    out.print(f"vendor order ({where}): {', '.join(current)}; unlisted vendors follow alphabetically", markup=False)
+    for h in held:
+        out.print(f"  {h['vendor']}: {h['rows']:,} option rows in {h['chains']:,} chains", markup=False)
 
 
 def register(app: typer.Typer) -> None:

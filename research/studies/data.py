@@ -76,7 +76,26 @@ def read_event_file(path) -> pd.DataFrame:
     p = Path(path)
     if not p.exists():
         raise NoDataError(f"event file {p} does not exist")
-    raw = pd.read_csv(p, dtype=str, keep_default_na=False)
+    if not p.is_file():
+        raise NoDataError(f"event file {p} is a folder, not a CSV file")
+    with open(p, "rb") as fh:
+        head = fh.read(1 << 16)
+    nul = head.find(b"\0")
+    if nul >= 0:
+        raise NoDataError(f"event file {p} is binary (a NUL byte at offset {nul}), "
+                          "not a CSV with columns date, symbol[, name]")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if len(head) < 1 << 16 or exc.start < len(head) - 4:  # not a character cut by the sample
+            row = head[:exc.start].count(b"\n") + 1
+            raise NoDataError(f"event file {p} is not UTF-8 text (byte {exc.start}, row {row} cannot be decoded)") from None
+    try:
+        raw = pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError:
+        raise NoDataError(f"event file {p} is not UTF-8 text") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise NoDataError(f"event file {p} is not a readable CSV ({' '.join(str(exc).split())})") from None
     for col in ("date", "symbol"):
         if col not in raw.columns:
             raise NoDataError(f"event file {p} has no column {col!r} (need date, symbol[, name])")
