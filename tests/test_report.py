@@ -264,6 +264,11 @@ def test_report_renders_in_headless_chromium(report_dir, tmp_path):
     res = subprocess.run([chrome, *flags, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", url],
                          capture_output=True, text=True, timeout=180)
     assert res.returncode == 0 and pdf.read_bytes().startswith(b"%PDF"), res.stderr[-2000:]
+    # and Chromium's pages obey the same rule: no heading ends a page
+    if shutil.which("pdftotext"):
+        assert orphaned_headings(pdf, (report_dir / "report.html").read_text()) == []
+        n_pages = len(bbox_lines(pdf))
+        assert 4 <= n_pages <= MAX_PAGES + 2, n_pages  # Chromium's fonts differ slightly from WeasyPrint's
 
 
 # ------------------------------------------------------------------- partial lakes
