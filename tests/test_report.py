@@ -7,6 +7,7 @@ page (text positions from pdftotext -bbox), and the HTML rendered in headless Ch
 from __future__ import annotations
 
 import html as htmllib
+import json
 import re
 import shutil
 import subprocess
@@ -39,9 +40,27 @@ def report_dir(small_lake_path, tmp_path_factory):
     ev.write_text("date,symbol,name\n" + "".join(f'{d},"{EVIL}","{EVIL} 13F #{i}"\n' for i, d in enumerate(dates)))
     out = root / "out"
     bt = backtest_for_report(lake, "earnings-straddle", ["side=long"])
-    paths = build_research_report(lake, out, events_file=ev, pdf=True, backtests=[bt])
+    # every chart the report draws passes the chart rules (title, axis units, legend entries)
+    from eventvol.research import charts as C
+
+    drawn, draw = [], C.png_b64
+
+    def checked(fig):
+        drawn.append((fig.axes[0].get_title("left") or fig.axes[0].get_title(), C.problems(fig)))
+        return draw(fig)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(C, "png_b64", checked)
+        paths = build_research_report(lake, out, events_file=ev, pdf=True, backtests=[bt])
     assert [p.name for p in paths] == ["report.html", "report.pdf"]
+    (out / "charts.json").write_text(json.dumps(drawn))
     return out
+
+
+def test_every_chart_has_title_units_and_legend(report_dir):
+    drawn = json.loads((report_dir / "charts.json").read_text())
+    assert len(drawn) >= 10  # positioning x3, history, CAARs, regimes, tear sheet, dashboards
+    assert [(t, p) for t, p in drawn if p] == []
 
 
 def test_html_is_self_contained_and_escapes_data_text(report_dir):
@@ -264,6 +283,11 @@ def test_report_renders_in_headless_chromium(report_dir, tmp_path):
     res = subprocess.run([chrome, *flags, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", url],
                          capture_output=True, text=True, timeout=180)
     assert res.returncode == 0 and pdf.read_bytes().startswith(b"%PDF"), res.stderr[-2000:]
+    # and Chromium's pages obey the same rule: no heading ends a page
+    if shutil.which("pdftotext"):
+        assert orphaned_headings(pdf, (report_dir / "report.html").read_text()) == []
+        n_pages = len(bbox_lines(pdf))
+        assert 4 <= n_pages <= MAX_PAGES + 2, n_pages  # Chromium's fonts differ slightly from WeasyPrint's
 
 
 # ------------------------------------------------------------------- partial lakes
