@@ -69,7 +69,7 @@ underlying="$(tail -n +2 chain.csv | head -1 | cut -d, -f1 | tr -d '"^')"
 day="$(tail -n +2 chain.csv | head -1 | cut -d, -f2)"
 run "$ev" gex --underlying "$underlying" --date "$day" --lake lake --json
 grep -q "net_gex_per_1pct" "$work/last.log" || { cat "$work/last.log" >&2; fail "eventvol gex printed no net GEX"; }
-say "(a) ok: --version, --help, ingest + quarantine, lake quarantine, gex without extras"
+say "(a) ok: --version, --help, ingest + quarantine, lake quarantine, gex without extras (${SECONDS}s)"
 
 say "(b) the same venv with the report extra only"
 pip_install "$wheel[report]"
@@ -90,5 +90,5 @@ EOF
 cp "$repo/examples/quickstart.py" .
 run "$py" quickstart.py demo-lake demo-out tiny
 [ -s demo-out/report.html ] && head -c 5 demo-out/report.pdf | grep -q "%PDF-" || fail "the quickstart wrote no report.html/report.pdf"
-say "(b) ok: bare names do not import, $(grep -c . "$work/last.log") lines of quickstart output, report.html and report.pdf written"
-say "passed"
+say "(b) ok: bare names do not import, $(grep -c . "$work/last.log") lines of quickstart output, report.html and report.pdf written (${SECONDS}s)"
+say "passed in ${SECONDS}s"

@@ -12,6 +12,7 @@ open interest carry no gamma.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,16 @@ def _eastern_epoch_seconds_of_days(days: np.ndarray, hhmm: str) -> np.ndarray:
         + pd.Timedelta(hhmm + ":00")
     utc = local.tz_localize(EASTERN).tz_convert("UTC")
     return (utc.asi8 // 1_000_000_000).astype(float)
+
+
+@functools.lru_cache(maxsize=64)
+def _day_range_tables(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """(16:00 ET valuation, 09:30 ET AM settlement) epoch seconds of every day in [lo, hi]
+    (day numbers); shared between callers, never modified (the kernels only read them): a pure
+    function of the range, so repeated chains and months of one lake reuse it instead of
+    redoing the time-zone rule (~1 ms per 2,000 days)."""
+    days = np.arange(lo, hi + 1)
+    return _eastern_epoch_seconds_of_days(days, "16:00"), _eastern_epoch_seconds_of_days(days, "09:30")
 
 
 def years_to_expiry_days(trade_day: np.ndarray, expiry_day: np.ndarray, is_am: np.ndarray) -> np.ndarray:
@@ -267,9 +278,7 @@ def _day_tables(chain: ChainArrays):
     lo, hi = int(min(td.min(), ed.min())), int(max(td.max(), ed.max()))
     if hi - lo > 200_000:  # dates centuries apart (bad data): per-row T instead of a table
         return _day_tables(dataclasses.replace(chain, t_years=chain.years()))
-    days = np.arange(lo, hi + 1)
-    tables = (_eastern_epoch_seconds_of_days(days, "16:00"), _eastern_epoch_seconds_of_days(days, "09:30"), lo,
-              SECONDS_PER_YEAR)
+    tables = (*_day_range_tables(lo, hi), lo, SECONDS_PER_YEAR)
     return (np.zeros(0), np.ascontiguousarray(td), np.ascontiguousarray(ed),
             np.ascontiguousarray(chain.is_am, bool), tables)
 

@@ -81,12 +81,14 @@ def gex_factor_rows(chains: pa.Table, sign_model: str = gexmod.DEFAULT_SIGN_MODE
                     "%d chain(s): %s%s", iv_source, empty.size, names, more)
     # NaN (no zero crossing, no wall, no volume) is a real answer: it is stored as a row with a
     # NaN value so that the unit counts as computed.
-    parts = [
-        pd.DataFrame({"factor": name, "trade_date": keys["trade_date"].to_numpy(),
-                      "entity": keys["underlying"].to_numpy(), "value": np.asarray(res[name], float)})
-        for name in GEX_OUTPUTS
-    ]
-    return pd.concat(parts, ignore_index=True)
+    # one frame built from whole arrays (output-major, as a concat of one frame per output was)
+    n, k = len(keys), len(GEX_OUTPUTS)
+    return pd.DataFrame({
+        "factor": np.repeat(np.array(GEX_OUTPUTS, dtype=object), n),
+        "trade_date": np.tile(keys["trade_date"].to_numpy(), k),
+        "entity": np.tile(keys["underlying"].to_numpy(), k),
+        "value": np.concatenate([np.asarray(res[name], float) for name in GEX_OUTPUTS]),
+    })
 
 
 _VERSIONED = {"version": f"2;iv_source={GEX_IV_SOURCE}"} \
@@ -122,7 +124,7 @@ def positioning_summary(lake: Lake, underlying: str, trade_date: dt.date,
     chain = gex_chain_for(lake, underlying, d, GEX_SOLVED_COLUMNS if iv_source == "solved" else GEX_COLUMNS)
     rates = load_rates(lake, start=d, end=d)
     arrays = gexmod.ChainArrays.from_arrow(chain, np.zeros(chain.num_rows, np.int64), rates, iv_source)
-    return chain_summary(arrays, underlying, trade_date, sign_model, profile=profile, all_roots=all_roots,
+    return chain_summary(arrays, underlying, d, sign_model, profile=profile, all_roots=all_roots,
                          n_grid=n_grid)
 
 

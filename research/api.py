@@ -343,7 +343,8 @@ def write_report(lake: LakeLike, out_dir: str | os.PathLike = "out", *, pdf: boo
         (straddle_trades(lk) if straddle else (None, None))
     kw = {"title": title} if title else {}
     runs = ([bt] if bt is not None else []) + list(backtests)
-    left_out = [{"section": f"Backtest {STRADDLE}", "reason": why}] if why else []
+    # the reason without the exception's class name (straddle_trades prefixes it)
+    left_out = [{"section": f"Backtest {STRADDLE}", "reason": why.split(": ", 1)[-1]}] if why else []
     return build_research_report(lk, Path(out_dir), studies=list(studies) if studies else None, events_file=events,
                                  pdf=pdf, progress=progress, backtests=runs, extra_provenance=extra_provenance,
                                  left_out=left_out, **kw)

@@ -149,12 +149,12 @@ def positioning_chart(view: dict):
         top.bar(by_strike["strike"], by_strike["put_gex_per_1pct"] / 1e9, width=width, color=RED, alpha=0.75,
                 label="put GEX")
         top.axhline(0, color=GREY, lw=0.6)
-        top.set_ylabel("GEX by strike ($bn per 1%)")
+        top.set_ylabel("GEX by strike\n($bn per 1%)")
         spots = np.asarray(prof["spots"], float)
         bottom.plot(spots, np.asarray(prof["net_gex_per_1pct"], float) / 1e9, color=NAVY, lw=1.5,
                     label="net GEX re-priced at spot")
         bottom.axhline(0, color=GREY, lw=0.6)
-        bottom.set_ylabel("net GEX ($bn per 1%)")
+        bottom.set_ylabel("net GEX\n($bn per 1%)")
         bottom.set_xlabel(f"{s['underlying']} spot / strike ($)")
         for ax in (top, bottom):
             ax.axvline(spot, color="black", lw=1.0, label=f"spot {level(spot)}" if ax is bottom else "_spot")

@@ -81,11 +81,13 @@ def demo(
         err.print(f"eventvol demo: warning: {note}")
     if res.straddle is not None:
         trades = res.straddle.trades
+        from eventvol.research.formatting import money
+
         s = summarize(trades.loc[trades["traded"], "pnl"])
         out.print(f"  earnings straddles traded: {s['events']}, hit rate {s['hit_rate']:.1%}, "
-                  f"mean P&L ${s['mean_pnl']:,.2f}, total ${s['total_pnl']:,.2f}")
+                  f"mean P&L {money(s['mean_pnl'])}, total {money(s['total_pnl'])}")
         for regime, row in gex_split(trades).iterrows():
-            out.print(f"  {regime}: {int(row['events'])} events, mean P&L ${row['mean_pnl']:,.2f}")
+            out.print(f"  {regime}: {int(row['events'])} events, mean P&L {money(row['mean_pnl'])}")
     out.print(f"  report: {', '.join(str(p) for p in res.paths)}  ({time.perf_counter() - t0:.1f}s)")
 
 

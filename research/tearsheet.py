@@ -133,7 +133,7 @@ def distribution_chart(bt: Backtest):
         ax2.axhline(0, color=C.GREY, lw=0.6)
         ax2.set_xlabel("year of exit")
         ax2.set_ylabel("total P&L ($ thousands)")
-        ax2.legend(loc="best")
+        ax2.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: the bars fill the axes
         ax2.set_title("P&L by year and regime")
         fig.tight_layout()
     return fig

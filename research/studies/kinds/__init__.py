@@ -23,6 +23,7 @@ import pandas as pd
 KIND_MODULES = (
     "eventvol.research.studies.kinds.event_study",
     "eventvol.research.studies.kinds.regression",
+    "eventvol.research.studies.kinds.regime_test",
     "eventvol.research.studies.kinds.mechanisms",
 )
 
