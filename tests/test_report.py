@@ -348,3 +348,29 @@ def test_real_chain_only_lake_reports_positioning(real_data, tmp_path, eventvol_
     left = left[:left.index("</div>")]
     assert "no events of kind earnings" in left and "index_members" in left and "NoDataError" not in left
     assert pd.read_csv(tmp_path / "out" / "positioning.csv")["underlying"].tolist() == ["SPX"]
+
+
+def test_report_cli_backtest_tear_sheets_with_params(small_lake, tmp_path, eventvol_cli):
+    """`eventvol report --backtest A --backtest B --param A:k=v`: a tear sheet per backtest,
+    the scoped parameter applied to A only, and A's metrics those of the API's backtest."""
+    from eventvol.research import api
+    from eventvol.research.formatting import money, pct
+
+    out = tmp_path / "out"
+    code, stdout, err = eventvol_cli("report", "--lake", str(small_lake.root), "--out", str(out), "--no-pdf",
+                                     "--studies", "H1", "--backtest", "earnings-straddle", "--backtest", "gamma-regime",
+                                     "--param", "earnings-straddle:side=short")
+    assert code == 0, err
+    html = (out / "report.html").read_text()
+    assert 'id="backtest-earnings-straddle"' in html and 'id="backtest-gamma-regime"' in html
+    sheet = html[html.index('id="backtest-earnings-straddle"'):html.index('id="backtest-gamma-regime"')]
+    res = api.backtest(small_lake, "earnings-straddle", side="short")
+    m = res.metrics.iloc[0]
+    assert "side=short" in sheet
+    assert f"<td>{money(m['total_pnl'])}</td>" in sheet and f"<td>{pct(m['hit_rate'])}</td>" in sheet
+    assert 'href="#backtest-earnings-straddle"' in html  # H1 points at the trades on its events
+    for name in ("earnings-straddle", "gamma-regime"):
+        assert (out / f"trades_{name}.csv").exists()
+    code, _, err = eventvol_cli("report", "--lake", str(small_lake.root), "--out", str(out), "--no-pdf",
+                                "--backtest", "gamma-regime", "--param", "threshold=0,1")
+    assert code == 2 and "one value per parameter" in err and len(err.strip().splitlines()) == 1

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
 from eventvol.research.studies.data import MemoryData
@@ -117,9 +116,3 @@ def power_needed(effect: float, sd_effect: float, alpha: float = 0.05, power: fl
         return float("nan")
     z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
     return float((z * sd_effect / abs(effect)) ** 2)
-
-
-def frame_of(results: dict[str, list]) -> pd.DataFrame:
-    """Long frame (hypothesis, sample, estimate, ci_low, ci_high, p_value, truth, covered)."""
-    rows = [{"hypothesis": n, "sample": i, **(r or {})} for n, rs in results.items() for i, r in enumerate(rs)]
-    return pd.DataFrame(rows)
