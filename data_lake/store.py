@@ -520,9 +520,10 @@ class Lake:
                 yield tbl
 
     def _read_part(self, path: Path, **kw) -> pa.Table:
-        """One part read by Arrow with its page checksums verified; a damaged part raises
-        `CorruptLakeError` naming it (a truncated part before Arrow opens it)."""
-        problem = structure_problem(path)
+        """One part read by Arrow: its content hash checked as for DuckDB reads (once per file
+        state) and its page checksums verified on every read; a damaged part raises
+        `CorruptLakeError` naming it before Arrow returns anything from it."""
+        problem = self.part_problem(path)
         if problem is None:
             try:
                 return pq.read_table(path, partitioning=None, page_checksum_verification=True, **kw)
