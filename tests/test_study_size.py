@@ -44,6 +44,17 @@ def test_effect_off_rejects_at_about_five_percent(null_p_values, name):
     assert stats.binom.sf(s["rejections"] - 1, s["evaluable"], 0.05) > 0.01, (name, null_p_values[name])
 
 
+def test_off_config_refuses_a_field_the_simulator_lacks():
+    from eventvol.research.studies.size import off_config
+    from eventvol.research.studies.spec import SpecError
+
+    spec = load_hypotheses()["H4"]
+    assert off_config(SyntheticConfig(), spec).letf_impact_per_billion == 0.0
+    bad = spec.with_overrides(synthetic={"off": {"letf_impact_per_bilion": 0.0}})
+    with pytest.raises(SpecError, match="h4_letf_rebalance.toml .synthetic. off names 'letf_impact_per_bilion'"):
+        off_config(SyntheticConfig(), bad)
+
+
 @pytest.mark.parametrize("k,n", [(0, 40), (2, 40), (7, 40), (40, 40), (1, 5)])
 def test_clopper_pearson_matches_scipy(k, n):
     ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")

@@ -16,7 +16,7 @@ from scipy import stats
 
 from eventvol.research.studies.data import MemoryData
 from eventvol.research.studies.registry import run_hypothesis
-from eventvol.research.studies.spec import HypothesisSpec
+from eventvol.research.studies.spec import HypothesisSpec, SpecError
 
 
 def measurable(specs: dict[str, HypothesisSpec]) -> dict[str, HypothesisSpec]:
@@ -25,8 +25,14 @@ def measurable(specs: dict[str, HypothesisSpec]) -> dict[str, HypothesisSpec]:
 
 
 def off_config(config, spec: HypothesisSpec):
-    """`config` (a SyntheticConfig) with the hypothesis's planted effect switched off."""
-    return dataclasses.replace(config, **spec.section("synthetic")["off"])
+    """`config` (a SyntheticConfig) with the hypothesis's planted effect switched off; a field
+    the simulator does not have is refused naming the file and the key."""
+    off = spec.section("synthetic")["off"]
+    fields = {f.name for f in dataclasses.fields(config)}
+    for key in off:
+        if key not in fields:
+            raise SpecError(f"hypothesis file {spec.file} [synthetic] off names {key!r}, which is not a SyntheticConfig field")
+    return dataclasses.replace(config, **off)
 
 
 def null_spec(spec: HypothesisSpec) -> HypothesisSpec:
