@@ -44,6 +44,8 @@ MARKER = "lake.json"
 FORMAT_VERSION = 1
 ROW_GROUP_ROWS = 128 * 1024
 HASH_CHARS = 24  # part-<first 24 hex digits of the file's sha256>.parquet
+# OSErrors that say the machine refused, not that a journal is wrong: re-raised, never set aside
+ENVIRONMENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO, errno.ENOSPC, errno.EDQUOT})
 INTEGRITY = "integrity.json"  # content hashes already checked, by file state (a cache)
 DAMAGED_DIR = "damaged"  # where `set_aside_damaged` moves damaged parts (kept, never deleted)
 REJECTED_JOURNALS = "quarantine/journals"  # where unusable staging transactions are set aside
@@ -785,8 +787,8 @@ class Lake:
                 try:
                     self._apply(txn)
                 except (ValueError, TypeError, UnicodeDecodeError, OSError) as exc:
-                    if isinstance(exc, OSError) and exc.errno not in (None, errno.EISDIR, errno.ENOTDIR):
-                        raise  # the disk refused (permission, I/O): not the journal's fault
+                    if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+                        raise  # the machine refused (permission, I/O, space): not the journal's fault
                     self._set_aside_transaction(txn, _one_line(str(exc)))
             else:
                 shutil.rmtree(txn, ignore_errors=True)

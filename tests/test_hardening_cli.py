@@ -376,3 +376,15 @@ def test_ingest_and_read_a_lake_whose_path_has_glob_characters(tmp_path, name, d
     assert bars["symbol"].tolist() == ["AAA", "AAA"] and bars["close"].tolist() == [1.5, 1.75]
     res = run("lake", "verify", "--lake", str(tmp_path / name), "--json")
     assert res.returncode == 0 and json.loads(res.stdout)["damaged"] == []
+
+
+def test_missing_optional_extra_is_a_usage_sentence(small_lake_path, tmp_path, eventvol_cli, monkeypatch):
+    """`pip install eventvol` without the `report` extra: report.pdf cannot be made."""
+    monkeypatch.setitem(sys.modules, "weasyprint", None)  # import weasyprint -> ModuleNotFoundError
+    lake = tmp_path / "lake"
+    shutil.copytree(small_lake_path, lake)
+    code, out, err = eventvol_cli("report", "--lake", str(lake), "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert one_sentence(err) == ("eventvol: error: this needs the optional package weasyprint: "
+                                 "pip install 'eventvol[report]', or pass --no-pdf")
+    assert (tmp_path / "out" / "report.html").exists() and not (tmp_path / "out" / "report.pdf").exists()
