@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -42,6 +43,17 @@ def test_effect_off_rejects_at_about_five_percent(null_p_values, name):
     assert s["evaluable"] >= len(SEEDS) - 1, (name, null_p_values[name])
     # P(X >= 3 | n=5, p=0.05) = 0.1%: three or more rejections in five would mean size inflation
     assert stats.binom.sf(s["rejections"] - 1, s["evaluable"], 0.05) > 0.01, (name, null_p_values[name])
+
+
+def test_off_config_refuses_a_field_the_simulator_lacks():
+    from eventvol.research.studies.size import off_config
+    from eventvol.research.studies.spec import SpecError
+
+    spec = load_hypotheses()["H4"]
+    assert off_config(SyntheticConfig(), spec).letf_impact_per_billion == 0.0
+    bad = spec.with_overrides(synthetic={"off": {"letf_impact_per_bilion": 0.0}})
+    with pytest.raises(SpecError, match="h4_letf_rebalance.toml .synthetic. off names 'letf_impact_per_bilion'"):
+        off_config(SyntheticConfig(), bad)
 
 
 @pytest.mark.parametrize("k,n", [(0, 40), (2, 40), (7, 40), (40, 40), (1, 5)])
@@ -113,3 +125,18 @@ def test_h1_block_clustering_keeps_power_and_coverage():
     r = result_of(load_hypotheses()["H1"], simulate(dataclasses.replace(
         SyntheticConfig(), seed=1000, stock_expiries=1, index_monthlies=1, index_weeklies_days=7, index_dailies=1)))
     assert r["p_value"] < 0.01 and r["estimate"] > 1.3 and r["covered"], r
+
+
+def test_sample_needed_inverts_the_normal_power_curve():
+    """By hand: a test with 50% power has its statistic's mean at z_{0.975}; 80% power needs
+    it at z_{0.975} + z_{0.8}, and the mean grows with the square root of the sample."""
+    from eventvol.research.studies.size import sample_needed
+
+    z, z80 = stats.norm.ppf(0.975), stats.norm.ppf(0.8)
+    assert sample_needed(0.5) == pytest.approx(((z + z80) / z) ** 2, rel=1e-12)  # 2.04x
+    assert sample_needed(0.8) == pytest.approx(1.0, rel=1e-12)
+    # and forwards: at the factor found, the normal power curve gives 80% again
+    for p in (0.2, 0.325, 0.63, 0.9):
+        delta = (z + stats.norm.ppf(p)) * np.sqrt(sample_needed(p))
+        assert stats.norm.cdf(delta - z) == pytest.approx(0.8, rel=1e-9)
+    assert sample_needed(0.0) is None and sample_needed(1.0) is None
