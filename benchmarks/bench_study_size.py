@@ -6,8 +6,8 @@ simulate `--seeds` markets with that effect off and count rejections of the coun
 (power, and how often the interval covers the planted value the file names: coverage).
 Markets are the default two-year configuration with thin option chains, simulated in memory
 (no lake), and run through the same `run_hypothesis` as the CLI. `power.needed_sample_x` is
-how many times the sample (markets of this length and breadth) a test would need for 80%
-power at the mean planted effect, from the spread of its estimates across seeds.
+how many times the sample (sessions x stocks of these markets) a test would need for 80%
+power, inverted from the power it shows (research/studies/size.py `sample_needed`).
 
     python benchmarks/bench_study_size.py --json              # 3 seeds, about 2 minutes
     python benchmarks/bench_study_size.py --seeds 40 --json   # the numbers
@@ -29,7 +29,7 @@ from eventvol.research.studies.size import (
     coverage_summary,
     measurable,
     off_config,
-    power_needed,
+    sample_needed,
     rejection_summary,
     result_of,
 )
@@ -74,12 +74,10 @@ def main() -> None:
         out["size"][n] = rejection_summary([None if r is None else r["p_value"] for r in off[n]])
         est = [r["estimate"] for r in on[n] if r]
         truth = [r["truth"] for r in on[n] if r and "truth" in r]
-        null = next((r["null"] for r in on[n] if r), 0.0)
-        sd = float(np.std(est, ddof=1)) if len(est) > 1 else None
-        need = power_needed(_mean(truth) - null, sd) if truth and sd else None
-        out["power"][n] = {**rejection_summary([None if r is None else r["p_value"] for r in on[n]]),
-                           "mean_estimate": _mean(est), "mean_truth": _mean(truth), "sd_estimate": sd,
-                           "needed_sample_x": need}
+        power = rejection_summary([None if r is None else r["p_value"] for r in on[n]])
+        out["power"][n] = {**power, "mean_estimate": _mean(est), "mean_truth": _mean(truth),
+                           "sd_estimate": float(np.std(est, ddof=1)) if len(est) > 1 else None,
+                           "needed_sample_x": sample_needed(power["rate"]) if power["rate"] is not None else None}
         out["coverage"][n] = coverage_summary(on[n])
     out["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(out, indent=1))

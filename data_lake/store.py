@@ -5,8 +5,11 @@ Write path (one writer at a time, under `locks/writer.lock`):
   and write a new content-addressed file into `staging/<txn>/` -> commit a journal
   (atomic rename) -> move the new files into place and delete the files they replace.
 A crash before the journal commit leaves the old partitions (staging is discarded on the
-next open); a crash after it is rolled forward on the next open. Readers never open
-`catalog.duckdb`: they use an in-memory DuckDB with views over the Parquet globs.
+next open); a crash after it is rolled forward on the next open. Journal entries are
+confined to the lake before anything is renamed or deleted; an unusable journal is set aside.
+Readers never open `catalog.duckdb`: they use an in-memory DuckDB with views over the lists
+of verified parts (paths escaped: DuckDB globs every file name). Integrity and recovery:
+docs/lake.md.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ MARKER = "lake.json"
 FORMAT_VERSION = 1
 ROW_GROUP_ROWS = 128 * 1024
 HASH_CHARS = 24  # part-<first 24 hex digits of the file's sha256>.parquet
+# OSErrors that say the machine refused, not that a journal is wrong: re-raised, never set aside
+ENVIRONMENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO, errno.ENOSPC, errno.EDQUOT})
 INTEGRITY = "integrity.json"  # content hashes already checked, by file state (a cache)
 DAMAGED_DIR = "damaged"  # where `set_aside_damaged` moves damaged parts (kept, never deleted)
 REJECTED_JOURNALS = "quarantine/journals"  # where unusable staging transactions are set aside
@@ -378,13 +383,11 @@ class Lake:
         for path, problem in list(self._damage.items()):
             if self.damaged_message(path, problem) in text or str(path) in text:
                 return CorruptLakeError(self.damaged_message(path, problem))
-        tables = str(self.root / "tables")
-        if tables in text:
+        named = [f for files in list(self._view_files.values()) for f in files if str(f) in text]
+        if named:
             # DuckDB names the file it failed on: 'No magic bytes found at end of file ...'
-            start = text.index(tables)
-            end = min((i for i in (text.find(c, start) for c in "'\"\n ") if i != -1), default=len(text))
-            path = Path(text[start:end])
-            return CorruptLakeError(self.damaged_message(path, _one_line(text.split("\n")[0])))
+            problem = content_problem(named[0]) or _one_line(text.split("\n")[0])
+            return CorruptLakeError(self.damaged_message(named[0], problem))
         if "Invalid data" in text or "Parquet" in text or "parquet" in text or "TProtocol" in text:
             # DuckDB did not say which file it choked on: find the one whose content is not
             # what its name records among the files the views read
@@ -517,9 +520,10 @@ class Lake:
                 yield tbl
 
     def _read_part(self, path: Path, **kw) -> pa.Table:
-        """One part read by Arrow with its page checksums verified; a damaged part raises
-        `CorruptLakeError` naming it (a truncated part before Arrow opens it)."""
-        problem = structure_problem(path)
+        """One part read by Arrow: its content hash checked as for DuckDB reads (once per file
+        state) and its page checksums verified on every read; a damaged part raises
+        `CorruptLakeError` naming it before Arrow returns anything from it."""
+        problem = self.part_problem(path)
         if problem is None:
             try:
                 return pq.read_table(path, partitioning=None, page_checksum_verification=True, **kw)
@@ -789,8 +793,8 @@ class Lake:
                 try:
                     self._apply(txn)
                 except (ValueError, TypeError, UnicodeDecodeError, OSError) as exc:
-                    if isinstance(exc, OSError) and exc.errno not in (None, errno.EISDIR, errno.ENOTDIR):
-                        raise  # the disk refused (permission, I/O): not the journal's fault
+                    if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+                        raise  # the machine refused (permission, I/O, space): not the journal's fault
                     self._set_aside_transaction(txn, _one_line(str(exc)))
             else:
                 shutil.rmtree(txn, ignore_errors=True)

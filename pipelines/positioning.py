@@ -124,7 +124,7 @@ def positioning_summary(lake: Lake, underlying: str, trade_date: dt.date,
     chain = gex_chain_for(lake, underlying, d, GEX_SOLVED_COLUMNS if iv_source == "solved" else GEX_COLUMNS)
     rates = load_rates(lake, start=d, end=d)
     arrays = gexmod.ChainArrays.from_arrow(chain, np.zeros(chain.num_rows, np.int64), rates, iv_source)
-    return chain_summary(arrays, underlying, trade_date, sign_model, profile=profile, all_roots=all_roots,
+    return chain_summary(arrays, underlying, d, sign_model, profile=profile, all_roots=all_roots,
                          n_grid=n_grid)
 
 

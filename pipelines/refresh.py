@@ -276,8 +276,9 @@ def driver_dates(lake: Lake, spec: FactorSpec, start: dt.date | None, end: dt.da
 
 
 def _last_driver_date(lake: Lake, spec: FactorSpec) -> dt.date | None:
-    v = lake.query(f'SELECT max(trade_date) AS d FROM "{spec.driver_table}"').column("d")[0].as_py()
-    return v
+    """The last trade date the driver table holds (None when empty): sessions after it have
+    not arrived yet, sessions before it without rows are gaps of a sparse lake."""
+    return lake.query(f'SELECT max(trade_date) AS d FROM "{spec.driver_table}"').column("d")[0].as_py()
 
 
 def stored_fingerprints(lake: Lake, family: str, start: dt.date, end: dt.date) -> dict[dt.date, str]:

@@ -23,6 +23,9 @@ from eventvol.data_lake import EventvolError, LakeWarning
 from eventvol.research.cli_common import LakeOpt, err, out, out_folder
 
 EXIT_INTERNAL, EXIT_USAGE, EXIT_IO, EXIT_INTERRUPTED = 1, 2, 74, 130
+# modules of the optional extras (pyproject): a missing one is a usage error, not a bug
+OPTIONAL_MODULES = {"weasyprint": ("report", ", or pass --no-pdf"), "distributed": ("dask", ""),
+                    "dask": ("dask", "")}
 
 app = typer.Typer(
     name="eventvol",
@@ -150,6 +153,9 @@ def describe_failure(exc: BaseException) -> tuple[int, str]:
         where = ctx.command_path if ctx is not None else "eventvol"
         message = _one_line(exc.format_message()).rstrip(".")
         return code, f"{message[:1].lower() + message[1:]} (see `{where} --help`)"
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] in OPTIONAL_MODULES:
+        extra, hint = OPTIONAL_MODULES[exc.name.split(".")[0]]
+        return EXIT_USAGE, f"this needs the optional package {exc.name.split('.')[0]}: pip install 'eventvol[{extra}]'{hint}"
     if isinstance(exc, (KeyboardInterrupt, typer.Abort)):
         return EXIT_INTERRUPTED, "interrupted"
     if isinstance(exc, OSError):

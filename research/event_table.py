@@ -28,10 +28,3 @@ def gex_split(trades: pd.DataFrame) -> pd.DataFrame:
     label = pd.Series(np.where(sign < 0, "negative GEX", np.where(sign > 0, "positive GEX", "no GEX")), index=traded.index)
     rows = {k: summarize(traded.loc[label == k, "pnl"]) for k in ("negative GEX", "positive GEX") if (label == k).any()}
     return pd.DataFrame(rows).T
-
-
-def equity_curve(trades: pd.DataFrame) -> pd.Series:
-    """Cumulative P&L of traded events by exit (reaction) session, dollars."""
-    traded = trades[trades["traded"]]
-    daily = traded.groupby("reaction_session")["pnl"].sum().sort_index()
-    return daily.cumsum()

@@ -78,7 +78,9 @@ def regime_chart(r: dict) -> str | None:
     unit, scale = _outcome_unit(r["outcome"]["measure"])
     with C.styled():
         fig, ax = C.figure(7.2, 2.2)
-        ax.boxplot([g * scale for g in groups], orientation="horizontal", showfliers=True, widths=0.5)
+        parts = ax.boxplot([g * scale for g in groups], orientation="horizontal", showfliers=True, widths=0.5)
+        for artist in (a for group in parts.values() for a in group):
+            artist.set_label("_boxplot")  # the groups are named on the y axis, not in the legend
         ax.scatter([g.mean() * scale for g in groups], [1, 2], color=C.RED, zorder=3, s=18, label="mean")
         ax.set_yticks([1, 2], [f"{names[k]} (n={len(g)})" for k, g in zip(("on", "off"), groups)], fontsize=7)
         ax.set_ylabel("regime at the pre-event close")

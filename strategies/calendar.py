@@ -8,7 +8,6 @@ UNKNOWN timing is flagged and left out by default.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from eventvol.data_lake import calendars
@@ -37,7 +36,3 @@ def event_sessions(events: pd.DataFrame, include_unknown: bool = False) -> pd.Da
     out["entry_session"] = [calendars.previous_session(d) if d is not None else None for d in out["reaction_session"]]
     out["entry_time"] = [calendars.session_close_utc(d) if d is not None else pd.NaT for d in out["entry_session"]]
     return out.reset_index(drop=True)
-
-
-def to_dates(values) -> np.ndarray:
-    return pd.to_datetime(pd.Series(values)).to_numpy("datetime64[D]")

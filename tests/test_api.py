@@ -72,6 +72,15 @@ def test_gex_takes_date_strings_and_dates_and_matches_an_independent_sum(small_l
     assert a["net_gex_per_point"] == pytest.approx(a["net_gex_per_1pct"] / (0.01 * a["spot"]), rel=1e-12)
 
 
+def test_positioning_summary_takes_a_date_string(small_lake):
+    """The layer function behind `ev.gex` (it failed on '2023-03-17': str has no isoformat)."""
+    from eventvol.pipelines.positioning import positioning_summary
+
+    s = positioning_summary(small_lake, "SYNX", "2023-03-17")
+    assert s["trade_date"] == "2023-03-17"
+    assert s["net_gex_per_1pct"] == ev.gex(small_lake, "SYNX", "2023-03-17")["net_gex_per_1pct"]
+
+
 def test_gex_with_lists_gives_one_row_per_chain_and_skips_missing_ones(small_lake):
     with pytest.warns(UserWarning, match="skipped 2 chain"):
         f = ev.gex(small_lake, ["SYNX", "ACME"], ["2023-03-17", "2023-03-18", "2023-04-20"])

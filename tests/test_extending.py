@@ -102,7 +102,7 @@ GAP_MODULE = '''
 import numpy as np
 from scipy import stats
 
-from eventvol.research.studies.kinds import register_mechanism, test_dict
+from eventvol.research.studies.kinds import estimate_dict, register_mechanism
 
 
 def run(data, spec, params):
@@ -111,7 +111,7 @@ def run(data, spec, params):
     k, n = int((r > float(params.get("above", 0.0))).sum()), len(r)
     res = stats.binomtest(k, n, 0.5)
     ci = res.proportion_ci(0.95)
-    return test_dict("share of sessions closing up (binomial)", k / n, ci.low, ci.high, res.pvalue, n, null=0.5)
+    return estimate_dict("share of sessions closing up (binomial)", k / n, ci.low, ci.high, res.pvalue, n, null=0.5)
 
 
 register_mechanism("index_up_share", run, params=("above",))

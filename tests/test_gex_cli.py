@@ -99,3 +99,17 @@ def test_gex_plot_errors_are_one_sentence(small_lake, tmp_path, monkeypatch, eve
     assert code == 2 and message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not list(tmp_path.glob("*.png*"))
+
+
+def test_gex_profile_table_has_a_header_and_units(small_lake, eventvol_cli):
+    from eventvol.research import api
+
+    code, out, err = eventvol_cli("gex", "--lake", str(small_lake.root), "--underlying", "ACME", "--date", "2023-06-01",
+                                  "--profile", "--grid", "5")
+    assert code == 0, err
+    lines = out.splitlines()
+    i = next(k for k, line in enumerate(lines) if "net GEX ($bn per 1%)" in line and "spot ($)" in line)
+    rows = [line.split() for line in lines[i + 1:i + 6]]
+    p = api.gex_profile(small_lake, "ACME", "2023-06-01", n_grid=5)
+    assert [float(r[0].replace(",", "")) for r in rows] == pytest.approx(p["spot"].round(2).tolist())
+    assert [float(r[1].replace(",", "")) for r in rows] == pytest.approx((p["net_gex_per_1pct"] / 1e9).round(3).tolist(), abs=1e-9)

@@ -198,3 +198,20 @@ def test_cli_iv_source(datashop_lakes):
     assert obj["iv_source"] == "solved" and obj["contracts_used"] > 250
     p = _cli("gex", "--lake", root, "--underlying", "SPX", "--date", TRADE.isoformat(), "--iv-source", "mid")
     assert p.returncode == 2 and "unknown --iv-source 'mid'" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_the_stored_family_records_its_iv_source(datashop_lakes):
+    """The `gex` family computes with `otm` and says so in its version, which enters every
+    unit's input fingerprint: the same lake under another source would fingerprint differently,
+    so each stored unit names the source it was computed with."""
+    import dataclasses
+
+    from eventvol.pipelines.positioning import GEX, GEX_IV_SOURCE
+    from eventvol.pipelines.refresh import unit_fingerprints
+
+    lakes, _ = datashop_lakes
+    assert GEX_IV_SOURCE == "otm" and GEX.version.endswith("iv_source=otm") and "'otm'" in GEX.description
+    other = dataclasses.replace(GEX, version=GEX.version.replace("iv_source=otm", "iv_source=vendor"))
+    fp = unit_fingerprints(lakes["calcs"], GEX, [TRADE])[TRADE]
+    assert fp != unit_fingerprints(lakes["calcs"], other, [TRADE])[TRADE]
+    assert fp == unit_fingerprints(lakes["calcs"], GEX, [TRADE])[TRADE]

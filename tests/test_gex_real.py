@@ -41,10 +41,10 @@ def read_quotetable(path, source: str = "vendor") -> tuple[float, pd.DataFrame]:
     raw = pd.read_csv(path, skiprows=3, header=0)
     raw.columns = ["exp", "c_sym", "c_last", "c_net", "c_bid", "c_ask", "c_vol", "c_iv", "c_delta", "c_gamma", "c_oi",
                    "strike", "p_sym", "p_last", "p_net", "p_bid", "p_ask", "p_vol", "p_iv", "p_delta", "p_gamma", "p_oi"]
-    # the two data-quality refusals of the ingest (docs/ingest.md), applied per CSV line: a
-    # crossed quote (bid > ask) on either side, and a strike more than 200x away from spot
-    # (NDX lines with strike 1.0, an x1000 slip)
-    bad = (raw.c_bid > raw.c_ask) | (raw.p_bid > raw.p_ask) | (raw.strike < spot / 200) | (raw.strike > spot * 200)
+    # the data-quality refusal of the ingest (docs/ingest.md) that these files trigger, applied
+    # per CSV line: a crossed quote (bid > ask) on either side. (NDX's strike-1.0 lines are kept
+    # since the chain-based units-slip rule; they carry no open interest, so they count nowhere.)
+    bad = (raw.c_bid > raw.c_ask) | (raw.p_bid > raw.p_ask)
     raw = raw[~bad].copy()
     if source == "otm":
         # the CSV line holds the call and the put of one (root, expiration, strike): the pairing

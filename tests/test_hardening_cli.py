@@ -376,3 +376,32 @@ def test_ingest_and_read_a_lake_whose_path_has_glob_characters(tmp_path, name, d
     assert bars["symbol"].tolist() == ["AAA", "AAA"] and bars["close"].tolist() == [1.5, 1.75]
     res = run("lake", "verify", "--lake", str(tmp_path / name), "--json")
     assert res.returncode == 0 and json.loads(res.stdout)["damaged"] == []
+
+
+def test_missing_optional_extra_is_a_usage_sentence(small_lake_path, tmp_path, eventvol_cli, monkeypatch):
+    """`pip install eventvol` without the `report` extra: report.pdf cannot be made."""
+    monkeypatch.setitem(sys.modules, "weasyprint", None)  # import weasyprint -> ModuleNotFoundError
+    lake = tmp_path / "lake"
+    shutil.copytree(small_lake_path, lake)
+    code, out, err = eventvol_cli("report", "--lake", str(lake), "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert one_sentence(err) == ("eventvol: error: this needs the optional package weasyprint: "
+                                 "pip install 'eventvol[report]', or pass --no-pdf")
+    assert (tmp_path / "out" / "report.html").exists() and not (tmp_path / "out" / "report.pdf").exists()
+
+
+def test_damaged_quarantine_file_is_named(tmp_path):
+    src = tmp_path / "prices.csv"
+    src.write_text(PRICES + "2023-02-29,AAA,1,2,0.5,1.5,100\n")
+    lake = tmp_path / "lake"
+    assert run("ingest", "prices-csv", str(src), "--lake", str(lake)).returncode == 0
+    (rejected,) = (lake / "quarantine").glob("*/rejected.parquet")
+    assert run("lake", "quarantine", "--lake", str(lake)).returncode == 0
+    rejected.write_bytes(rejected.read_bytes()[:40])
+    before = snapshot(lake)
+    res = run("lake", "quarantine", "--lake", str(lake))
+    assert res.returncode == 65
+    assert one_sentence(res.stderr) == (f"eventvol: error: quarantine file {rejected.relative_to(lake)} in {lake} is "
+                                        "damaged (it is truncated or not Parquet (no PAR1 magic bytes)); delete it "
+                                        "and re-run that ingest to quarantine its rows again")
+    assert snapshot(lake) == before

@@ -7,6 +7,7 @@ page (text positions from pdftotext -bbox), and the HTML rendered in headless Ch
 from __future__ import annotations
 
 import html as htmllib
+import json
 import re
 import shutil
 import subprocess
@@ -39,9 +40,27 @@ def report_dir(small_lake_path, tmp_path_factory):
     ev.write_text("date,symbol,name\n" + "".join(f'{d},"{EVIL}","{EVIL} 13F #{i}"\n' for i, d in enumerate(dates)))
     out = root / "out"
     bt = backtest_for_report(lake, "earnings-straddle", ["side=long"])
-    paths = build_research_report(lake, out, events_file=ev, pdf=True, backtests=[bt])
+    # every chart the report draws passes the chart rules (title, axis units, legend entries)
+    from eventvol.research import charts as C
+
+    drawn, draw = [], C.png_b64
+
+    def checked(fig):
+        drawn.append((fig.axes[0].get_title("left") or fig.axes[0].get_title(), C.problems(fig)))
+        return draw(fig)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(C, "png_b64", checked)
+        paths = build_research_report(lake, out, events_file=ev, pdf=True, backtests=[bt])
     assert [p.name for p in paths] == ["report.html", "report.pdf"]
+    (out / "charts.json").write_text(json.dumps(drawn))
     return out
+
+
+def test_every_chart_has_title_units_and_legend(report_dir):
+    drawn = json.loads((report_dir / "charts.json").read_text())
+    assert len(drawn) >= 10  # positioning x3, history, CAARs, regimes, tear sheet, dashboards
+    assert [(t, p) for t, p in drawn if p] == []
 
 
 def test_html_is_self_contained_and_escapes_data_text(report_dir):
@@ -264,6 +283,11 @@ def test_report_renders_in_headless_chromium(report_dir, tmp_path):
     res = subprocess.run([chrome, *flags, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", url],
                          capture_output=True, text=True, timeout=180)
     assert res.returncode == 0 and pdf.read_bytes().startswith(b"%PDF"), res.stderr[-2000:]
+    # and Chromium's pages obey the same rule: no heading ends a page
+    if shutil.which("pdftotext"):
+        assert orphaned_headings(pdf, (report_dir / "report.html").read_text()) == []
+        n_pages = len(bbox_lines(pdf))
+        assert 4 <= n_pages <= MAX_PAGES + 2, n_pages  # Chromium's fonts differ slightly from WeasyPrint's
 
 
 # ------------------------------------------------------------------- partial lakes
@@ -324,3 +348,29 @@ def test_real_chain_only_lake_reports_positioning(real_data, tmp_path, eventvol_
     left = left[:left.index("</div>")]
     assert "no events of kind earnings" in left and "index_members" in left and "NoDataError" not in left
     assert pd.read_csv(tmp_path / "out" / "positioning.csv")["underlying"].tolist() == ["SPX"]
+
+
+def test_report_cli_backtest_tear_sheets_with_params(small_lake, tmp_path, eventvol_cli):
+    """`eventvol report --backtest A --backtest B --param A:k=v`: a tear sheet per backtest,
+    the scoped parameter applied to A only, and A's metrics those of the API's backtest."""
+    from eventvol.research import api
+    from eventvol.research.formatting import money, pct
+
+    out = tmp_path / "out"
+    code, stdout, err = eventvol_cli("report", "--lake", str(small_lake.root), "--out", str(out), "--no-pdf",
+                                     "--studies", "H1", "--backtest", "earnings-straddle", "--backtest", "gamma-regime",
+                                     "--param", "earnings-straddle:side=short")
+    assert code == 0, err
+    html = (out / "report.html").read_text()
+    assert 'id="backtest-earnings-straddle"' in html and 'id="backtest-gamma-regime"' in html
+    sheet = html[html.index('id="backtest-earnings-straddle"'):html.index('id="backtest-gamma-regime"')]
+    res = api.backtest(small_lake, "earnings-straddle", side="short")
+    m = res.metrics.iloc[0]
+    assert "side=short" in sheet
+    assert f"<td>{money(m['total_pnl'])}</td>" in sheet and f"<td>{pct(m['hit_rate'])}</td>" in sheet
+    assert 'href="#backtest-earnings-straddle"' in html  # H1 points at the trades on its events
+    for name in ("earnings-straddle", "gamma-regime"):
+        assert (out / f"trades_{name}.csv").exists()
+    code, _, err = eventvol_cli("report", "--lake", str(small_lake.root), "--out", str(out), "--no-pdf",
+                                "--backtest", "gamma-regime", "--param", "threshold=0,1")
+    assert code == 2 and "one value per parameter" in err and len(err.strip().splitlines()) == 1

@@ -24,7 +24,12 @@ LEAN = {"stock_expiries": 1, "index_monthlies": 1, "index_weeklies_days": 7, "in
 def seed8():
     tables = simulate(SyntheticConfig(seed=8, **LEAN))
     truth = tables["truth"].set_index(["mechanism", "parameter"])
-    return tables, truth, MX.mechanisms_from_tables(tables, "SYNX")
+    # the registered estimators over in-memory tables: the path of the size study
+    from eventvol.research.studies.size import synthetic_data
+
+    specs = load_hypotheses()
+    data = synthetic_data(tables)
+    return tables, truth, {n: run_hypothesis(data, specs[n]).details["mechanism"] for n in ("H3", "H5")}
 
 
 def test_h3_interval_covers_the_planted_rebound_hazard_difference(seed8):

@@ -343,10 +343,28 @@ def _publish_quarantine(lake, ingest_id: str, rejects: list[dict]) -> Path:
     return final
 
 
+def _read_rejections(lake, path: Path) -> pa.Table:
+    """One quarantine file; a damaged one is named in one sentence (the rows it held are
+    re-quarantined by re-running that ingest after deleting the file)."""
+    from eventvol.data_lake.errors import CorruptLakeError
+    from eventvol.data_lake.store import structure_problem
+
+    problem = structure_problem(path)
+    if problem is None:
+        try:
+            return pq.read_table(path, schema=QUARANTINE_SCHEMA, partitioning=None)
+        except (OSError, pa.ArrowException) as exc:
+            if isinstance(exc, OSError) and exc.errno is not None:
+                raise
+            problem = " ".join(str(exc).split())
+    raise CorruptLakeError(f"quarantine file {path.relative_to(lake.root)} in {lake.root} is damaged ({problem}); "
+                           "delete it and re-run that ingest to quarantine its rows again")
+
+
 def read_quarantine(lake) -> pa.Table:
     """Every quarantined row of the lake, ordered by ingest, file and line."""
     files = sorted((lake.root / "quarantine").glob("*/rejected.parquet"))
     if not files:
         return QUARANTINE_SCHEMA.empty_table()
-    tbl = pa.concat_tables([pq.read_table(p, schema=QUARANTINE_SCHEMA) for p in files])
+    tbl = pa.concat_tables([_read_rejections(lake, p) for p in files])
     return tbl.sort_by([("ingest_id", "ascending"), ("file", "ascending"), ("line", "ascending")])

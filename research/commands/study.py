@@ -31,9 +31,11 @@ def _print_result(res) -> None:
     def u(v):
         return F.with_unit(v, res.unit, res.scale, 4)
 
-    out.print(f"  {res.label} ({res.counted_test}): {u(res.estimate)} (95% CI {u(res.ci_low)} to {u(res.ci_high)})"
+    out.print(f"  {res.label}: {u(res.estimate)} (95% CI {u(res.ci_low)} to {u(res.ci_high)})"
               + f", p = {F.pvalue(res.p_value)}"
               + (f", BH-adjusted p = {F.pvalue(res.p_bh)}" if res.p_bh is not None else ""))
+    if res.counted_test != res.label:
+        out.print(f"  test: {res.counted_test}")
     out.print(f"  verdict (p < 5% with the expected {res.expected} direction): {res.verdict}")
     for key in ("primary", "mechanism"):
         p = r.get(key)

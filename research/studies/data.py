@@ -12,14 +12,6 @@ import pandas as pd
 from eventvol.data_lake import Lake, NoDataError, calendars
 
 
-def returns_panel(lake: Lake, symbols=None) -> pd.DataFrame:
-    """Simple close-to-close returns, rows = sessions (datetime64[ns], ascending), columns =
-    symbols; the first session of each symbol and any gap are NaN. Bars are raw closes, so a
-    split shows as a return (the synthetic market has none)."""
-    bars = bars_frame(lake, symbols)
-    return pd.DataFrame() if bars.empty else returns_from_bars(bars)
-
-
 def bars_frame(lake: Lake, symbols=None) -> pd.DataFrame:
     """Long (trade_date datetime64[ns], symbol, close) bars of `symbols` (all when None); an
     empty frame when there are none."""
@@ -47,7 +39,7 @@ def close_panel(bars: pd.DataFrame) -> pd.DataFrame:
 
 
 def returns_from_bars(df: pd.DataFrame) -> pd.DataFrame:
-    """Pure part of `returns_panel`: long (trade_date, symbol, close) -> wide simple returns
+    """Long (trade_date, symbol, close) -> wide simple returns
     on the NYSE session grid."""
     wide = close_panel(df)
     return wide / wide.shift(1) - 1.0

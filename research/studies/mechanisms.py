@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from eventvol.research.studies.data import close_panel
+from eventvol.research.studies.data import close_panel  # noqa: F401  (tests and callers build panels with it)
 from eventvol.research.studies.spec import NotEvaluable
 
 MOM_LONG, MOM_SKIP = 252, 21  # 12-1 momentum: close 22 sessions before t over close 253 before
@@ -211,21 +211,4 @@ def event_skip(events: pd.DataFrame, sessions: pd.Index, symbols) -> pd.DataFram
         for p, s in zip(pos, ev["symbol"]):
             if p >= 0 and s in out.columns:
                 out.iloc[p: p + length, out.columns.get_loc(s)] = True
-    return out
-
-
-def mechanisms_from_tables(tables: dict, index: str, h5_threshold: float = 0.10, k: float = 3.0) -> dict:
-    """Both estimators on in-memory tables (bars, events, short_interest), e.g. from
-    `data_lake.synthetic.simulate`: the same code path as the lake runner."""
-    close = close_panel(tables["bars"][["trade_date", "symbol", "close"]])
-    stocks = close.drop(columns=[index])
-    skip = event_skip(tables["events"], close.index, stocks.columns)
-    out = {}
-    for name, fn in (("H3", lambda: rebound_crash_rates(stocks, close[index], skip, k=k)),
-                     ("H5", lambda: squeeze_followthrough(stocks, close[index], tables["short_interest"], skip,
-                                                          threshold=h5_threshold, k=k))):
-        try:
-            out[name] = fn()
-        except NotEvaluable as exc:
-            out[name] = {"status": f"not evaluable: {exc}"}
     return out

@@ -12,12 +12,11 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
 from eventvol.research.studies.data import MemoryData
 from eventvol.research.studies.registry import run_hypothesis
-from eventvol.research.studies.spec import HypothesisSpec
+from eventvol.research.studies.spec import HypothesisSpec, SpecError
 
 
 def measurable(specs: dict[str, HypothesisSpec]) -> dict[str, HypothesisSpec]:
@@ -26,8 +25,14 @@ def measurable(specs: dict[str, HypothesisSpec]) -> dict[str, HypothesisSpec]:
 
 
 def off_config(config, spec: HypothesisSpec):
-    """`config` (a SyntheticConfig) with the hypothesis's planted effect switched off."""
-    return dataclasses.replace(config, **spec.section("synthetic")["off"])
+    """`config` (a SyntheticConfig) with the hypothesis's planted effect switched off; a field
+    the simulator does not have is refused naming the file and the key."""
+    off = spec.section("synthetic")["off"]
+    fields = {f.name for f in dataclasses.fields(config)}
+    for key in off:
+        if key not in fields:
+            raise SpecError(f"hypothesis file {spec.file} [synthetic] off names {key!r}, which is not a SyntheticConfig field")
+    return dataclasses.replace(config, **off)
 
 
 def null_spec(spec: HypothesisSpec) -> HypothesisSpec:
@@ -108,18 +113,17 @@ def rejection_summary(p_values: list, alpha: float = 0.05) -> dict:
     return {"rate": k / n if n else None, "rejections": k, "evaluable": n, "samples": len(p), "ci95": [lo, hi]}
 
 
-def power_needed(effect: float, sd_effect: float, alpha: float = 0.05, power: float = 0.8) -> float:
-    """How many times the current sample a two-sided z-test needs to reach `power` for a
-    true effect `effect` whose estimate has standard error `sd_effect` now: the standard
-    error shrinks with the square root of the sample, so the factor is
-    ((z_{1-alpha/2} + z_power) * sd / effect)^2."""
-    if not effect or not np.isfinite(sd_effect):
-        return float("nan")
-    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
-    return float((z * sd_effect / abs(effect)) ** 2)
-
-
-def frame_of(results: dict[str, list]) -> pd.DataFrame:
-    """Long frame (hypothesis, sample, estimate, ci_low, ci_high, p_value, truth, covered)."""
-    rows = [{"hypothesis": n, "sample": i, **(r or {})} for n, rs in results.items() for i, r in enumerate(rs)]
-    return pd.DataFrame(rows)
+def sample_needed(observed_power: float, alpha: float = 0.05, target: float = 0.8) -> float | None:
+    """How many times the current sample a test needs to reach `target` power, from the power
+    it shows now (rejections with the effect on / markets). For a two-sided test whose
+    statistic is about normal with mean delta (sign ignored), power = Phi(delta - z_{1-alpha/2}),
+    so delta = z_{1-alpha/2} + Phi^-1(power); delta grows with the square root of the sample,
+    so the factor is ((z_{1-alpha/2} + z_target) / delta)^2. None at a power of 0 or 1 (not
+    identified from the count)."""
+    if not 0.0 < observed_power < 1.0:
+        return None
+    z = stats.norm.ppf(1 - alpha / 2)
+    delta = z + stats.norm.ppf(observed_power)
+    if delta <= 0:
+        return None
+    return float(((z + stats.norm.ppf(target)) / delta) ** 2)

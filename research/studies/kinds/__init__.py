@@ -23,6 +23,7 @@ import pandas as pd
 KIND_MODULES = (
     "eventvol.research.studies.kinds.event_study",
     "eventvol.research.studies.kinds.regression",
+    "eventvol.research.studies.kinds.regime_test",
     "eventvol.research.studies.kinds.mechanisms",
 )
 
@@ -86,7 +87,7 @@ def load_kinds() -> dict[str, StudyKind]:
     return KINDS
 
 
-def test_dict(name: str, estimate: float, ci_low: float, ci_high: float, p_value: float, n: int,
+def estimate_dict(name: str, estimate: float, ci_low: float, ci_high: float, p_value: float, n: int,
               **extra: Any) -> dict:
     """The shape every primary or mechanism test returns."""
     return {"name": name, "estimate": float(estimate), "ci_low": float(ci_low), "ci_high": float(ci_high),

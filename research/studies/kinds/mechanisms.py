@@ -70,9 +70,11 @@ def session_vol_ratio_frames(f: pd.DataFrame, rets: pd.DataFrame, market: pd.Ser
     if not ys or sum(len(y) for y in ys) < 30:
         raise NotEvaluable("too few stock-sessions with a GEX value for the session-level vol ratio")
     y, x, fe, pos = np.concatenate(ys), np.vstack(xs), np.concatenate(fe), np.concatenate(pos)
-    # at least MIN_BLOCKS blocks on a short sample (never shorter than a month of sessions)
+    # at least MIN_BLOCKS blocks on a short sample (never shorter than a month of sessions);
+    # block_sessions = 1 clusters by session (the old errors, kept for comparison)
     span = int(pos.max() - pos.min() + 1)
-    block_sessions = max(min(block_sessions, span // MIN_BLOCKS), 21)
+    if block_sessions > span // MIN_BLOCKS:
+        block_sessions = max(span // MIN_BLOCKS, 21)
     blocks = (pos - pos.min()) // block_sessions
     if len(np.unique(blocks)) < 4:
         raise NotEvaluable(f"only {len(np.unique(blocks))} blocks of {block_sessions} sessions (need 4 for clustered errors)")
