@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from eventvol.data_lake.errors import CorruptLakeError, LakeIOError, LakeNotFoundError, LakeWarning, NoDataError
 from eventvol.data_lake.lock import WriterLock
 from eventvol.data_lake.schemas import ADDED_COLUMNS, TABLES, TableSpec, duckdb_type, spec
-from eventvol.data_lake.validate import conform, keys_unique_sorted, lake_order, validate
+from eventvol.data_lake.validate import conform, in_lake_order, keys_unique_sorted, validate
 
 MARKER = "lake.json"
 FORMAT_VERSION = 1
@@ -610,7 +610,7 @@ class Lake:
             tbl = conform(s, data)
             # the rows in file order once: rows sharing a key are then neighbours (a cheap key
             # check in place of a GROUP BY) and a new partition needs no second sort
-            in_order = tbl.take(lake_order(s, tbl))
+            in_order = in_lake_order(s, tbl)
             unique = keys_unique_sorted(s, in_order)
             tbl = validate(s, tbl, con, keys_unique=unique)  # errors name the caller's row numbers
             result = self._write_partitions(s, in_order if unique else tbl, mode, con, in_order=unique)
@@ -649,7 +649,7 @@ class Lake:
         is total: an Arrow sort gives the rows DuckDB's ORDER BY gave (the same Parquet bytes,
         however the rows are chunked), in about a third of the time."""
         if old is None or old.num_rows == 0:
-            rows = new if in_order else new.take(lake_order(s, new))
+            rows = new if in_order else in_lake_order(s, new)
         else:
             keys = ", ".join(f'"{k}"' for k in s.key)
             con.register("__new", new)
@@ -659,8 +659,7 @@ class Lake:
             finally:
                 con.unregister("__new")
                 con.unregister("__old")
-            rows = pa.concat_tables([kept, new.cast(s.schema)])
-            rows = rows.take(lake_order(s, rows))
+            rows = in_lake_order(s, pa.concat_tables([kept, new.cast(s.schema)]))
         return rows.cast(s.schema)
 
     def _write_partitions(self, s: TableSpec, tbl: pa.Table, mode: str, con, in_order: bool = False) -> WriteResult:

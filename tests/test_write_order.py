@@ -17,7 +17,7 @@ import pytest
 from eventvol.data_lake import Lake
 from eventvol.data_lake.schemas import spec
 from eventvol.data_lake.store import ROW_GROUP_ROWS
-from eventvol.data_lake.validate import conform, keys_unique, keys_unique_sorted, lake_order
+from eventvol.data_lake.validate import conform, in_lake_order, keys_unique, keys_unique_sorted, lake_order
 
 QUOTES = spec("option_quotes")
 
@@ -117,11 +117,23 @@ def test_order_not_led_by_the_key_never_claims_unique():
     assert not keys_unique(t, tbl)  # "maybe": the caller runs the GROUP BY
 
 
-def test_lake_files_equal_a_duckdb_sorted_write(tmp_path):
+def test_rows_already_in_order_are_not_copied():
+    tbl = _quotes(2160, 5)
+    ordered = in_lake_order(QUOTES, tbl)
+    assert ordered is not tbl and _no_nan(ordered).equals(_no_nan(_duckdb_order(QUOTES, tbl)))
+    assert in_lake_order(QUOTES, ordered) is ordered
+
+
+@pytest.mark.parametrize("presorted", [False, True])
+def test_lake_files_equal_a_duckdb_sorted_write(tmp_path, presorted):
     """The lake's part (new partition, then an upsert over it) is byte for byte the Parquet of
-    the DuckDB-ordered rows it used to write."""
+    the DuckDB-ordered rows it used to write, whether the rows came shuffled or in order (in
+    77-row chunks, as the ingest hands them)."""
     lake = Lake.open(tmp_path / "lake", create=True)
     first = _quotes(2160, 4)
+    if presorted:
+        first = in_lake_order(QUOTES, first)
+        first = pa.concat_tables([first.slice(k, 77) for k in range(0, first.num_rows, 77)])
     lake.write("option_quotes", first)
     parts = [p for p in lake.files("option_quotes") if "month=03" in str(p)]
     assert len(parts) == 1 and hashlib.sha256(parts[0].read_bytes()).hexdigest() == _parquet_sha(
