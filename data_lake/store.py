@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from eventvol.data_lake.errors import CorruptLakeError, LakeIOError, LakeNotFoundError, LakeWarning, NoDataError
 from eventvol.data_lake.lock import WriterLock
 from eventvol.data_lake.schemas import ADDED_COLUMNS, TABLES, TableSpec, duckdb_type, spec
-from eventvol.data_lake.validate import conform, validate
+from eventvol.data_lake.validate import conform, keys_unique_sorted, lake_order, validate
 
 MARKER = "lake.json"
 FORMAT_VERSION = 1
@@ -520,9 +520,10 @@ class Lake:
                 yield tbl
 
     def _read_part(self, path: Path, **kw) -> pa.Table:
-        """One part read by Arrow with its page checksums verified; a damaged part raises
-        `CorruptLakeError` naming it (a truncated part before Arrow opens it)."""
-        problem = structure_problem(path)
+        """One part read by Arrow: its content hash checked as for DuckDB reads (once per file
+        state) and its page checksums verified on every read; a damaged part raises
+        `CorruptLakeError` naming it before Arrow returns anything from it."""
+        problem = self.part_problem(path)
         if problem is None:
             try:
                 return pq.read_table(path, partitioning=None, page_checksum_verification=True, **kw)
@@ -606,8 +607,13 @@ class Lake:
         with self.writer():
             was_empty = not self.files(table)
             con = self._scratch_con()
-            tbl = validate(s, conform(s, data), con)
-            result = self._write_partitions(s, tbl, mode, con)
+            tbl = conform(s, data)
+            # the rows in file order once: rows sharing a key are then neighbours (a cheap key
+            # check in place of a GROUP BY) and a new partition needs no second sort
+            in_order = tbl.take(lake_order(s, tbl))
+            unique = keys_unique_sorted(s, in_order)
+            tbl = validate(s, tbl, con, keys_unique=unique)  # errors name the caller's row numbers
+            result = self._write_partitions(s, in_order if unique else tbl, mode, con, in_order=unique)
             # views are globs, so only a table's first files change the catalog's SQL
             # (and a table that gained a column: its view may still add the column as NULL)
             if result.partitions_written and (was_empty or s.name in ADDED_COLUMNS
@@ -638,26 +644,26 @@ class Lake:
             # one month (the usual ingest or refresh): the table itself, not a filtered copy
             yield name, tbl if len(values) == 1 else tbl.filter(pc.equal(ym, value))
 
-    def _merge(self, s: TableSpec, old: pa.Table | None, new: pa.Table, con) -> pa.Table:
-        order = ", ".join(f'"{c}"' for c in s.order)
-        con.register("__new", new)
-        try:
-            if old is None or old.num_rows == 0:
-                sql = f"SELECT * FROM __new ORDER BY {order}"
-            else:
-                con.register("__old", old)
-                keys = ", ".join(f'"{k}"' for k in s.key)
-                sql = (
-                    f"SELECT * FROM (SELECT * FROM __old ANTI JOIN __new USING ({keys}) "
-                    f"UNION ALL SELECT * FROM __new) ORDER BY {order}"
-                )
-            return con.sql(sql).to_arrow_table().cast(s.schema)
-        finally:
-            con.unregister("__new")
-            if old is not None:
+    def _merge(self, s: TableSpec, old: pa.Table | None, new: pa.Table, con, in_order: bool = False) -> pa.Table:
+        """The partition's rows after the write, in `lake_order`. Keys are unique, so the order
+        is total: an Arrow sort gives the rows DuckDB's ORDER BY gave (the same Parquet bytes,
+        however the rows are chunked), in about a third of the time."""
+        if old is None or old.num_rows == 0:
+            rows = new if in_order else new.take(lake_order(s, new))
+        else:
+            keys = ", ".join(f'"{k}"' for k in s.key)
+            con.register("__new", new)
+            con.register("__old", old)
+            try:
+                kept = con.sql(f"SELECT * FROM __old ANTI JOIN __new USING ({keys})").to_arrow_table().cast(s.schema)
+            finally:
+                con.unregister("__new")
                 con.unregister("__old")
+            rows = pa.concat_tables([kept, new.cast(s.schema)])
+            rows = rows.take(lake_order(s, rows))
+        return rows.cast(s.schema)
 
-    def _write_partitions(self, s: TableSpec, tbl: pa.Table, mode: str, con) -> WriteResult:
+    def _write_partitions(self, s: TableSpec, tbl: pa.Table, mode: str, con, in_order: bool = False) -> WriteResult:
         result = WriteResult(table=s.name, rows=tbl.num_rows)
         txn = self.root / "staging" / f"txn-{uuid.uuid4().hex}"
         txn.mkdir(parents=True)
@@ -668,7 +674,7 @@ class Lake:
                 part_dir = self.table_dir(s.name) / part if part else self.table_dir(s.name)
                 existing = sorted(part_dir.glob("part-*.parquet")) if part_dir.exists() else []
                 old = self._read_existing(existing, s) if (existing and mode == "upsert") else None
-                merged = self._merge(s, old, rows, con)
+                merged = self._merge(s, old, rows, con, in_order)
                 staged = txn / f"{len(moves)}.parquet"
                 pq.write_table(merged, staged, compression="zstd", row_group_size=ROW_GROUP_ROWS,
                                write_page_checksum=True)

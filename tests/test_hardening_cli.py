@@ -388,3 +388,20 @@ def test_missing_optional_extra_is_a_usage_sentence(small_lake_path, tmp_path, e
     assert one_sentence(err) == ("eventvol: error: this needs the optional package weasyprint: "
                                  "pip install 'eventvol[report]', or pass --no-pdf")
     assert (tmp_path / "out" / "report.html").exists() and not (tmp_path / "out" / "report.pdf").exists()
+
+
+def test_damaged_quarantine_file_is_named(tmp_path):
+    src = tmp_path / "prices.csv"
+    src.write_text(PRICES + "2023-02-29,AAA,1,2,0.5,1.5,100\n")
+    lake = tmp_path / "lake"
+    assert run("ingest", "prices-csv", str(src), "--lake", str(lake)).returncode == 0
+    (rejected,) = (lake / "quarantine").glob("*/rejected.parquet")
+    assert run("lake", "quarantine", "--lake", str(lake)).returncode == 0
+    rejected.write_bytes(rejected.read_bytes()[:40])
+    before = snapshot(lake)
+    res = run("lake", "quarantine", "--lake", str(lake))
+    assert res.returncode == 65
+    assert one_sentence(res.stderr) == (f"eventvol: error: quarantine file {rejected.relative_to(lake)} in {lake} is "
+                                        "damaged (it is truncated or not Parquet (no PAR1 magic bytes)); delete it "
+                                        "and re-run that ingest to quarantine its rows again")
+    assert snapshot(lake) == before

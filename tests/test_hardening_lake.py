@@ -382,3 +382,23 @@ def test_journal_whose_target_folder_is_blocked_by_a_file_is_set_aside(months_la
     assert (months_lake.root / "quarantine/journals/txn-blocked/journal.json").exists()
     assert blocker.read_text() == "in the way"
     assert {"AAA", "FFF", "GGG"} <= set(Lake.open(months_lake.root).read("bars")["symbol"])
+
+
+def test_arrow_reads_check_the_content_hash_of_parts_without_page_checksums(months_lake):
+    """A part written before page checksums (by an older eventvol) is still checked by its
+    name: Arrow's hot path (`scan_partitions`) refuses it once a byte changed."""
+    from eventvol.data_lake.store import file_hash
+
+    part = _part(months_lake, "2024-03")
+    old_style = part.with_name("old.parquet")
+    pq.write_table(pq.read_table(part), old_style, compression="zstd")  # no page CRCs
+    part.unlink()
+    named = old_style.rename(old_style.with_name(f"part-{file_hash(old_style)}.parquet"))
+    lake = Lake.open(months_lake.root)
+    assert sum(t.num_rows for t in lake.scan_partitions("bars", columns=["close"], start="2024-03-01",
+                                                        end="2024-03-31")) == 15
+    _flip(named, 16)
+    lake = Lake.open(months_lake.root)
+    with pytest.raises(CorruptLakeError, match="content hash"):
+        list(lake.scan_partitions("bars", columns=["close"], start="2024-03-01", end="2024-03-31"))
+    assert sum(t.num_rows for t in lake.scan_partitions("bars", columns=["close"], end="2024-02-29")) == 30

@@ -30,7 +30,7 @@ from eventvol.data_lake.ingest.formats import FORMATS, Context, Format
 from eventvol.data_lake.ingest.reader import (IngestError, check_header, check_size, head_lines,
                                      max_bytes_default, read_batches, require_columns, split_csv_line)
 from eventvol.data_lake.schemas import TableSpec, spec
-from eventvol.data_lake.validate import ROW_CHECKS, conform
+from eventvol.data_lake.validate import ROW_CHECKS, conform, keys_unique
 
 MAPPING_VERSION = "1"
 PENDING_ID = "ing-pending"  # bump when a vendor mapping changes, so re-ingests get a new id
@@ -174,8 +174,10 @@ def check_rows(s: TableSpec, tbl: pa.Table, file: str, con) -> tuple[pa.Table, l
         con.register("__in", tbl)
         keys = ", ".join(_q(k) for k in s.key)
         data = ", ".join(_q(c) for c in cols if c != "__line")
+        if keys_unique(s, tbl):
+            return tbl, rejects, 0  # the common case: no GROUP BY, distinct or window pass
         dups = con.sql(f"SELECT count(*) FROM (SELECT {keys} FROM __in GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0]
-        if not dups:  # the common case: skip the costlier distinct and window passes
+        if not dups:
             return tbl, rejects, 0
         conflict = con.sql(
             f"SELECT __line, {keys} FROM __in SEMI JOIN (SELECT {keys} FROM (SELECT DISTINCT {data} FROM __in) "
@@ -297,10 +299,6 @@ def ingest_files(lake, fmt: str, paths: list[Path], *, progress: Callable | None
     if rows is not None and "ingest_id" in rows.column_names:
         i = rows.column_names.index("ingest_id")
         rows = rows.set_column(i, "ingest_id", pa.repeat(pa.scalar(ingest_id, pa.string()), rows.num_rows))
-    if rows is not None:
-        # one chunk per column: the lake's conform then keeps the columns without copying them,
-        # and its partition filters and merge work on contiguous arrays
-        rows = rows.combine_chunks()
     # one rejection per vendor line: a line is quarantined as a whole, for its first reason
     seen, unique = set(), []
     for r in rejects:
@@ -345,10 +343,28 @@ def _publish_quarantine(lake, ingest_id: str, rejects: list[dict]) -> Path:
     return final
 
 
+def _read_rejections(lake, path: Path) -> pa.Table:
+    """One quarantine file; a damaged one is named in one sentence (the rows it held are
+    re-quarantined by re-running that ingest after deleting the file)."""
+    from eventvol.data_lake.errors import CorruptLakeError
+    from eventvol.data_lake.store import structure_problem
+
+    problem = structure_problem(path)
+    if problem is None:
+        try:
+            return pq.read_table(path, schema=QUARANTINE_SCHEMA, partitioning=None)
+        except (OSError, pa.ArrowException) as exc:
+            if isinstance(exc, OSError) and exc.errno is not None:
+                raise
+            problem = " ".join(str(exc).split())
+    raise CorruptLakeError(f"quarantine file {path.relative_to(lake.root)} in {lake.root} is damaged ({problem}); "
+                           "delete it and re-run that ingest to quarantine its rows again")
+
+
 def read_quarantine(lake) -> pa.Table:
     """Every quarantined row of the lake, ordered by ingest, file and line."""
     files = sorted((lake.root / "quarantine").glob("*/rejected.parquet"))
     if not files:
         return QUARANTINE_SCHEMA.empty_table()
-    tbl = pa.concat_tables([pq.read_table(p, schema=QUARANTINE_SCHEMA) for p in files])
+    tbl = pa.concat_tables([_read_rejections(lake, p) for p in files])
     return tbl.sort_by([("ingest_id", "ascending"), ("file", "ascending"), ("line", "ascending")])
