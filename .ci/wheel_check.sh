@@ -18,6 +18,14 @@ unset PYTHONPATH PYTHONSAFEPATH EVENTVOL_LAKE
 
 say() { printf 'wheel-check: %s\n' "$*"; }
 fail() { printf 'wheel-check: FAILED: %s\n' "$*" >&2; exit 1; }
+# expect_error CODE TEXT CMD...: CMD must exit CODE with exactly one stderr line containing TEXT
+expect_error() {
+  local code="$1" text="$2" rc=0; shift 2
+  "$@" >"$work/last.out" 2>"$work/last.err" || rc=$?
+  [ "$rc" = "$code" ] || { cat "$work/last.err" >&2; fail "expected exit $code, got $rc from: $*"; }
+  [ "$(grep -c . "$work/last.err")" = 1 ] || { cat "$work/last.err" >&2; fail "expected one error line from: $*"; }
+  grep -qF -- "$text" "$work/last.err" || { cat "$work/last.err" >&2; fail "expected '$text' from: $*"; }
+}
 # run CMD...: fail on a non-zero exit or any import error in its output; output kept in $work/last.log
 run() {
   local rc=0
@@ -69,7 +77,12 @@ underlying="$(tail -n +2 chain.csv | head -1 | cut -d, -f1 | tr -d '"^')"
 day="$(tail -n +2 chain.csv | head -1 | cut -d, -f2)"
 run "$ev" gex --underlying "$underlying" --date "$day" --lake lake --json
 grep -q "net_gex_per_1pct" "$work/last.log" || { cat "$work/last.log" >&2; fail "eventvol gex printed no net GEX"; }
-say "(a) ok: --version, --help, ingest + quarantine, lake quarantine, gex without extras (${SECONDS}s)"
+run "$ev" lake verify --lake lake
+run "$py" -c "import sys, eventvol.research.cli; assert 'click' not in sys.modules, 'click is imported'"
+expect_error 2 "eventvol: error: missing option '--underlying'" "$ev" gex --lake lake
+expect_error 2 "eventvol: error:" "$ev" frobnicate
+expect_error 2 "weasyprint" "$ev" report --lake lake --out out
+say "(a) ok: --version, --help, ingest + quarantine, lake quarantine, lake verify, gex, one-line usage errors, no click, report without weasyprint refused in one sentence (${SECONDS}s)"
 
 say "(b) the same venv with the report extra only"
 pip_install "$wheel[report]"

@@ -200,14 +200,21 @@ def positioning_history_chart(history: pd.DataFrame, underlying: str):
     trade_date, spot, zero_gamma, net_gex_per_1pct."""
     h = history.sort_values("trade_date")
     d = pd.to_datetime(h["trade_date"])
+    # a few snapshots years apart (vendor samples) are drawn as points: a line between them
+    # would invent a history nobody observed
+    sparse = len(d) < 20 or d.diff().dt.days.median() > 5
+    spot_kw = dict(ls="none", marker="o", ms=4) if sparse else dict(lw=1.3)
+    zg_kw = dict(ls="none", marker="x", ms=5) if sparse else dict(lw=1.0, ls="--")
+    span_days = max((d.max() - d.min()).days, 1)
+    bar_days = max(1.0, span_days / 150) if sparse else 1.0
     with styled():
         fig, ax = figure(7.2, 2.8)
-        ax.plot(d, h["spot"], color=NAVY, lw=1.3, label=f"{underlying} spot")
-        ax.plot(d, h["zero_gamma"], color=ORANGE, lw=1.0, ls="--", label="zero gamma")
+        ax.plot(d, h["spot"], color=NAVY, label=f"{underlying} spot", **spot_kw)
+        ax.plot(d, h["zero_gamma"], color=ORANGE, label="zero gamma", **zg_kw)
         ax.set_ylabel("level ($)")
         ax2 = ax.twinx()
         gex = h["net_gex_per_1pct"].to_numpy(float) / 1e9
-        ax2.bar(d, gex, color=np.where(gex < 0, RED, GREEN), alpha=0.3, width=1.0, label="net GEX ($bn per 1%)")
+        ax2.bar(d, gex, color=np.where(gex < 0, RED, GREEN), alpha=0.3, width=bar_days, label="net GEX ($bn per 1%)")
         ax2.set_ylabel("net GEX ($bn per 1%)")
         ax2.grid(False)
         legend(ax, ax2, loc="upper left")

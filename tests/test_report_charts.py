@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.optimize import brentq
 from scipy.stats import norm
@@ -94,6 +95,20 @@ def test_history_chart_and_dashboards_follow_the_rules(small_lake):
     assert C.problems(fig) == []
     # the GEX bars are on the twin axis and still have their legend entry
     assert "net GEX ($bn per 1%)" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+
+def test_history_chart_draws_sparse_snapshots_as_points():
+    """Two vendor snapshots three years apart are two points each, not a line between them."""
+    h = pd.DataFrame({"trade_date": pd.to_datetime(["2022-02-04", "2025-01-06"]).date,
+                      "spot": [4500.53, 5975.38], "zero_gamma": [4575.63, 5984.09],
+                      "net_gex_per_1pct": [-17.04e9, -3.97e9]})
+    fig = C.positioning_history_chart(h, "SPX")
+    assert C.problems(fig) == []
+    spot, zg = fig.axes[0].get_lines()[:2]
+    assert spot.get_linestyle() == "None" and spot.get_marker() == "o"
+    assert zg.get_linestyle() == "None" and list(zg.get_ydata()) == [4575.63, 5984.09]
+    bars = fig.axes[1].patches
+    assert len(bars) == 2 and bars[0].get_width() > 5  # days: visible at a three-year scale
 
 
 def test_problems_names_what_a_chart_lacks():
