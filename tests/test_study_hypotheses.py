@@ -50,6 +50,12 @@ def test_h1_recovers_the_planted_gex_vol_ratio(small_lake, specs):
     ev = r["event_vol_ratio"]
     assert ev["ci_low"] <= truth <= ev["ci_high"], ev
     assert r["n_events"] >= 8 and len(r["caar"]["caar"]) == 11
+    # the counted test is the mechanism: its frame holds the stock-sessions it used
+    res = run_hypothesis(small_lake, specs["H1"])
+    f = res.frame
+    assert len(f) == m["n"] and int(f["both_negative"].sum()) == m["n_both_negative"]
+    assert int((~f["both_negative"] & ~f["stock_only_negative"] & ~f["index_only_negative"]).sum()) == m["n_both_positive"]
+    assert "frame" not in res.details["mechanism"]
 
 
 def test_h1_estimand_is_exactly_one_without_feedback_or_regimes():

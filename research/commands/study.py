@@ -48,7 +48,7 @@ def _print_result(res) -> None:
 
 
 def study(
-    name: Annotated[Optional[str], typer.Argument(help="Hypothesis name (H1..H6) or 'momentum-regimes'.")] = None,
+    name: Annotated[Optional[str], typer.Argument(help="Hypothesis name (H1..H7, research/hypotheses/*.toml) or 'momentum-regimes'.")] = None,
     lake: LakeOpt = None,
     run_all_: Annotated[bool, typer.Option("--all", help="Run every hypothesis; adds Benjamini-Hochberg adjusted p-values.")] = False,
     events: Annotated[Optional[Path], typer.Option("--events", help="CSV event list (date,symbol[,name]) for H6.")] = None,

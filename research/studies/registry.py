@@ -36,11 +36,13 @@ def run_hypothesis(source, spec: HypothesisSpec, *, events_file=None) -> StudyRe
     load_kinds()
     data = study_data(source)
     details: dict = {}
+    mech_frame = None
     mech_spec = spec.mechanism
     if mech_spec:
         params = {k: v for k, v in mech_spec.items() if k not in ("estimator", "truth", "truth_minus")}
         try:
             m = MECHANISMS[mech_spec["estimator"]].run(data, spec, params)
+            mech_frame = m.pop("frame", None)
             tv = planted_value(data.truth, mech_spec.get("truth"), mech_spec.get("truth_minus"))
             if tv is not None:
                 m["truth"] = tv
@@ -62,10 +64,10 @@ def run_hypothesis(source, spec: HypothesisSpec, *, events_file=None) -> StudyRe
                                     "source": " - ".join("/".join(x) for x in [tspec["value"], tspec.get("minus")] if x)}
     except NotEvaluable as exc:
         details["primary_status"] = f"not evaluable: {exc}"
-    return _result(spec, details, frame)
+    return _result(spec, details, frame, mech_frame)
 
 
-def _result(spec: HypothesisSpec, details: dict, frame: pd.DataFrame) -> StudyResult:
+def _result(spec: HypothesisSpec, details: dict, frame: pd.DataFrame, mech_frame: pd.DataFrame | None) -> StudyResult:
     rep = spec.section("report")
     base = dict(name=spec.name, title=spec.title, claim=spec.claim, kind=spec.kind, expected=spec.expected,
                 unit=rep.get("unit", ""), scale=float(rep.get("scale", 1.0)), shows_trades=bool(rep.get("trades", False)))
@@ -77,7 +79,9 @@ def _result(spec: HypothesisSpec, details: dict, frame: pd.DataFrame) -> StudyRe
     if spec.counted == "mechanism":
         truth, covered = test.get("truth"), test.get("truth_covered")
         est = MECHANISMS[spec.mechanism["estimator"]]
-        if est.frame is not None:
+        if mech_frame is not None:
+            frame = mech_frame
+        elif est.frame is not None:
             frame = est.frame(test)
     else:
         t = details.get("truth") or {}

@@ -49,9 +49,10 @@ class StudyKind:
 @dataclass(frozen=True)
 class MechanismEstimator:
     """A registered mechanism estimator: run(data, spec, params) -> test dict (name,
-    estimate, ci_low, ci_high, p_value, n, ...); params: the `[mechanism]` keys it reads
-    besides estimator / truth / truth_minus; frame(result) optionally turns its result into
-    one row per observation."""
+    estimate, ci_low, ci_high, p_value, n, ...; a `frame` key, one row per observation, is
+    taken out into StudyResult.frame); params: the `[mechanism]` keys it reads besides
+    estimator / truth / truth_minus; frame(result) optionally builds that frame from the
+    result instead."""
 
     name: str
     run: Callable[..., dict]

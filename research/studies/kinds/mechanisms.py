@@ -55,7 +55,7 @@ def session_vol_ratio_frames(f: pd.DataFrame, rets: pd.DataFrame, market: pd.Ser
     ev_days = set(zip(events["symbol"], pd.to_datetime(events["reaction_session"])))
     prev = rets.index.to_numpy()[:-1]
     g_idx = D.value_as_of(f, np.full(len(prev), market.name), prev)
-    ys, xs, fe, pos = [], [], [], []
+    ys, xs, fe, pos, syms = [], [], [], [], []
     session_pos = np.arange(1, len(rets.index))
     for j, s in enumerate(stocks):
         r1 = rets[s].to_numpy()[1:]
@@ -67,6 +67,7 @@ def session_vol_ratio_frames(f: pd.DataFrame, rets: pd.DataFrame, market: pd.Ser
         xs.append(np.column_stack([sn & mn, sn & ~mn, ~sn & mn]).astype(float))
         fe.append(np.full(keep.sum(), j))
         pos.append(session_pos[keep])
+        syms.append(np.full(keep.sum(), s, dtype=object))
     if not ys or sum(len(y) for y in ys) < 30:
         raise NotEvaluable("too few stock-sessions with a GEX value for the session-level vol ratio")
     y, x, fe, pos = np.concatenate(ys), np.vstack(xs), np.concatenate(fe), np.concatenate(pos)
@@ -85,7 +86,12 @@ def session_vol_ratio_frames(f: pd.DataFrame, rets: pd.DataFrame, market: pd.Ser
     return {"name": "session vol ratio, stock and index GEX both negative / both positive",
             "estimate": float(np.exp(b / 2)), "ci_low": float(np.exp(lo / 2)), "ci_high": float(np.exp(hi / 2)),
             "p_value": float(p), "n": int(reg.n), "n_both_negative": int(x[:, 0].sum()),
-            "n_both_positive": int((x.sum(axis=1) == 0).sum()), "errors": reg.cov_type, "null": 1.0}
+            "n_both_positive": int((x.sum(axis=1) == 0).sum()), "errors": reg.cov_type, "null": 1.0,
+            # the stock-sessions the regression used (StudyResult.frame; not in the JSON)
+            "frame": pd.DataFrame({"session": rets.index.to_numpy()[pos], "symbol": np.concatenate(syms),
+                                   "log_return_sq": y, "both_negative": x[:, 0].astype(bool),
+                                   "stock_only_negative": x[:, 1].astype(bool), "index_only_negative": x[:, 2].astype(bool),
+                                   "block": blocks})}
 
 
 def _stock_panels(data: D.StudyData) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
