@@ -27,10 +27,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from eventvol.data_lake.ingest.formats import FORMATS, Context, Format
-from eventvol.data_lake.ingest.reader import (IngestError, check_header, check_size, head_lines,
+from eventvol.data_lake.ingest.reader import (Batch, IngestError, check_header, check_size, head_lines,
                                      max_bytes_default, read_batches, require_columns, split_csv_line)
 from eventvol.data_lake.schemas import TableSpec, spec
-from eventvol.data_lake.validate import ROW_CHECKS, conform, keys_unique
+from eventvol.data_lake.validate import ROW_CHECKS, conform
 
 MAPPING_VERSION = "1"
 PENDING_ID = "ing-pending"  # bump when a vendor mapping changes, so re-ingests get a new id
@@ -174,7 +174,10 @@ def check_rows(s: TableSpec, tbl: pa.Table, file: str, con) -> tuple[pa.Table, l
         con.register("__in", tbl)
         keys = ", ".join(_q(k) for k in s.key)
         data = ", ".join(_q(c) for c in cols if c != "__line")
-        if keys_unique(s, tbl):
+        # equal keys hash equal (DuckDB's hash is its GROUP BY's: -0.0 as 0.0, NaN as NaN), so
+        # as many distinct hashes as rows proves the keys unique in one cheap pass; fewer (a
+        # duplicate, or a collision) runs the exact GROUP BY below
+        if con.execute(f"SELECT count(*) = count(DISTINCT hash({keys})) FROM __in").fetchall()[0][0]:
             return tbl, rejects, 0  # the common case: no GROUP BY, distinct or window pass
         dups = con.sql(f"SELECT count(*) FROM (SELECT {keys} FROM __in GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0]
         if not dups:
@@ -198,6 +201,32 @@ def check_rows(s: TableSpec, tbl: pa.Table, file: str, con) -> tuple[pa.Table, l
         con.unregister("__in")
 
 
+COALESCE_ROWS = 64 * 1024  # rows mapped at once: the reader's 1 MiB blocks hold ~7k EOD rows
+
+
+def _coalesced(batches, min_rows: int = COALESCE_ROWS):
+    """The reader's blocks joined into batches of at least `min_rows` rows: the mapping's
+    per-batch cost (a few ms of casts and calendar look-ups) is paid ~9x less often, while the
+    reader keeps its 1 MiB block (the longest line accepted)."""
+    pending: list[Batch] = []
+
+    def joined() -> Batch:
+        if len(pending) == 1:
+            return pending[0]
+        out = Batch(pending[0].file, np.concatenate([b.lines for b in pending]),
+                    {c: pa.concat_arrays([b.cols[c] for b in pending]) for c in pending[0].cols})
+        out.rejects = [r for b in pending for r in b.rejects]
+        return out
+
+    for b in batches:
+        pending.append(b)
+        if sum(len(p) for p in pending) >= min_rows:
+            yield joined()
+            pending = []
+    if pending:
+        yield joined()
+
+
 def _read_file(f: Format, path: Path, ctx: Context, max_bytes: int) -> tuple[pa.Table | None, list[dict], int]:
     """Parse one file into canonical rows with a `__line` column; returns (rows, rejections, rows read)."""
     s = spec(f.table)
@@ -214,8 +243,8 @@ def _read_file(f: Format, path: Path, ctx: Context, max_bytes: int) -> tuple[pa.
         require_columns(path, header, list(layout.required))
     ctx.header["layout"] = layout.name
     parts, rejects, n_read = [], [], 0
-    for b in read_batches(path, header_line=f.header_line, names=names, max_bytes=max_bytes,
-                          columns=layout.columns):
+    for b in _coalesced(read_batches(path, header_line=f.header_line, names=names, max_bytes=max_bytes,
+                                     columns=layout.columns)):
         n_read += len(b) + len([r for r in b.rejects])
         if len(b):
             rows = layout.parse(b, ctx)

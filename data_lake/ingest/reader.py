@@ -400,15 +400,19 @@ def read_batches(path: Path, *, header_line: int, names: list[str] | None = None
                         f"{path}: a line near line {next_line} is longer than {BLOCK_BYTES:,} bytes; "
                         "refusing the file") from None
                 raise IngestError(f"{path}: cannot read as CSV near line {next_line}: {str(exc).splitlines()[0]}") from None
-            new_skips = [s for s in skipped if s[0] not in done_skips]
-            skip_lines = {int(n) for n, _ in new_skips if n is not None}
-            done_skips |= skip_lines
+            # the reader parses ahead: a skipped line reported now may lie in a later block, so
+            # a skip belongs to this batch only up to its last row (else every later row would
+            # be numbered a block too far)
+            pending = {int(n) for n, _ in skipped if n is not None and int(n) not in done_skips}
             n = rb.num_rows
-            cand = np.arange(next_line, next_line + n + len(skip_lines) + 1, dtype=np.int64)
-            if skip_lines:
-                cand = cand[~np.isin(cand, np.fromiter(skip_lines, np.int64))]
+            cand = np.arange(next_line, next_line + n + len(pending) + 1, dtype=np.int64)
+            if pending:
+                cand = cand[~np.isin(cand, np.fromiter(pending, np.int64))]
             lines = cand[:n]
             last_line = int(lines[-1]) if n else next_line - 1
+            skip_lines = {ln for ln in pending if ln <= last_line}
+            done_skips |= skip_lines
+            new_skips = [s for s in skipped if s[0] is not None and int(s[0]) in skip_lines]
             cells = {c: rb.column(c) for c in keep}
             blank = _blank_rows(cells, n)
             if blank is not None:  # blank lines (trailing ones too) are not rows
@@ -421,7 +425,7 @@ def read_batches(path: Path, *, header_line: int, names: list[str] | None = None
                     continue  # blank lines are not data
                 batch.rejects.append({"file": str(path), "line": int(ln or 0), "column": "",
                                       "reason": f"expected {len(cols)} fields", "value": text[:200]})
-            next_line = int(max(last_line, max(skip_lines, default=0))) + 1
+            next_line = last_line + 1
             yield batch
         # rows skipped after the last batch
         tail = [s for s in skipped if s[0] not in done_skips and s[1].strip()]
