@@ -368,15 +368,15 @@ class DemoResult:
 
 
 DEMO_FAMILIES = ("gex", "dispersion", "momentum", "letf", "squeeze")
-TRADES_FILE = "earnings_straddle_trades.csv"
+TRADES_FILE = "trades_earnings-straddle.csv"  # written by the report's tear sheet
 
 
 def demo(lake_dir: str | os.PathLike | None = None, out_dir: str | os.PathLike = "out", *, seed: int = 7,
          scale: str = "small", pdf: bool = True, report: bool = True, progress: Progress = None) -> DemoResult:
     """Build the synthetic market into `lake_dir` (when it is empty; `scale` tiny, small,
     medium or large, `seed` fixes it), compute the factors, run the catalog earnings straddle,
-    write its trades to out_dir/earnings_straddle_trades.csv and the research report
-    (report.html, report.pdf with `pdf`) beside them. `report=False` stops after the factors."""
+    and write the research report (report.html, report.pdf with `pdf`) with the straddle's
+    full trade list beside it (out_dir/trades_earnings-straddle.csv). `report=False` stops after the factors."""
     from eventvol.data_lake.store import default_lake_path
     from eventvol.data_lake.synthetic import build, config_for
     from eventvol.pipelines.refresh import refresh as run_refresh
@@ -409,10 +409,10 @@ def demo(lake_dir: str | os.PathLike | None = None, out_dir: str | os.PathLike =
     if bt is not None:
         p = bt.params.iloc[0]
         extra["straddle"] = f"catalog {STRADDLE}, fee ${p['fee_per_contract']}/contract, quantity {p['quantity']}"
-        paths.append(out / TRADES_FILE)
-        bt.trades.to_csv(paths[-1], index=False)
     else:
         notes.append(f"the earnings straddle backtest failed ({failure}); the report omits it")
     paths += write_report(lk, out, pdf=pdf, straddle=bt if bt is not None else False, progress=step,
                     title="eventvol demo: event-driven volatility research note", extra_provenance=extra)
+    if bt is not None:
+        paths.insert(0, out / TRADES_FILE)
     return DemoResult(lake=lk, counts=counts, run_id=result.run_id, straddle=bt, paths=paths, warnings=notes)

@@ -69,7 +69,7 @@ def demo(
 ) -> None:
     """Build the synthetic market (if the lake is empty), compute the factors, backtest the
     catalog earnings straddle, run the declared hypotheses and write OUT/report.html,
-    report.pdf and earnings_straddle_trades.csv."""
+    report.pdf and trades_earnings-straddle.csv."""
     from eventvol.research.api import demo as run_demo
     from eventvol.research.event_table import gex_split, summarize
     from eventvol.research.progress import status

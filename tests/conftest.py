@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from eventvol.data_lake import Lake
@@ -62,8 +63,11 @@ def eventvol_cli(monkeypatch, capsys):
 
     from eventvol.research import cli
 
+    monkeypatch.setenv("CI", "true")  # no progress display in captured output
+
     def run(*args: str) -> tuple[int, str, str]:
         monkeypatch.setattr(sys, "argv", ["eventvol", *args])
+        capsys.readouterr()  # drop what fixtures printed before the command
         code = 0
         try:
             cli.main()
@@ -73,3 +77,15 @@ def eventvol_cli(monkeypatch, capsys):
         return code, got.out, got.err
 
     return run
+
+
+def copy_lake(src: Path, dst: Path) -> Lake:
+    """A private copy of a lake folder, opened."""
+    shutil.copytree(src, dst)
+    return Lake.open(dst)
+
+
+def factor_values(lake: Lake) -> pd.DataFrame:
+    """Every stored factor value, in a stable order (for exact comparisons)."""
+    return lake.read("factors", columns=["factor", "trade_date", "entity", "value"]).sort_values(
+        ["factor", "entity", "trade_date"]).reset_index(drop=True)

@@ -226,7 +226,7 @@ def test_demo_report_and_cli_backtest_give_the_same_trades_to_the_cent(demo_run,
     code, out, err = eventvol_cli("backtest", "earnings-straddle", "--lake", str(root / "lake"), "--json")
     assert code == 0, err
     cli = pd.DataFrame(json.loads(out)["trades"])
-    shown = pd.read_csv(root / "out" / "earnings_straddle_trades.csv")  # what the demo's report used
+    shown = pd.read_csv(root / "out" / "trades_earnings-straddle.csv")  # what the demo's report used
     cols = ["event_id", "underlying", "entry_session", "exit_session", "strikes", "traded"]
     key = shown[cols].assign(entry_session=shown["entry_session"].str[:10], exit_session=shown["exit_session"].str[:10])
     pd.testing.assert_frame_equal(key.reset_index(drop=True), cli[cols].reset_index(drop=True), check_dtype=False)

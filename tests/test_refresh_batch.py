@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from conftest import copy_lake, factor_values
 
 from eventvol.data_lake import Lake
 from eventvol.data_lake.synthetic import SyntheticConfig, build
@@ -30,14 +31,6 @@ def tiny_path(tmp_path_factory) -> Path:
     return path
 
 
-def _copy(src: Path, dst: Path) -> Lake:
-    shutil.copytree(src, dst)
-    return Lake.open(dst)
-
-
-def values(lake: Lake) -> pd.DataFrame:
-    return lake.read("factors", columns=["factor", "trade_date", "entity", "value"]).sort_values(
-        ["factor", "entity", "trade_date"]).reset_index(drop=True)
 
 
 def state(lake: Lake) -> pd.DataFrame:
@@ -46,8 +39,8 @@ def state(lake: Lake) -> pd.DataFrame:
 
 
 def test_batched_equals_unit_by_unit_bit_for_bit(tiny_path, tmp_path):
-    batched = _copy(tiny_path, tmp_path / "batched")
-    one_by_one = _copy(tiny_path, tmp_path / "units")
+    batched = copy_lake(tiny_path, tmp_path / "batched")
+    one_by_one = copy_lake(tiny_path, tmp_path / "units")
     rb = rf.refresh(batched)
     ru = rf.refresh(one_by_one, start=UNITS_FROM, unit_by_unit=True)
     assert rb.failed == [] and ru.failed == [] and rb.absent == {} and ru.absent == {}
@@ -60,25 +53,25 @@ def test_batched_equals_unit_by_unit_bit_for_bit(tiny_path, tmp_path):
     expect_tasks = sum(1 if s.batch_months == 0 else len({(y * 12 + m - 1) // s.batch_months for y, m in months[f]})
                        for f, s in families.items())
     assert rb.tasks == expect_tasks == 3 + 1 + 19 + 7  # dispersion, letf, momentum; implied_corr; gex; squeeze
-    got, ref = values(batched), values(one_by_one)
+    got, ref = factor_values(batched), factor_values(one_by_one)
     got = got[got.trade_date >= UNITS_FROM].reset_index(drop=True)
     writers = {f for f, s in families.items() if set(s.outputs) & set(got["factor"])}
     # implied correlation needs two members with chains: the synthetic index keeps one after
     # 2022-06-15, so its values (checked below over the whole range) end there
     assert writers == set(families) - {"implied_corr"}
     assert {"dispersion_ratio_21d", "momentum_12_1", "net_gex_per_1pct"} <= set(got["factor"])
-    assert (values(batched)["factor"] == "implied_corr_30d").sum() > 100
+    assert (factor_values(batched)["factor"] == "implied_corr_30d").sum() > 100
     pd.testing.assert_frame_equal(got, ref, check_exact=True)
     sb = state(batched)
     pd.testing.assert_frame_equal(sb[sb.trade_date >= UNITS_FROM].reset_index(drop=True), state(one_by_one),
                                   check_exact=True)
-    assert sb["rows_written"].sum() == rb.rows_written == len(values(batched))
+    assert sb["rows_written"].sum() == rb.rows_written == len(factor_values(batched))
 
 
 def test_a_revision_inside_a_batched_range_recomputes_only_its_window(tiny_path, tmp_path):
-    lake = _copy(tiny_path, tmp_path / "lake")
+    lake = copy_lake(tiny_path, tmp_path / "lake")
     rf.refresh(lake, factors=["dispersion"])
-    before = values(lake)
+    before = factor_values(lake)
     bars = lake.read("bars")
     feb = bars[pd.to_datetime(bars.trade_date).dt.month == 2]
     row = feb[feb.trade_date == feb.trade_date.max()].iloc[[0]].copy()
@@ -89,19 +82,19 @@ def test_a_revision_inside_a_batched_range_recomputes_only_its_window(tiny_path,
     assert min(u.trade_date for u in res.computed) == dt.date(2023, 2, 1)
     assert max(u.trade_date for u in res.skipped) == dt.date(2023, 1, 31)
     assert res.tasks == 1  # one contiguous run, one task
-    after = values(lake)
+    after = factor_values(lake)
     early = lambda v: v[v.trade_date < dt.date(2023, 2, 1)].reset_index(drop=True)  # noqa: E731
     pd.testing.assert_frame_equal(early(after), early(before), check_exact=True)
-    fresh = _copy(tiny_path, tmp_path / "fresh")
+    fresh = copy_lake(tiny_path, tmp_path / "fresh")
     fresh.write("bars", row)
     rf.refresh(fresh, factors=["dispersion"], start=dt.date(2023, 3, 28), unit_by_unit=True)
     late = lambda v: v[v.trade_date >= dt.date(2023, 3, 28)].reset_index(drop=True)  # noqa: E731
-    pd.testing.assert_frame_equal(late(after), values(fresh), check_exact=True)
+    pd.testing.assert_frame_equal(late(after), factor_values(fresh), check_exact=True)
     assert not late(after)["value"].equals(late(before)["value"])  # the revision moved them
 
 
 def test_family_version_enters_the_fingerprint(tiny_path, tmp_path):
-    lake = _copy(tiny_path, tmp_path / "lake")
+    lake = copy_lake(tiny_path, tmp_path / "lake")
     first = rf.refresh(lake, factors=["letf"])
     assert rf.refresh(lake, factors=["letf"]).computed == []
     spec = REGISTRY["letf"]
@@ -162,9 +155,9 @@ def test_sigkill_inside_a_whole_range_batch_then_rerun_equals_a_clean_run(tiny_p
     import sys
     import time
 
-    clean = _copy(tiny_path, tmp_path / "clean")
+    clean = copy_lake(tiny_path, tmp_path / "clean")
     rf.refresh(clean, factors=["dispersion", "momentum"])
-    lake = _copy(tiny_path, tmp_path / "lake")
+    lake = copy_lake(tiny_path, tmp_path / "lake")
     pause = tmp_path / "pause"
     exe = str(Path(sys.executable).with_name("eventvol"))
     env = {**os.environ, "CI": "1", rf.PAUSE_AT_ENV: stage, rf.PAUSE_FILE_ENV: str(pause)}
@@ -180,5 +173,5 @@ def test_sigkill_inside_a_whole_range_batch_then_rerun_equals_a_clean_run(tiny_p
     again = rf.refresh(Lake.open(lake.root), factors=["dispersion", "momentum"])
     # killed before the state write: every unit is still due; after it: none is
     assert len(again.computed) == (len(state(clean)) if stage == "factors_written:0" else 0)
-    pd.testing.assert_frame_equal(values(Lake.open(lake.root)), values(clean), check_exact=True)
+    pd.testing.assert_frame_equal(factor_values(Lake.open(lake.root)), factor_values(clean), check_exact=True)
     pd.testing.assert_frame_equal(state(Lake.open(lake.root)), state(clean), check_exact=True)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from conftest import copy_lake, factor_values
 
 from eventvol.data_lake import Lake
 from eventvol.data_lake.synthetic import SyntheticConfig, build
@@ -37,21 +38,13 @@ def base_path(tmp_path_factory) -> Path:
     return path
 
 
-def _copy(src: Path, dst: Path) -> Lake:
-    shutil.copytree(src, dst)
-    return Lake.open(dst)
 
 
-def values(lake: Lake) -> pd.DataFrame:
-    return lake.read("factors", columns=["factor", "trade_date", "entity", "value"]).sort_values(
-        ["factor", "entity", "trade_date"]).reset_index(drop=True)
-
-
-def test_local_and_dask_engines_give_identical_values(base_path, tmp_path, cluster):
-    local = _copy(base_path, tmp_path / "local")
+def test_local_and_dask_engines_give_identical_factor_values(base_path, tmp_path, cluster):
+    local = copy_lake(base_path, tmp_path / "local")
     r1 = rf.refresh(local, factors=["gex"])
     assert r1.engine == "local" and r1.rows_written > 0
-    dask = _copy(base_path, tmp_path / "dask")
+    dask = copy_lake(base_path, tmp_path / "dask")
     exe = str(Path(sys.executable).with_name("eventvol"))
     p = subprocess.run([exe, "refresh", "--lake", str(dask.root), "--factors", "gex", "--engine", "dask",
                         "--scheduler", cluster.scheduler_address, "--json"],
@@ -60,7 +53,7 @@ def test_local_and_dask_engines_give_identical_values(base_path, tmp_path, clust
     summary = json.loads(p.stdout)
     assert summary["engine"] == "dask" and summary["units_failed"] == 0, summary["failed"][:2]
     assert summary["units_computed"] == len(r1.computed) and summary["rows_written"] == r1.rows_written
-    pd.testing.assert_frame_equal(values(Lake.open(dask.root)), values(local), check_exact=True)
+    pd.testing.assert_frame_equal(factor_values(Lake.open(dask.root)), factor_values(local), check_exact=True)
     ex = DaskExecutor(cluster.scheduler_address)
     try:
         # incremental on dask too: nothing due on a rerun; a forced recompute on the workers
@@ -70,4 +63,4 @@ def test_local_and_dask_engines_give_identical_values(base_path, tmp_path, clust
         assert forced.engine == "dask" and len(forced.computed) == len(r1.computed)
     finally:
         ex.close()
-    pd.testing.assert_frame_equal(values(Lake.open(dask.root)), values(local), check_exact=True)
+    pd.testing.assert_frame_equal(factor_values(Lake.open(dask.root)), factor_values(local), check_exact=True)

@@ -26,23 +26,9 @@ class Result:
 
 
 @pytest.fixture
-def run(capsys, monkeypatch):
+def run(eventvol_cli):
     """The CLI in process (through `main`, so errors and exit codes are the real ones)."""
-    from eventvol.research.cli import main
-
-    monkeypatch.setenv("CI", "true")
-
-    def _run(*args: str) -> Result:
-        monkeypatch.setattr(sys, "argv", ["eventvol", *args])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code
-        cap = capsys.readouterr()
-        return Result(code, cap.out, cap.err)
-    return _run
+    return lambda *args: Result(*eventvol_cli(*args))
 
 
 def test_error_is_one_line_with_exit_code_2_in_a_real_process(small_lake_path):

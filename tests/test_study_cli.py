@@ -10,23 +10,8 @@ import pytest
 
 
 @pytest.fixture
-def run(capsys, monkeypatch):
-    """The CLI in process (through `main`, so errors and exit codes are the real ones)."""
-    from eventvol.research.cli import main
-
-    monkeypatch.setenv("CI", "true")
-
-    def _run(*args: str):
-        monkeypatch.setattr(sys, "argv", ["eventvol", *args])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code
-        cap = capsys.readouterr()
-        return code, cap.out, cap.err
-    return _run
+def run(eventvol_cli):
+    return eventvol_cli
 
 
 @pytest.fixture
