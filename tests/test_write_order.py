@@ -203,3 +203,26 @@ def test_joined_read_blocks_keep_line_numbers(tmp_path):
     q = read_quarantine(lake).to_pandas().sort_values("line")
     assert q["line"].tolist() == [12_000, 15_001] and rep.rows_written == 19_998
     assert q["column"].tolist()[1] == "trade_volume"
+
+
+def test_prefetched_reader_keeps_order_errors_and_closes():
+    from eventvol.data_lake.ingest.core import _prefetched
+    closed = []
+
+    def gen(n, fail_at=None):
+        try:
+            for i in range(n):
+                if i == fail_at:
+                    raise ValueError(f"bad block {i}")
+                yield i
+        finally:
+            closed.append(n)
+
+    assert list(_prefetched(gen(50))) == list(range(50)) and closed == [50]
+    with pytest.raises(ValueError, match="bad block 7"):
+        list(_prefetched(gen(20, fail_at=7)))
+    assert closed == [50, 20]
+    it = _prefetched(gen(1000))
+    assert next(it) == 0
+    it.close()  # the caller stops early (a refused file): the reader thread stops and closes
+    assert closed == [50, 20, 1000]

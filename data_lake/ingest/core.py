@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -227,6 +229,50 @@ def _coalesced(batches, min_rows: int = COALESCE_ROWS):
         yield joined()
 
 
+def _prefetched(batches, depth: int = 2):
+    """`batches` produced by a helper thread while the caller maps the previous ones: Arrow's
+    CSV tokenizer (single-threaded, to keep exact line numbers) and the mapping's compute
+    kernels both release the GIL, so on a second core reading overlaps mapping. Same batches,
+    same order; an error of the reader is raised here; leaving early stops the reader."""
+    out: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for b in batches:
+                if not put(("batch", b)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # handed to the caller, which raises it
+            put(("error", exc))
+        finally:
+            batches.close()  # the reader's file is closed in the thread that used it
+
+    worker = threading.Thread(target=run, name="ingest-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = out.get()
+            if kind == "batch":
+                yield item
+            elif kind == "error":
+                raise item
+            else:
+                return
+    finally:
+        stop.set()
+        worker.join()
+
+
 def _read_file(f: Format, path: Path, ctx: Context, max_bytes: int) -> tuple[pa.Table | None, list[dict], int]:
     """Parse one file into canonical rows with a `__line` column; returns (rows, rejections, rows read)."""
     s = spec(f.table)
@@ -243,8 +289,8 @@ def _read_file(f: Format, path: Path, ctx: Context, max_bytes: int) -> tuple[pa.
         require_columns(path, header, list(layout.required))
     ctx.header["layout"] = layout.name
     parts, rejects, n_read = [], [], 0
-    for b in _coalesced(read_batches(path, header_line=f.header_line, names=names, max_bytes=max_bytes,
-                                     columns=layout.columns)):
+    for b in _prefetched(_coalesced(read_batches(path, header_line=f.header_line, names=names,
+                                                 max_bytes=max_bytes, columns=layout.columns))):
         n_read += len(b) + len([r for r in b.rejects])
         if len(b):
             rows = layout.parse(b, ctx)
