@@ -46,7 +46,10 @@ def unusable_reason(arrays: gexmod.ChainArrays) -> str:
     if not live.any():
         return f"all {n} contracts are expired (T <= 0)"
     if not with_oi.any():
-        return f"none of the {int(live.sum())} unexpired contracts has open interest > 0"
+        # vendors publish a session's open interest the next morning (ARCHITECTURE "point in
+        # time"), so the first session of a lake has none: say so rather than look broken
+        return f"none of the {int(live.sum())} unexpired contracts has open interest > 0 " \
+               "(open interest is the previous session's, so a lake's first session has none)"
     if not with_iv.any():
         hint = {"vendor": " (try --iv-source solved to solve IVs from the mid quotes)",
                 "otm": " (try --iv-source solved to solve IVs from the mid quotes)",
@@ -78,7 +81,8 @@ def gex_factor_rows(chains: pa.Table, sign_model: str = gexmod.DEFAULT_SIGN_MODE
         more = f" and {empty.size - 5} more" if empty.size > 5 else ""
         # a log line, not a Python warning: the refresh runs this per month and prints one line
         LOG.warning("gex: no usable contract (T > 0, open interest > 0, an implied vol under IV source %r) in "
-                    "%d chain(s): %s%s", iv_source, empty.size, names, more)
+                    "%d chain(s): %s%s (expected on a lake's first session: open interest is the previous "
+                    "session's)", iv_source, empty.size, names, more)
     # NaN (no zero crossing, no wall, no volume) is a real answer: it is stored as a row with a
     # NaN value so that the unit counts as computed.
     # one frame built from whole arrays (output-major, as a concat of one frame per output was)
