@@ -80,6 +80,22 @@ def _is_many(value) -> bool:
 
 
 # ----------------------------------------------------------------------------- positioning
+def check_gex_options(iv_source: str, sign_model: str, n_grid: int, *,
+                      names: tuple[str, str, str] = ("iv_source", "sign_model", "n_grid")) -> None:
+    """Refuse an unknown IV source or sign model, or a grid of fewer than 3 spots, in one
+    sentence naming the option as the caller spells it (`names`: the CLI passes its flags)."""
+    from eventvol.pipelines.gex import SIGN_MODELS
+    from eventvol.pipelines.ivsource import IV_SOURCES
+
+    iv_name, sign_name, grid_name = names
+    if iv_source not in IV_SOURCES:
+        raise ApiError(f"unknown {iv_name} {iv_source!r}; choose one of {', '.join(IV_SOURCES)}")
+    if sign_model not in SIGN_MODELS:
+        raise ApiError(f"unknown {sign_name} {sign_model!r}; choose one of {', '.join(SIGN_MODELS)}")
+    if n_grid < 3:
+        raise ApiError(f"{grid_name} must be at least 3 spots, not {n_grid}")
+
+
 def gex(lake: LakeLike, underlying: str | Sequence[str], date: DateLike | Sequence[DateLike], *,
         sign_model: str = "dealer_long_calls_short_puts", all_roots: bool = False,
         n_grid: int = 201, iv_source: str = "otm") -> pd.Series | pd.DataFrame:
@@ -92,16 +108,9 @@ def gex(lake: LakeLike, underlying: str | Sequence[str], date: DateLike | Sequen
     [0.5 S, 1.5 S]); `n_grid` spots bracket the roots. `iv_source`: otm (default), vendor or
     solved (docs/gex.md, "Implied volatility source"); the Series carries it as `iv_source`,
     and `warning` when no contract was usable."""
-    from eventvol.pipelines.gex import SIGN_MODELS
-    from eventvol.pipelines.ivsource import IV_SOURCES
     from eventvol.pipelines.positioning import positioning_summary
 
-    if iv_source not in IV_SOURCES:
-        raise ApiError(f"unknown iv_source {iv_source!r}; choose one of {', '.join(IV_SOURCES)}")
-    if sign_model not in SIGN_MODELS:
-        raise ApiError(f"unknown sign_model {sign_model!r}; choose one of {', '.join(SIGN_MODELS)}")
-    if n_grid < 3:
-        raise ApiError(f"n_grid must be at least 3 spots, not {n_grid}")
+    check_gex_options(iv_source, sign_model, n_grid)
     lk = _lake(lake)
     names, days = as_list(underlying), [as_date(d) for d in as_list(date)]
 
@@ -135,8 +144,7 @@ def gex_profile(lake: LakeLike, underlying: str, date: DateLike, *,
     gamma level is where it crosses zero."""
     from eventvol.pipelines.positioning import positioning_summary
 
-    if n_grid < 3:
-        raise ApiError(f"n_grid must be at least 3 spots, not {n_grid}")
+    check_gex_options(iv_source, sign_model, n_grid)
     s = positioning_summary(_lake(lake), underlying, as_date(date), sign_model=sign_model, profile=True, n_grid=n_grid,
                             iv_source=iv_source)
     p = s["profile"]

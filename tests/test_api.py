@@ -112,6 +112,17 @@ def test_gex_profile_crosses_zero_where_zero_gamma_is(small_lake):
     assert p["net_gex_per_1pct"].iloc[j] == pytest.approx(s["net_gex_per_1pct"], rel=1e-9)
 
 
+@pytest.mark.parametrize("func", ["gex", "gex_profile"])
+@pytest.mark.parametrize("opts, msg", [
+    ({"iv_source": "mid"}, "unknown iv_source 'mid'; choose one of otm, vendor, solved"),
+    ({"sign_model": "nope"}, "unknown sign_model 'nope'"),
+    ({"n_grid": 2}, "n_grid must be at least 3 spots, not 2"),
+])
+def test_gex_and_profile_refuse_bad_options_in_one_sentence(small_lake, func, opts, msg):
+    with pytest.raises(ev.ApiError, match=re.escape(msg)):
+        getattr(ev, func)(small_lake, "ACME", "2023-03-17", **opts)
+
+
 # ----------------------------------------------------------------------------- factors
 def test_factor_series_and_frames_equal_the_stored_rows(small_lake):
     rows = read_factor(small_lake, "net_gex_per_1pct", start="2023-03-01", end="2023-03-31")

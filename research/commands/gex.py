@@ -30,17 +30,10 @@ def gex(
     vanna and charm exposure, GEX by expiry bucket, 0DTE volume share."""
     import warnings
 
-    from eventvol.pipelines.gex import SIGN_MODELS
-    from eventvol.pipelines.ivsource import IV_SOURCES
     from eventvol.pipelines.positioning import PositioningWarning
     from eventvol.research import api
 
-    if iv_source not in IV_SOURCES:
-        raise NoDataError(f"unknown --iv-source {iv_source!r}; choose one of {', '.join(IV_SOURCES)}")
-    if sign_model not in SIGN_MODELS:
-        raise NoDataError(f"unknown --sign-model {sign_model!r}; choose one of {', '.join(SIGN_MODELS)}")
-    if grid < 3:
-        raise NoDataError(f"--grid must be at least 3 spots, not {grid}")
+    api.check_gex_options(iv_source, sign_model, grid, names=("--iv-source", "--sign-model", "--grid"))
     if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise NoDataError(f"--plot {plot} must name a .png, .svg or .pdf file")
     d = parse_date(date)
