@@ -11,17 +11,19 @@ open interest carry no gamma.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from eventvol.pipelines import bsm
-from eventvol.pipelines.columns import string_flag
-from eventvol.pipelines.ivsource import DEFAULT_IV_SOURCE, check_source, clean_iv_of_table
+from eventvol.pipelines.columns import run_on_threads, string_codes, string_flag, worker_count
+from eventvol.pipelines.ivsource import (DEFAULT_IV_SOURCE, check_source, clean_iv_of_table, floor_codes,
+                                        pairing_column, ranked_codes)
 
 SECONDS_PER_YEAR = 365.0 * 86400.0
 EASTERN = "America/New_York"
@@ -94,16 +96,12 @@ def years_to_expiry(trade_date, expiration, settlement) -> np.ndarray:
     return years_to_expiry_days(td.ravel(), ed.ravel(), am.ravel()).reshape(td.shape)
 
 
-def rates_per_row(curves: pa.Table | None, trade_day: np.ndarray, days_to_expiry: np.ndarray) -> np.ndarray | None:
-    """Continuous rate r (decimal) per row from `rates` rows (trade_date, tenor_days, rate):
-    the curve of the row's own trade date, linear in tenor (calendar days) at the row's
-    calendar days to expiry, flat beyond the first and last tenor; 0 on trade dates without a
-    curve (ARCHITECTURE.md: "r from `rates`, else 0"). None (meaning r = 0 everywhere) when
-    there are no curves at all, so a lake without rates computes exactly as before."""
+def rate_curves(curves: pa.Table | None) -> tuple[np.ndarray, ...] | None:
+    """`rates` rows (trade_date, tenor_days, rate) as the interpolation kernel takes them:
+    (curve days, row offset of each day's curve, tenors, rates), sorted by (day, tenor); None
+    when there are no curves at all."""
     if curves is None or curves.num_rows == 0:
         return None
-    from eventvol.pipelines import nb as kernels
-
     cd = curves.column("trade_date")
     c_day = cd.cast(pa.int32()).to_numpy().astype(np.int64) if not pa.types.is_timestamp(cd.type) \
         else np.asarray(cd.to_numpy(), "datetime64[D]").astype(np.int64)
@@ -113,10 +111,27 @@ def rates_per_row(curves: pa.Table | None, trade_day: np.ndarray, days_to_expiry
     c_day, c_ten, c_rate = c_day[order], c_ten[order], c_rate[order]
     days, first = np.unique(c_day, return_index=True)
     starts = np.append(first, len(c_day)).astype(np.int64)
-    interp = kernels.interp_rates_serial if len(trade_day) < kernels.SERIAL_BELOW_ROWS else kernels.interp_rates
-    return interp(np.ascontiguousarray(trade_day, np.int64),
-                                np.ascontiguousarray(days_to_expiry, np.float64), days, starts,
-                                np.ascontiguousarray(c_ten), np.ascontiguousarray(c_rate))
+    return days, starts, np.ascontiguousarray(c_ten), np.ascontiguousarray(c_rate)
+
+
+def rates_per_row(curves: pa.Table | tuple | None, trade_day: np.ndarray, days_to_expiry: np.ndarray, *,
+                  serial: bool = False) -> np.ndarray | None:
+    """Continuous rate r (decimal) per row from `rates` rows (trade_date, tenor_days, rate):
+    the curve of the row's own trade date, linear in tenor (calendar days) at the row's
+    calendar days to expiry, flat beyond the first and last tenor; 0 on trade dates without a
+    curve (ARCHITECTURE.md: "r from `rates`, else 0"). None (meaning r = 0 everywhere) when
+    there are no curves at all, so a lake without rates computes exactly as before. `curves`
+    may be `rate_curves` output already; `serial`: the GIL-free serial kernel (for callers on
+    their own threads)."""
+    prepared = curves if isinstance(curves, tuple) or curves is None else rate_curves(curves)
+    if prepared is None:
+        return None
+    from eventvol.pipelines import nb as kernels
+
+    interp = kernels.interp_rates_serial if serial or len(trade_day) < kernels.SERIAL_BELOW_ROWS \
+        else kernels.interp_rates
+    return interp(np.ascontiguousarray(trade_day, np.int64), np.ascontiguousarray(days_to_expiry, np.float64),
+                  *prepared)
 
 
 def dealer_sign(is_call: np.ndarray, model: str = DEFAULT_SIGN_MODEL) -> np.ndarray:
@@ -138,6 +153,35 @@ def contract_gex_per_1pct(spot, strike, t_years, iv, open_interest, multiplier, 
     spot = np.asarray(spot, float)
     out = dealer_sign(np.asarray(is_call), sign_model) * g * oi * np.asarray(multiplier, float) * spot * spot * 0.01
     return np.where(usable, out, 0.0)
+
+
+def arrow_numbers(col: pa.ChunkedArray) -> np.ndarray:
+    """A numeric column as numpy: integers without nulls stay integers (no copy for one
+    chunk), anything else becomes float with NaN for nulls."""
+    if pa.types.is_integer(col.type) and col.null_count == 0:
+        return col.to_numpy()
+    return col.cast(pa.float64()).to_numpy()  # nulls -> NaN
+
+
+def arrow_days(col: pa.ChunkedArray) -> np.ndarray:
+    """Day numbers (int32, days since 1970-01-01) of a date32 column (a view, no cast)."""
+    if pa.types.is_date32(col.type):
+        return pa.chunked_array([c.view(pa.int32()) for c in col.chunks], pa.int32()).to_numpy()
+    return col.cast(pa.int32()).to_numpy()
+
+
+def flag_codes(tbl: pa.Table, name: str, string_col: str, value: str) -> tuple[np.ndarray, np.ndarray]:
+    """(code per row, flag per code) of a boolean column `name` if the table has it (nulls
+    False), else of `string_col` == value (dictionary codes, nulls False): the kernels' flags
+    without a boolean per row for dictionary strings."""
+    if name in tbl.column_names:
+        return bool_codes(tbl.column(name).fill_null(False).to_numpy(zero_copy_only=False)), BOOL_LUT
+    col = tbl.column(string_col)
+    codes, dictionary = string_codes(col)
+    lut = np.append(pc.equal(dictionary, value).fill_null(False).to_numpy(zero_copy_only=False).astype(bool), False)
+    if col.null_count:
+        codes = np.where(col.is_valid().to_numpy(zero_copy_only=False), codes, len(lut) - 1)
+    return np.ascontiguousarray(codes, np.int32), lut
 
 
 @dataclass(frozen=True)
@@ -191,10 +235,7 @@ class ChainArrays:
         (`pipelines.ivsource`: otm, vendor, solved; `solved` needs bid and ask)."""
 
         def num(name: str) -> np.ndarray:
-            col = tbl.column(name)
-            if pa.types.is_integer(col.type) and col.null_count == 0:
-                return col.to_numpy()
-            return col.cast(pa.float64()).to_numpy()  # nulls -> NaN
+            return arrow_numbers(tbl.column(name))
 
         def flag(name: str, string_col: str, value: str) -> np.ndarray:
             if name in tbl.column_names:
@@ -202,9 +243,7 @@ class ChainArrays:
             return string_flag(tbl.column(string_col), value)
 
         def day(name: str) -> np.ndarray:
-            col = tbl.column(name)
-            return pa.chunked_array([c.view(pa.int32()) for c in col.chunks], pa.int32()).to_numpy() \
-                if pa.types.is_date32(col.type) else col.cast(pa.int32()).to_numpy()
+            return arrow_days(tbl.column(name))
 
         trade_day, expiry_day = day("trade_date"), day("expiration")
         spot, strike, is_call = num("underlying_price"), num("strike"), flag("is_call", "option_type", "C")
@@ -267,20 +306,34 @@ def group_starts(group: np.ndarray, n_groups: int) -> np.ndarray:
 def _day_tables(chain: ChainArrays):
     """(t, trade_day, expiry_day, is_am, tables) for the kernels: T per row when the chain has
     it, else day numbers and the per-day epoch tables over their range (valuation 16:00 ET,
-    AM settlement 09:30 ET), computed once per distinct day."""
+    AM settlement 09:30 ET), computed once per distinct day. Day numbers stay whenever the
+    chain has them (days to expiry come from them)."""
     if chain.t_years is None and chain.trade_day is None:
         raise ValueError("a chain needs t_years or trade_day / expiry_day / is_am")
+    no_tables = (np.zeros(1), np.zeros(1), 0, SECONDS_PER_YEAR)
+    empty = np.zeros(0, np.int32)
+    days = (empty, empty) if chain.trade_day is None else \
+        (np.ascontiguousarray(chain.trade_day), np.ascontiguousarray(chain.expiry_day))
     if chain.t_years is not None or len(chain.trade_day) == 0:
-        empty = np.zeros(0, np.int32)
-        return (np.ascontiguousarray(chain.years(), float), empty, empty, np.zeros(0, bool),
-                (np.zeros(1), np.zeros(1), 0, SECONDS_PER_YEAR))
-    td, ed = np.asarray(chain.trade_day), np.asarray(chain.expiry_day)
-    lo, hi = int(min(td.min(), ed.min())), int(max(td.max(), ed.max()))
-    if hi - lo > 200_000:  # dates centuries apart (bad data): per-row T instead of a table
-        return _day_tables(dataclasses.replace(chain, t_years=chain.years()))
-    tables = (*_day_range_tables(lo, hi), lo, SECONDS_PER_YEAR)
-    return (np.zeros(0), np.ascontiguousarray(td), np.ascontiguousarray(ed),
-            np.ascontiguousarray(chain.is_am, bool), tables)
+        return np.ascontiguousarray(chain.years(), float), *days, np.zeros(0, bool), no_tables
+    lo, hi = day_range(days[0], days[1])
+    if hi - lo > MAX_TABLE_DAYS:  # dates centuries apart (bad data): per-row T instead of a table
+        return np.ascontiguousarray(chain.years(), float), *days, np.zeros(0, bool), no_tables
+    return np.zeros(0), *days, np.ascontiguousarray(chain.is_am, bool), day_tables(lo, hi)
+
+
+MAX_TABLE_DAYS = 200_000
+
+
+def day_range(trade_day: np.ndarray, expiry_day: np.ndarray) -> tuple[int, int]:
+    """(first, last) day number over trade and expiry days."""
+    return int(min(trade_day.min(), expiry_day.min())), int(max(trade_day.max(), expiry_day.max()))
+
+
+def day_tables(lo: int, hi: int) -> tuple:
+    """The kernels' `tables` argument for days lo..hi: (16:00 ET valuation, 09:30 ET AM
+    settlement, lo, seconds per year)."""
+    return (*_day_range_tables(lo, hi), lo, SECONDS_PER_YEAR)
 
 
 def _kernel_columns(chain: ChainArrays):
@@ -300,6 +353,165 @@ def _kernel_columns(chain: ChainArrays):
     return vol, days, r, q
 
 
+# flags given as booleans: code 0 / 1 per row, looked up in (False, True)
+BOOL_LUT = np.array([False, True])
+
+
+def bool_codes(flags: np.ndarray) -> np.ndarray:
+    """0 / 1 int32 codes of a boolean array (the kernels' flag codes, `BOOL_LUT`)."""
+    return np.ascontiguousarray(flags, bool).astype(np.int32)
+
+
+def given_iv_rule() -> tuple:
+    """The kernels' `iv_rule` for IVs taken as they are (`nb.IV_GIVEN`)."""
+    from eventvol.pipelines import nb as kernels
+
+    none = np.zeros(0, np.int32)
+    return kernels.IV_GIVEN, none, np.zeros(1), none, np.zeros(1, np.int32)
+
+
+def group_blocks(starts: np.ndarray, per_thread: int = 4, total: bool = False) -> list[tuple[int, int]]:
+    """[g_lo, g_hi) blocks of groups with about equal rows: `per_thread` per thread (`total`:
+    `per_thread` in all), so that a block of big chains does not leave a thread idle; one block
+    below SERIAL_BELOW_GROUPS groups."""
+    ng = len(starts) - 1
+    want = per_thread if total else worker_count() * per_thread
+    n_blocks = min(want, ng) if ng >= SERIAL_BELOW_GROUPS else 1
+    if n_blocks <= 1:
+        return [(0, ng)] if ng else []
+    cuts = np.searchsorted(starts, np.linspace(starts[0], starts[-1], n_blocks + 1)[1:-1])
+    edges = np.unique(np.concatenate([[0], np.clip(cuts, 0, ng), [ng]]))
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+# fewer groups than this run on the calling thread: one SPX chain is ~2 ms of work, less than
+# starting and joining threads on a loaded 2-core machine
+SERIAL_BELOW_GROUPS = 8
+
+
+def run_positioning_groups(starts: np.ndarray, *args) -> np.ndarray:
+    """`nb.positioning_groups` over every group of `starts` (its arguments after g_lo, g_hi,
+    except `out`), blocks of groups on threads: matrix (n_groups, len(nb.OUT_FIELDS))."""
+    from eventvol.pipelines import nb as kernels
+
+    out = np.empty((len(starts) - 1, kernels.N_OUT))
+
+    def run(block: tuple[int, int]) -> None:
+        kernels.positioning_groups(starts, block[0], block[1], *args, out)
+
+    run_on_threads(run, group_blocks(starts))
+    return out
+
+
+@dataclass(frozen=True)
+class KernelRows:
+    """The row arguments of `nb.positioning_groups` for one Arrow table of chains, taken from
+    its columns without a per-row Python object or string: numbers zero-copy where the stored
+    type allows, string flags as dictionary codes with a flag per code, the `otm` IV rule's
+    inputs (vendor floors, root ranks) for the kernel to apply per group."""
+
+    spot: np.ndarray
+    strike: np.ndarray
+    iv: np.ndarray
+    oi: np.ndarray
+    mult: np.ndarray
+    volume: np.ndarray
+    trade_day: np.ndarray
+    expiry_day: np.ndarray
+    flags: tuple  # (call_code, call_lut, am_code, am_lut)
+    iv_rule: tuple  # (mode, floor_code, floor_lut, root_code, root_rank)
+    r: np.ndarray  # empty: r = 0
+
+    @classmethod
+    def from_arrow(cls, tbl: pa.Table, starts: np.ndarray, iv_source: str = DEFAULT_IV_SOURCE,
+                   curves: tuple | None = None) -> "KernelRows":
+        """From chain rows as `ChainArrays.from_arrow` takes them, grouped as `starts` says;
+        `curves`: `rate_curves` output (None: r = 0). IV sources `otm` and `vendor` are left to
+        the kernel (the `vendor` IV is the stored one); `solved` is cleaned here, by
+        `ChainArrays.from_arrow` (it solves IVs from mid quotes)."""
+        from eventvol.pipelines import nb as kernels
+
+        n = tbl.num_rows
+        names = tbl.column_names
+        trade_day, expiry_day = arrow_days(tbl.column("trade_date")), arrow_days(tbl.column("expiration"))
+        r = rates_per_row(curves, trade_day, expiry_day.astype(np.int64) - trade_day, serial=True) \
+            if curves is not None else None
+        if iv_source == "solved":
+            group = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+            iv = ChainArrays.from_arrow(tbl, group, curves, "solved").iv
+            iv_rule = given_iv_rule()
+        else:
+            iv = tbl.column("iv").cast(pa.float64()).to_numpy()
+            iv_rule = given_iv_rule()
+            if check_source(iv_source) == "otm":
+                root_code, root_rank = ranked_codes(pairing_column(tbl), n)
+                floor_code, floor_lut = floor_codes(tbl.column("vendor") if "vendor" in names else None, n)
+                iv_rule = (kernels.IV_OTM, np.ascontiguousarray(floor_code, np.int32), floor_lut,
+                           np.ascontiguousarray(root_code, np.int32), root_rank)
+        return cls(
+            spot=np.ascontiguousarray(arrow_numbers(tbl.column("underlying_price")), float),
+            strike=np.ascontiguousarray(arrow_numbers(tbl.column("strike")), float),
+            iv=np.ascontiguousarray(iv, float),
+            oi=np.ascontiguousarray(arrow_numbers(tbl.column("open_interest"))),
+            mult=np.ascontiguousarray(arrow_numbers(tbl.column("multiplier"))),
+            volume=np.ascontiguousarray(arrow_numbers(tbl.column("volume"))) if "volume" in names else np.full(n, np.nan),
+            trade_day=np.ascontiguousarray(trade_day),
+            expiry_day=np.ascontiguousarray(expiry_day),
+            flags=(*flag_codes(tbl, "is_call", "option_type", "C"), *flag_codes(tbl, "is_am", "settlement", "AM")),
+            iv_rule=iv_rule,
+            r=np.zeros(0) if r is None else r,
+        )
+
+    def day_range(self) -> tuple[int, int]:
+        return day_range(self.trade_day, self.expiry_day)
+
+    def args(self, tables: tuple | None) -> tuple:
+        """`nb.positioning_groups`' row arguments, with T from the day `tables` (None: T per
+        row, for dates too far apart for a table)."""
+        none = np.zeros(0, np.int64)
+        if tables is None:
+            call_code, call_lut, am_code, am_lut = self.flags
+            t = years_to_expiry_days(self.trade_day, self.expiry_day, am_lut[am_code])
+            dates, tables = (t, self.trade_day, self.expiry_day, none), (np.zeros(1), np.zeros(1), 0, SECONDS_PER_YEAR)
+        else:
+            dates = (np.zeros(0), self.trade_day, self.expiry_day, none)
+        return (self.spot, self.strike, self.iv, self.oi, self.mult, self.volume, dates, tables, self.flags,
+                self.iv_rule, (self.r, np.zeros(0)))
+
+
+def positioning_of_tables(tables: Sequence[pa.Table], starts: Sequence[np.ndarray], rates: pa.Table | None = None,
+                          sign_model: str = DEFAULT_SIGN_MODEL, iv_source: str = DEFAULT_IV_SOURCE, *,
+                          zero_gamma: bool = True, n_grid: int = DEFAULT_GRID) -> dict[str, np.ndarray]:
+    """`positioning` of chain rows held in Arrow tables (`loaders.GroupedChains`: table i's
+    groups are rows starts[i][g]:starts[i][g+1]), groups in table order, IVs per `iv_source`
+    (`pipelines.ivsource`; `otm` applied inside the kernel), r from `rates` rows. The same
+    numbers as `positioning(ChainArrays.from_arrow(...))` of the concatenated rows: the columns
+    of every table are taken on threads, then blocks of groups run on threads, with T from one
+    set of day tables over every table's days."""
+    from eventvol.pipelines import nb as kernels
+
+    check_source(iv_source)
+    call_sign, put_sign = SIGN_MODELS[_check_model(sign_model)]
+    curves = rate_curves(rates)
+    rows = run_on_threads(lambda i: KernelRows.from_arrow(tables[i], starts[i], iv_source, curves), range(len(tables)))
+    spans = [r.day_range() for r in rows if len(r.trade_day)]
+    lo, hi = (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else (0, 0)
+    day_args = day_tables(lo, hi) if hi - lo <= MAX_TABLE_DAYS else None
+    outs = [np.empty((len(s) - 1, kernels.N_OUT)) for s in starts]
+    per_table = -(-worker_count() * 4 // max(len(tables), 1))  # about four blocks per thread in all
+    items = [(i, a, b) for i, s in enumerate(starts) for a, b in group_blocks(s, per_table, total=True)]
+    rest = ((float(call_sign), float(put_sign)), bool(zero_gamma), (int(n_grid), *ROOT_RANGE))
+
+    def run(item: tuple[int, int, int]) -> None:
+        i, a, b = item
+        kernels.positioning_groups(starts[i], a, b, *rows[i].args(day_args), *rest, outs[i])
+
+    run_on_threads(run, items)
+    spot0 = np.concatenate([r.spot[s[:-1]] for r, s in zip(rows, starts)]) if rows else np.zeros(0)
+    m = np.concatenate(outs) if outs else np.zeros((0, kernels.N_OUT))
+    return positioning_fields(m, spot0)
+
+
 def positioning(chain: ChainArrays, n_groups: int, sign_model: str = DEFAULT_SIGN_MODEL, *,
                 zero_gamma: bool = True, n_grid: int = DEFAULT_GRID) -> dict[str, np.ndarray]:
     """Per group (rows contiguous by `chain.group`), arrays of:
@@ -310,26 +522,33 @@ def positioning(chain: ChainArrays, n_groups: int, sign_model: str = DEFAULT_SIG
     of contracts expiring 0, 1-7, > 7 calendar days after the trade date), zero_dte_volume_share
     (volume expiring on the trade date / all volume, NaN without volume), contracts_used, spot,
     zero_gamma_roots_found."""
-    from eventvol.pipelines import nb as kernels
-
     call_sign, put_sign = SIGN_MODELS[_check_model(sign_model)]
     vol, days, r, q = _kernel_columns(chain)
     t, td, ed, am, tables = _day_tables(chain)
     starts = group_starts(np.asarray(chain.group), n_groups)
     f64 = lambda a: np.ascontiguousarray(a, dtype=float)  # noqa: E731
-    is_call = np.ascontiguousarray(chain.is_call, dtype=bool)
     spot, strike, iv = (f64(a) for a in (chain.spot, chain.strike, chain.iv))
-    oi, mult = np.ascontiguousarray(chain.open_interest), np.ascontiguousarray(chain.multiplier)
-    serial = n_groups < kernels.SERIAL_BELOW_GROUPS
-    group_kernel = kernels.group_positioning_serial if serial else kernels.group_positioning
-    m = group_kernel(starts, spot, strike, t, td, ed, am, tables, iv, oi, mult, is_call, vol, days,
-                                  r, q, float(call_sign), float(put_sign))
-    res = {name: m[:, k] for k, name in enumerate(kernels.OUT_FIELDS)}
+    flags = (bool_codes(chain.is_call), BOOL_LUT, bool_codes(am), BOOL_LUT)
+    m = run_positioning_groups(starts, spot, strike, iv, np.ascontiguousarray(chain.open_interest),
+                               np.ascontiguousarray(chain.multiplier), vol, (t, td, ed, days), tables, flags,
+                               given_iv_rule(), (r, q), (float(call_sign), float(put_sign)), bool(zero_gamma),
+                               (int(n_grid), *ROOT_RANGE))
     first = np.minimum(starts[:-1], max(len(spot) - 1, 0))
-    spot0 = spot[first] if len(spot) else np.full(n_groups, np.nan)
+    out = positioning_fields(m, spot[first] if len(spot) else np.full(n_groups, np.nan))
+    if not zero_gamma:
+        del out["zero_gamma"], out["zero_gamma_roots_found"]
+    return out
+
+
+def positioning_fields(m: np.ndarray, spot0: np.ndarray) -> dict[str, np.ndarray]:
+    """The `POSITIONING_FIELDS` from the kernel's matrix (`nb.OUT_FIELDS` columns) and the spot
+    of each group's first row."""
+    from eventvol.pipelines import nb as kernels
+
+    res = {name: m[:, k] for k, name in enumerate(kernels.OUT_FIELDS)}
     with np.errstate(divide="ignore", invalid="ignore"):
         share = res["volume_0dte"] / res["volume_total"]
-    out = {
+    return {
         "net_gex_per_1pct": res["net_gex_per_1pct"],
         "net_gex_per_point": res["net_gex_per_1pct"] / (0.01 * spot0),
         "call_wall": res["call_wall"],
@@ -342,19 +561,9 @@ def positioning(chain: ChainArrays, n_groups: int, sign_model: str = DEFAULT_SIG
         "zero_dte_volume_share": np.where(res["volume_total"] > 0, share, np.nan),
         "contracts_used": res["contracts_used"],
         "spot": spot0,
+        "zero_gamma": res["zero_gamma"],
+        "zero_gamma_roots_found": res["zero_gamma_roots_found"],
     }
-    if zero_gamma:
-        weight = np.where(is_call, call_sign, put_sign) * np.nan_to_num(np.asarray(oi, float), nan=0.0) * mult
-        if not t.size:  # T per row from the day tables already built (not a second time-zone pass)
-            valuation, settle_am, lo, spy = tables
-            years = kernels.years_from_day_tables_serial if serial else kernels.years_from_day_tables
-            t = years(td.astype(np.int64) - lo, ed.astype(np.int64) - lo, am, valuation, settle_am, valuation, spy)
-        r_rows, q_rows = chain.rates()
-        zero_gamma_kernel = kernels.group_zero_gamma_serial if serial else kernels.group_zero_gamma
-        nearest, count = zero_gamma_kernel(starts, spot, strike, t, iv, weight, r_rows, q_rows,
-                                                  int(n_grid), *ROOT_RANGE)
-        out["zero_gamma"], out["zero_gamma_roots_found"] = nearest, count
-    return out
 
 
 def _check_model(model: str) -> str:

@@ -66,18 +66,44 @@ def check_source(source: str) -> str:
     return source
 
 
-def _codes(col: pa.ChunkedArray | None, n: int) -> tuple[np.ndarray, pa.Array | None]:
-    """(code per row whose order follows the string order, dictionary) of a string column;
-    zeros without the column."""
+def ranked_codes(col: pa.ChunkedArray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(code per row, rank per code) of a string column, plain or dictionary-encoded, such that
+    rank[code] compares like the strings; zeros without the column."""
     if col is None:
-        return np.zeros(n, np.int32), None
+        return np.zeros(n, np.int32), np.zeros(1, np.int32)
     if not pa.types.is_dictionary(col.type):
         col = pc.dictionary_encode(col)
     codes, dictionary = dictionary_codes(col)
-    # rank of each dictionary value in string order, so that codes compare like the strings
     rank = np.empty(len(dictionary), np.int32)
     rank[np.asarray(pc.sort_indices(dictionary))] = np.arange(len(dictionary), dtype=np.int32)
-    return (rank[codes] if len(dictionary) else codes), dictionary
+    return codes, rank
+
+
+def _codes(col: pa.ChunkedArray | None, n: int) -> np.ndarray:
+    """Code per row of a string column whose order follows the string order (`ranked_codes`)."""
+    codes, rank = ranked_codes(col, n)
+    return rank[codes] if len(rank) and col is not None else codes
+
+
+def pairing_column(tbl: pa.Table) -> pa.ChunkedArray | None:
+    """The column telling contracts of the same expiration and strike apart: `root`, else
+    `settlement` (an AM and a PM root), else none."""
+    names = tbl.column_names
+    return tbl.column("root") if "root" in names else tbl.column("settlement") if "settlement" in names else None
+
+
+def floor_codes(vendor: pa.ChunkedArray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(code per row, IV floor per code) of the vendor column (`VENDOR_IV_FLOORS`; 0 where
+    the vendor documents none, for null vendors and without the column)."""
+    if vendor is None:
+        return np.zeros(n, np.int32), np.zeros(1)
+    if not pa.types.is_dictionary(vendor.type):
+        vendor = pc.dictionary_encode(vendor)
+    codes, dictionary = dictionary_codes(vendor)
+    per_code = np.array([VENDOR_IV_FLOORS.get(v, 0.0) for v in dictionary.to_pylist()] + [0.0], float)
+    if vendor.null_count:
+        codes = np.where(vendor.is_valid().to_numpy(zero_copy_only=False), codes, len(per_code) - 1).astype(np.int32)
+    return codes, per_code
 
 
 def vendor_floors(vendor: pa.ChunkedArray | None, n: int) -> np.ndarray | float:
@@ -313,8 +339,7 @@ def clean_iv_of_table(tbl: pa.Table, source: str, group: np.ndarray, spot: np.nd
     if source == "vendor":
         return clean_iv("vendor", iv=iv, group=group, root=None, expiry=None, strike=strike, spot=spot,
                         is_call=is_call)
-    root, _ = _codes(tbl.column("root") if "root" in names else
-                     tbl.column("settlement") if "settlement" in names else None, n)
+    root = _codes(pairing_column(tbl), n)
     exp = tbl.column("expiration")
     expiry = (pa.chunked_array([c.view(pa.int32()) for c in exp.chunks], pa.int32()).to_numpy()
               if pa.types.is_date32(exp.type) else exp.cast(pa.int32()).to_numpy())

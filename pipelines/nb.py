@@ -1,10 +1,12 @@
-"""Numba kernels for dealer positioning: one pass over contiguous (underlying, trade date)
-groups, and the re-priced GEX profile with its exact zero crossings.
+"""Numba kernels for dealer positioning: one pass per contiguous (underlying, trade date)
+group computing every positioning output (the `otm` IV rule, greeks, sums, buckets, walls and
+the re-priced GEX profile's zero crossing nearest spot).
 
 numba ships with vectorbt (a project dependency). Kernels are compiled once and cached on
-disk. Every sum runs in row order within its group, so results are identical bit for bit from
-run to run; groups are independent, so the group loop runs in parallel without changing any
-number.
+disk, and release the GIL (`nogil`), so callers run blocks of groups on Python threads
+(`gex.run_blocks`). Every sum runs in row order within its group, so results are identical
+bit for bit from run to run; groups are independent, so however the groups are split between
+threads no number changes.
 
 Units follow pipelines/gex.py: GEX in dollars per 1% move, VEX in dollars per vol point,
 CEX in dollars of delta per calendar day.
@@ -20,15 +22,24 @@ import numpy as np
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
-# columns of the per-group output matrix of `group_positioning`
+# columns of the per-group output matrix of `positioning_groups`
 OUT_FIELDS = ("net_gex_per_1pct", "net_vex_per_volpt", "net_cex_per_day", "gex_0dte", "gex_le7d", "gex_gt7d",
-              "volume_0dte", "volume_total", "contracts_used", "call_wall", "put_wall")
+              "volume_0dte", "volume_total", "contracts_used", "call_wall", "put_wall", "zero_gamma",
+              "zero_gamma_roots_found")
+N_OUT = len(OUT_FIELDS)
+
+# how `positioning_groups` gets each row's IV
+IV_GIVEN = 0  # the `iv` column as it is (already cleaned, or the `vendor` source)
+IV_OTM = 1  # the `otm` rule of `pipelines.ivsource`, applied per group from the vendor IVs
 
 
 @nb.njit(cache=True, nogil=True)
 def _ncdf(x):
     return 0.5 * math.erfc(-x * INV_SQRT2)
 
+
+# ---------------------------------------------------------------------------------------
+# Walls: GEX summed per strike in an open-addressing table reused from group to group.
 
 @nb.njit(cache=True, nogil=True)
 def _table_size(n):
@@ -40,10 +51,11 @@ def _table_size(n):
 
 
 @nb.njit(cache=True, nogil=True)
-def _strike_slot(keys, strike):
-    """Slot of `strike` in an open-addressing table of strikes (NaN = empty slot), inserting
-    it if absent. Fibonacci hashing of the float's bits; linear probing."""
-    mask = keys.shape[0] - 1
+def _strike_slot(keys, mask, strike, touched, n_touched):
+    """(slot of `strike`, number of touched slots) in an open-addressing table of strikes
+    (NaN = empty slot) using slots 0..mask, inserting the strike if absent and recording its
+    slot in `touched` (so that only used slots are reset after the group). Fibonacci hashing
+    of the float's bits; linear probing."""
     bits = np.float64(strike).view(np.uint64)
     h = ((bits * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) & np.uint64(mask)
     j = np.int64(h)
@@ -51,24 +63,25 @@ def _strike_slot(keys, strike):
         k = keys[j]
         if k != k:  # empty
             keys[j] = strike
-            return j
+            touched[n_touched] = j
+            return j, n_touched + 1
         if k == strike:
-            return j
+            return j, n_touched
         j = (j + 1) & mask
 
 
 @nb.njit(cache=True, nogil=True)
-def _walls(keys, call_sum, put_sum, has_call, has_put, out):
-    """call_wall / put_wall: the strike with the largest |summed GEX| among strikes with a
-    usable call / put; on a tie the lowest such strike (as an ascending scan would pick)."""
+def _walls(keys, call_sum, put_sum, has_call, has_put, touched, n_touched, out):
+    """call_wall / put_wall (out[9], out[10]): the strike with the largest |summed GEX| among
+    strikes with a usable call / put; on a tie the lowest such strike (the answer does not
+    depend on the order slots are visited in). Empties the touched slots for the next group."""
     out[9] = np.nan
     out[10] = np.nan
     best_c = -1.0
     best_p = -1.0
-    for j in range(keys.shape[0]):
+    for t in range(n_touched):
+        j = touched[t]
         k = keys[j]
-        if k != k:
-            continue
         if has_call[j]:
             v = abs(call_sum[j])
             if v > best_c or (v == best_c and k < out[9]):
@@ -79,106 +92,102 @@ def _walls(keys, call_sum, put_sum, has_call, has_put, out):
             if v > best_p or (v == best_p and k < out[10]):
                 best_p = v
                 out[10] = k
+        keys[j] = np.nan
+        call_sum[j] = 0.0
+        put_sum[j] = 0.0
+        has_call[j] = False
+        has_put[j] = False
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
-def _row_years(i, t, tday, eday, is_am, valuation, settle_am, day_lo, seconds_per_year):
-    """T of row i: t[i], or when `t` is empty (settlement - valuation) / year from the
-    per-day epoch tables (`years_from_day_tables`' arithmetic: the same bits)."""
-    if t.shape[0]:
-        return t[i]
-    settle = settle_am[eday[i] - day_lo] if is_am[i] else valuation[eday[i] - day_lo]
-    return (settle - valuation[tday[i] - day_lo]) / seconds_per_year
+# ---------------------------------------------------------------------------------------
+# The `otm` IV rule per group (pipelines.ivsource: pair_partner + otm_choice, same result).
+
+@nb.njit(cache=True, nogil=True)
+def _pair_key_less(root_i, exp_i, strike_i, root_j, exp_j, strike_j):
+    """-1 / 0 / 1 comparing (root, expiration, strike) of two rows (NaN strikes compare as
+    unequal and not smaller, as the sortedness check always did)."""
+    if root_j != root_i:
+        return -1 if root_j < root_i else 1
+    if exp_j != exp_i:
+        return -1 if exp_j < exp_i else 1
+    if strike_j != strike_i:
+        return -1 if strike_j < strike_i else 1
+    return 0
 
 
 @nb.njit(cache=True, nogil=True)
-def _group(lo, hi, spot, strike, t, tday, eday, is_am, tables, iv, oi, mult, is_call, volume, days, r, q,
-           call_sign, put_sign, out):
-    """One group's OUT_FIELDS. T per row from `t`, or (t empty) from day numbers and the
-    `tables` (valuation, settle_am, day_lo, seconds_per_year); days to expiry from `days`, or
-    (days empty) eday - tday; r / q empty mean 0."""
-    valuation, settle_am, day_lo, spy = tables
-    s = spot[lo]
-    for k in range(out.shape[0]):
-        out[k] = 0.0
-    # walls: GEX summed per strike over every expiry (and root), in a hash table filled in the
-    # same pass (rows arrive in strike order only within an expiry, so no sort is needed and
-    # each strike's sum accumulates in row order: the same bits as a stable sort would give)
-    size = _table_size(hi - lo)
-    keys = np.full(size, np.nan)
-    call_sum = np.zeros(size)
-    put_sum = np.zeros(size)
-    has_call = np.zeros(size, np.bool_)
-    has_put = np.zeros(size, np.bool_)
-    has_r = r.shape[0] > 0
-    has_q = q.shape[0] > 0
-    for i in range(lo, hi):
-        dte = days[i] if days.shape[0] else eday[i] - tday[i]
-        v = volume[i]
-        if v == v:  # not NaN
-            out[7] += v
-            if dte == 0:
-                out[6] += v
-        o = oi[i]
-        sig = iv[i]
-        ti = _row_years(i, t, tday, eday, is_am, valuation, settle_am, day_lo, spy)
-        if not (ti > 0.0 and sig > 0.0 and o > 0.0 and math.isfinite(sig)):
-            continue
-        ri = r[i] if has_r else 0.0
-        qi = q[i] if has_q else 0.0
-        sq = math.sqrt(ti)
-        sd = sig * sq
-        d1 = (math.log(s / strike[i]) + (ri - qi + 0.5 * sig * sig) * ti) / sd
-        d2 = d1 - sd
-        dq = math.exp(-qi * ti) if qi != 0.0 else 1.0  # exp(-0) is 1.0 exactly: same bits
-        pdf = INV_SQRT_2PI * math.exp(-0.5 * d1 * d1)
-        sign = call_sign if is_call[i] else put_sign
-        w = sign * o * mult[i]
-        gamma = dq * pdf / (s * sd)
-        g = w * gamma * s * s * 0.01
-        vanna = -dq * pdf * d2 / sig
-        core = dq * pdf * (2.0 * (ri - qi) * ti - d2 * sd) / (2.0 * ti * sd)
-        if qi == 0.0:  # the N(d1) term vanishes: skip the erfc
-            charm = -core
-        elif is_call[i]:
-            charm = qi * dq * _ncdf(d1) - core
-        else:
-            charm = -qi * dq * _ncdf(-d1) - core
-        out[0] += g
-        out[1] += w * vanna * s * 0.01
-        out[2] += w * charm / 365.0 * s
-        if dte == 0:
-            out[3] += g
-        elif dte <= 7:
-            out[4] += g
-        else:
-            out[5] += g
-        out[8] += 1.0
-        j = _strike_slot(keys, strike[i])
-        if is_call[i]:
-            call_sum[j] += g
-            has_call[j] = True
-        else:
-            put_sum[j] += g
-            has_put[j] = True
-    _walls(keys, call_sum, put_sum, has_call, has_put, out)
+def _group_order(lo, hi, root, root_rank, expiry, strike, is_call_row, order):
+    """order[:n] = the group's rows (offsets from lo) sorted by (root, expiration, strike) with
+    the call first: the identity when the rows already are (the lake's order, checked in one
+    pass), else a stable lexsort of the group."""
+    n = hi - lo
+    ok = True
+    for i in range(lo, hi - 1):
+        c = _pair_key_less(root_rank[root[i]], expiry[i], strike[i], root_rank[root[i + 1]], expiry[i + 1],
+                           strike[i + 1])
+        if c < 0 or (c == 0 and is_call_row[i + 1 - lo] and not is_call_row[i - lo]):
+            ok = False
+            break
+    for i in range(n):
+        order[i] = i
+    if ok:
+        return
+    # least significant key first, each pass stable: (put after call), strike, expiration, root
+    key = np.empty(n)
+    for i in range(n):
+        key[i] = 0.0 if is_call_row[i] else 1.0
+    o = np.argsort(key, kind="mergesort")
+    for i in range(n):
+        key[i] = strike[lo + o[i]]
+    o = o[np.argsort(key, kind="mergesort")]
+    for i in range(n):
+        key[i] = expiry[lo + o[i]]
+    o = o[np.argsort(key, kind="mergesort")]
+    for i in range(n):
+        key[i] = root_rank[root[lo + o[i]]]
+    o = o[np.argsort(key, kind="mergesort")]
+    for i in range(n):
+        order[i] = o[i]
 
 
-@nb.njit(cache=True, parallel=True)
-def group_positioning(starts, spot, strike, t, tday, eday, is_am, tables, iv, oi, mult, is_call, volume, days,
-                      r, q, call_sign, put_sign):
-    """Matrix (n_groups, len(OUT_FIELDS)) for rows grouped contiguously; group g is rows
-    starts[g]:starts[g+1]. Arguments as `_group`."""
-    ng = starts.shape[0] - 1
-    res = np.empty((ng, 11))
-    for g in nb.prange(ng):
-        if starts[g + 1] > starts[g]:
-            _group(starts[g], starts[g + 1], spot, strike, t, tday, eday, is_am, tables, iv, oi, mult, is_call,
-                   volume, days, r, q, call_sign, put_sign, res[g])
+@nb.njit(cache=True, nogil=True)
+def _otm_iv(lo, hi, iv, floor_code, floor_lut, root, root_rank, expiry, strike, spot, is_call_row, order,
+            partner, own, out):
+    """out[:n]: the `otm` IV of each row of the group (offsets from lo): at each (root,
+    expiration, strike) holding exactly one call and one put, the out-of-the-money side's usable
+    vendor IV (finite, > 0, above the vendor's floor) for both, else the other side's; a row
+    without such a pair keeps its own usable IV."""
+    n = hi - lo
+    for i in range(n):
+        v = iv[lo + i]
+        own[i] = v if (math.isfinite(v) and v > 0.0 and v > floor_lut[floor_code[lo + i]]) else np.nan
+        partner[i] = -1
+    _group_order(lo, hi, root, root_rank, expiry, strike, is_call_row, order)
+    i = 0
+    while i < n:  # runs of equal key along `order`: a pair is a run of two, the call first
+        a = order[i]
+        j = i + 1
+        while j < n and _pair_key_less(root_rank[root[lo + a]], expiry[lo + a], strike[lo + a],
+                                       root_rank[root[lo + order[j]]], expiry[lo + order[j]],
+                                       strike[lo + order[j]]) == 0:
+            j += 1
+        if j - i == 2 and is_call_row[a] and not is_call_row[order[i + 1]]:
+            partner[a] = order[i + 1]
+            partner[order[i + 1]] = a
+        i = j
+    for i in range(n):
+        p = partner[i]
+        other = own[p] if p >= 0 else np.nan
+        own_is_otm = is_call_row[i] == (strike[lo + i] >= spot[lo + i])
+        otm = own[i] if own_is_otm else other
+        if otm == otm:
+            out[i] = otm
         else:
-            res[g, :] = np.nan
-    return res
+            out[i] = other if own_is_otm else own[i]
 
+
+# ---------------------------------------------------------------------------------------
+# The re-priced profile and its zero crossings.
 
 @nb.njit(cache=True, nogil=True)
 def profile_coefficients(strike, t, iv, weight, r, q):
@@ -186,7 +195,7 @@ def profile_coefficients(strike, t, iv, weight, r, q):
     0.01 * x * a * exp(-0.5 * ((ln x - c) * inv_sd)^2). Adjacent usable rows with the same
     strike, T, IV, r and q (a call and its put under the `otm` IV source) share one Gaussian:
     their a are added (half the terms for every later evaluation; the sum differs from two
-    terms by rounding only)."""
+    terms by rounding only). `positioning_groups` builds the same coefficients in its pass."""
     n = strike.shape[0]
     c = np.empty(n)
     inv_sd = np.empty(n)
@@ -232,59 +241,9 @@ def profile(spots, c, inv_sd, a):
 
 
 @nb.njit(cache=True, nogil=True)
-def _brent(xa, xb, fa, fb, c, inv_sd, a, xtol):
-    """Brent's method (zeroin) on a bracket with fa * fb < 0."""
-    xc, fc = xa, fa
-    d = xb - xa
-    e = d
-    for _ in range(200):
-        if fb * fc > 0.0:
-            xc, fc = xa, fa
-            d = xb - xa
-            e = d
-        if abs(fc) < abs(fb):
-            xa, fa = xb, fb
-            xb, fb = xc, fc
-            xc, fc = xa, fa
-        tol = 2.0 * 2.2e-16 * abs(xb) + 0.5 * xtol
-        m = 0.5 * (xc - xb)
-        if abs(m) <= tol or fb == 0.0:
-            return xb
-        if abs(e) >= tol and abs(fa) > abs(fb):
-            s = fb / fa
-            if xa == xc:
-                p = 2.0 * m * s
-                qq = 1.0 - s
-            else:
-                qq = fa / fc
-                rr = fb / fc
-                p = s * (2.0 * m * qq * (qq - rr) - (xb - xa) * (rr - 1.0))
-                qq = (qq - 1.0) * (rr - 1.0) * (s - 1.0)
-            if p > 0.0:
-                qq = -qq
-            else:
-                p = -p
-            if 2.0 * p < min(3.0 * m * qq - abs(tol * qq), abs(e * qq)):
-                e = d
-                d = p / qq
-            else:
-                d = m
-                e = d
-        else:
-            d = m
-            e = d
-        xa, fa = xb, fb
-        if abs(d) > tol:
-            xb += d
-        else:
-            xb += tol if m > 0 else -tol
-        fb = profile_at(xb, c, inv_sd, a)
-    return xb
-
-
-@nb.njit(cache=True, nogil=True)
 def _sum_and_slope(lx, c, inv_sd, a):
-    """S(lx) = sum_i a_i exp(-0.5 z_i^2) (profile / (0.01 x), same sign) and dS/dlx."""
+    """S(lx) = sum_i a_i exp(-0.5 z_i^2) (profile / (0.01 x), same sign) and dS/dlx: the
+    exact evaluation every sign and root is decided on."""
     f = 0.0
     df = 0.0
     for i in range(c.shape[0]):
@@ -332,16 +291,10 @@ def _polish(la, lb, fa, fb, c, inv_sd, a):
 
 
 @nb.njit(cache=True, nogil=True)
-def log_grid_sums(lx0, dlx, n_grid, c, inv_sd, a):
-    """sum_i a_i exp(-0.5 z_ik^2), z_ik = (lx0 + k dlx - c_i) inv_sd_i, for k < n_grid: the
-    profile divided by 0.01 x on an evenly spaced grid in ln x.
-
-    Along such a grid each contract's Gaussian obeys a two-multiply recurrence
-    (g_{k+1} = g_k r_k, r_{k+1} = r_k e^{-d^2}, d = dlx inv_sd), so the grid costs no exp per
-    point. It starts at the grid point nearest the contract's peak and walks outwards, where
-    the terms only shrink, so an underflow to 0 ends the walk correctly. Relative error grows
-    like k * 1e-16: good for bracketing; roots are polished with exact evaluations."""
-    acc = np.zeros(n_grid)
+def _fine_into(lx0, dlx, n_grid, c, inv_sd, a, acc):
+    """acc[:n_grid] = `log_grid_sums` (every walk to underflow; the all-fine reference)."""
+    for k in range(n_grid):
+        acc[k] = 0.0
     for i in range(c.shape[0]):
         d = dlx * inv_sd[i]
         z0 = (lx0 - c[i]) * inv_sd[i]
@@ -367,10 +320,30 @@ def log_grid_sums(lx0, dlx, n_grid, c, inv_sd, a):
                 break
             acc[k] += gk
             r *= e2
+
+
+@nb.njit(cache=True, nogil=True)
+def log_grid_sums(lx0, dlx, n_grid, c, inv_sd, a):
+    """sum_i a_i exp(-0.5 z_ik^2), z_ik = (lx0 + k dlx - c_i) inv_sd_i, for k < n_grid: the
+    profile divided by 0.01 x on an evenly spaced grid in ln x.
+
+    Along such a grid each contract's Gaussian obeys a two-multiply recurrence
+    (g_{k+1} = g_k r_k, r_{k+1} = r_k e^{-d^2}, d = dlx inv_sd), so the grid costs no exp per
+    point. It starts at the grid point nearest the contract's peak and walks outwards, where
+    the terms only shrink, so an underflow to 0 ends the walk correctly. Relative error grows
+    like k * 1e-16: good for bracketing; roots are polished with exact evaluations."""
+    acc = np.empty(n_grid)
+    _fine_into(lx0, dlx, n_grid, c, inv_sd, a, acc)
     return acc
 
 
-
+# A walk of the multilevel grid stops at the first term below TRUNCATE |a_i| (~8 sd from the
+# peak instead of ~38.6 sd, where exp underflows); the terms it drops are each below that, so
+# every grid point is off by at most TRUNCATE sum |a_i| (LEBESGUE times that through the cubic
+# interpolation, whose four weights sum in absolute value to at most 1.25, at t = 1/2), which
+# the error bound B adds.
+TRUNCATE = 1e-14
+LEBESGUE = 1.25
 # contracts at least this many fine steps wide (sigma sqrt(T) >= COARSE_MIN_WIDTH * step) go to a
 # coarse level; a level's step is at most a quarter of its contracts' sigma sqrt(T)
 COARSE_MIN_WIDTH = 8.0
@@ -379,33 +352,104 @@ MAX_EXACT_POINTS = 48  # ambiguous grid points evaluated exactly before falling 
 
 
 @nb.njit(cache=True, nogil=True)
-def multilevel_grid_sums(lx0, dlx, n_grid, c, inv_sd, a):
-    """The `log_grid_sums` grid (same points, same signs) for a fraction of its cost.
+def interp_weights():
+    """W[j, s] = the four cubic Lagrange weights (nodes -1, 0, 1, 2) at t = s / 2^j: the
+    interpolation of level j at fine offset s, tabulated once instead of per grid point."""
+    w = np.zeros((MAX_LEVEL + 1, 2 ** MAX_LEVEL, 4))
+    for j in range(1, MAX_LEVEL + 1):
+        m = 2 ** j
+        for s in range(m):
+            t = s / m
+            w[j, s, 0] = -t * (t - 1.0) * (t - 2.0) / 6.0
+            w[j, s, 1] = (t + 1.0) * (t - 1.0) * (t - 2.0) / 2.0
+            w[j, s, 2] = -(t + 1.0) * t * (t - 2.0) / 2.0
+            w[j, s, 3] = (t + 1.0) * t * (t - 1.0) / 6.0
+    return w
+
+
+@nb.njit(cache=True, nogil=True)
+def _walk(lx0, dlx, n_grid, ci, isd, ai, acc, thr):
+    """Add one Gaussian a exp(-0.5 z_k^2), z_k = (lx0 + k dlx - c) inv_sd, to acc[k] for
+    k < n_grid, by the recurrence of `log_grid_sums` from the point nearest its peak outwards,
+    each direction stopping at its first term of magnitude <= thr (the terms only shrink
+    outwards, so every dropped term is <= thr). Where the walk goes both ways the backward
+    ratio e^{-d^2} / r_forward costs a division instead of an exp (|z| <= d/2 there, so
+    neither ratio under- or overflows)."""
+    d = dlx * isd
+    z0 = (lx0 - ci) * isd
+    kp = int(round(-z0 / d))
+    kp = min(max(kp, 0), n_grid - 1)
+    zk = z0 + kp * d
+    g = ai * math.exp(-0.5 * zk * zk)
+    acc[kp] += g
+    if abs(g) <= thr:
+        return
+    e2 = math.exp(-d * d)
+    up = kp + 1 < n_grid
+    rf = math.exp(-zk * d - 0.5 * d * d) if up else 0.0
+    if up:
+        gk = g
+        r = rf
+        for k in range(kp + 1, n_grid):
+            gk *= r
+            if abs(gk) <= thr:
+                break
+            acc[k] += gk
+            r *= e2
+    if kp > 0:
+        r = e2 / rf if up else math.exp(zk * d - 0.5 * d * d)
+        gk = g
+        for k in range(kp - 1, -1, -1):
+            gk *= r
+            if abs(gk) <= thr:
+                break
+            acc[k] += gk
+            r *= e2
+
+
+@nb.njit(cache=True, nogil=True)
+def _level(inv_sd_i, dlx, n_grid):
+    """The grid level of a contract: the largest j <= MAX_LEVEL with sigma sqrt(T) spanning at
+    least 4 * 2^j fine steps and at least 4 coarse steps in the grid."""
+    w = 1.0 / (inv_sd_i * dlx)  # width in fine steps
+    j = 0
+    while j < MAX_LEVEL and w >= COARSE_MIN_WIDTH * (2 ** (j + 1)) * 0.5 and (n_grid - 1) // (2 ** (j + 1)) >= 4:
+        j += 1
+    return j
+
+
+@nb.njit(cache=True, nogil=True)
+def _multilevel_into(lx0, dlx, n_grid, c, inv_sd, a, weights, f, coarse, level, exact):
+    """f[:n_grid]: the `log_grid_sums` grid for a fraction of its cost; returns True when every
+    sign in f is the exact profile's (then exact[k] says which f[k] are exact evaluations),
+    False when f is the all-fine recurrence itself (every contract on level 0, or too many
+    ambiguous points: the reference's signs).
 
     A contract whose sigma sqrt(T) spans at least 4m fine steps (m = 2, 4, ..., 64) is smooth
-    at step m: its Gaussians are summed by the recurrence on a grid m times coarser (long-dated
-    contracts, most of a chain) and brought to the fine grid by cubic Lagrange interpolation;
-    the narrow ones run on the fine grid as before. Interpolation error: a Gaussian
+    at step m: its Gaussians are summed by truncated walks (`_walk`) on a grid m times coarser
+    (long-dated contracts, most of a chain) and brought to the fine grid by cubic Lagrange
+    interpolation; the narrow ones walk the fine grid. Error bound B: a Gaussian
     a exp(-z^2/2) in ln(spot) has |4th derivative| <= 3 a / sd^4, so the cubic on the middle
-    interval errs by at most 3 a (m dlx / sd)^4 (9/16) / 24 per contract; the sum of these bounds
-    (plus 1e-12 of sum |a| for the recurrences' rounding) is B. Every grid value with |f| <= B,
-    where the sign could differ from the exact profile's, is replaced by an exact evaluation
-    (`_sum_and_slope`), so every sign the bracketing reads is the exact one (the fine-only
-    recurrence reads the same signs: its own error is ~1e-14 of sum |a|). More than
-    MAX_EXACT_POINTS such points (a profile near 0 over a wide span): the fine-only grid."""
+    interval errs by at most 3 a (m dlx / sd)^4 (9/16) / 24 per contract; plus the truncated
+    terms (2 TRUNCATE sum |a|, LEBESGUE times that on coarse levels) and 1e-12 of sum |a| for
+    the recurrences' rounding. Every grid value with |f| <= B, where the sign could differ
+    from the exact profile's, is replaced by an exact evaluation (`_sum_and_slope`), so every
+    sign the bracketing reads is the exact one (the fine-only recurrence reads the same signs:
+    its own error is ~1e-14 of sum |a|). More than MAX_EXACT_POINTS such points (a profile
+    near 0 over a wide span): the fine-only grid."""
     n = c.shape[0]
-    level = np.zeros(n, np.int64)
     counts = np.zeros(MAX_LEVEL + 1, np.int64)
     for i in range(n):
-        w = 1.0 / (inv_sd[i] * dlx)  # width in fine steps
-        j = 0
-        while j < MAX_LEVEL and w >= COARSE_MIN_WIDTH * (2 ** (j + 1)) * 0.5 and (n_grid - 1) // (2 ** (j + 1)) >= 4:
-            j += 1
+        j = _level(inv_sd[i], dlx, n_grid)
         level[i] = j
         counts[j] += 1
+    for k in range(n_grid):
+        exact[k] = False
     if counts[0] == n:
-        return log_grid_sums(lx0, dlx, n_grid, c, inv_sd, a)
-    f = np.zeros(n_grid)
+        _fine_into(lx0, dlx, n_grid, c, inv_sd, a, f)
+        return False
+    for k in range(n_grid):
+        f[k] = 0.0
     bound = 0.0
     total_abs = 0.0
     for i in range(n):
@@ -413,46 +457,57 @@ def multilevel_grid_sums(lx0, dlx, n_grid, c, inv_sd, a):
     for j in range(MAX_LEVEL + 1):
         if counts[j] == 0:
             continue
-        idx = np.empty(counts[j], np.int64)
-        k = 0
-        for i in range(n):
-            if level[i] == j:
-                idx[k] = i
-                k += 1
-        cj, ij, aj = c[idx], inv_sd[idx], a[idx]
+        level_abs = 0.0
         if j == 0:
-            f += log_grid_sums(lx0, dlx, n_grid, cj, ij, aj)
+            for i in range(n):
+                if level[i] == 0:
+                    _walk(lx0, dlx, n_grid, c[i], inv_sd[i], a[i], f, TRUNCATE * abs(a[i]))
+                    level_abs += abs(a[i])
+            bound += 2.0 * TRUNCATE * level_abs
             continue
         m = 2 ** j
         step = m * dlx
         nq = (n_grid - 1) // m + 1  # coarse points 0..nq-1 cover fine points 0..(nq-1) m
         # coarse points -1 .. nq + 1 (a stencil of four around every fine interval)
-        coarse = log_grid_sums(lx0 - step, step, nq + 3, cj, ij, aj)
+        for k in range(nq + 3):
+            coarse[k] = 0.0
+        for i in range(n):
+            if level[i] == j:
+                _walk(lx0 - step, step, nq + 3, c[i], inv_sd[i], a[i], coarse, TRUNCATE * abs(a[i]))
+                h = step * inv_sd[i]
+                bound += 3.0 * abs(a[i]) * h * h * h * h * (9.0 / 16.0) / 24.0
+                level_abs += abs(a[i])
+        bound += 2.0 * LEBESGUE * TRUNCATE * level_abs
+        mask = m - 1
         for kk in range(n_grid):
-            q = kk // m
-            t = (kk - q * m) / m
-            if q >= nq + 1:  # not reached: nq + 1 > (n_grid - 1) / m
-                q = nq
-                t = 1.0
-            # nodes q-1, q, q+1, q+2 at -1, 0, 1, 2 (coarse index + 1 in `coarse`)
-            w0 = -t * (t - 1.0) * (t - 2.0) / 6.0
-            w1 = (t + 1.0) * (t - 1.0) * (t - 2.0) / 2.0
-            w2 = -(t + 1.0) * t * (t - 2.0) / 2.0
-            w3 = (t + 1.0) * t * (t - 1.0) / 6.0
-            f[kk] += w0 * coarse[q] + w1 * coarse[q + 1] + w2 * coarse[q + 2] + w3 * coarse[q + 3]
-        for i in range(idx.shape[0]):
-            h = step * ij[i]
-            bound += 3.0 * abs(aj[i]) * h * h * h * h * (9.0 / 16.0) / 24.0
+            q = kk >> j  # nodes q-1, q, q+1, q+2 at coarse index q .. q + 3
+            s = kk & mask
+            f[kk] += (weights[j, s, 0] * coarse[q] + weights[j, s, 1] * coarse[q + 1]
+                      + weights[j, s, 2] * coarse[q + 2] + weights[j, s, 3] * coarse[q + 3])
     bound += 1e-12 * total_abs
     n_exact = 0
     for kk in range(n_grid):
         if abs(f[kk]) <= bound:
             n_exact += 1
     if n_exact > MAX_EXACT_POINTS:
-        return log_grid_sums(lx0, dlx, n_grid, c, inv_sd, a)
-    for kk in range(n_grid):
-        if abs(f[kk]) <= bound:
-            f[kk], _ = _sum_and_slope(lx0 + kk * dlx, c, inv_sd, a)
+        _fine_into(lx0, dlx, n_grid, c, inv_sd, a, f)
+        return False
+    if n_exact:
+        for kk in range(n_grid):
+            if abs(f[kk]) <= bound:
+                f[kk], _ = _sum_and_slope(lx0 + kk * dlx, c, inv_sd, a)
+                exact[kk] = True
+    return True
+
+
+@nb.njit(cache=True, nogil=True)
+def multilevel_grid_sums(lx0, dlx, n_grid, c, inv_sd, a):
+    """The `log_grid_sums` grid (same points, same signs) for a fraction of its cost
+    (`_multilevel_into`)."""
+    n = c.shape[0]
+    f = np.empty(n_grid)
+    _multilevel_into(lx0, dlx, n_grid, c, inv_sd, a, interp_weights(), f, np.empty(n_grid // 2 + 8),
+                     np.empty(n, np.int64), np.empty(n_grid, np.bool_))
     return f
 
 
@@ -470,22 +525,16 @@ def grid_points(inv_sd, n_grid, lo_frac, hi_frac):
 
 
 @nb.njit(cache=True, nogil=True)
-def profile_brackets(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac, fine_only=False):
-    """The zero crossings of the re-priced profile in [lo_frac*spot, hi_frac*spot], ascending,
-    as brackets in ln(spot): rows (la, lb, fa, fb, kind) with kind 0 = a sign change confirmed
-    by exact evaluations fa, fb at both ends (polish it), 1 = an exact zero at la, 2 = at lb,
-    3 = the profile is exactly 0 between la and lb (the root is their middle).
-
-    Bracketed on a grid evenly spaced in ln(spot) (`grid_points`), its values from
-    `multilevel_grid_sums`. A crossing is a change of sign between consecutive non-zero grid
-    values. Exact zeros are skipped: far from every
-    strike all gammas underflow to 0, which is no crossing."""
-    n_grid = grid_points(inv_sd, n_grid, lo_frac, hi_frac)
-    lx0 = math.log(lo_frac * spot)
-    dlx = (math.log(hi_frac * spot) - lx0) / (n_grid - 1)
-    # fine_only: every contract on the fine grid (the reference the multilevel grid is tested against)
-    f = log_grid_sums(lx0, dlx, n_grid, c, inv_sd, a) if fine_only else multilevel_grid_sums(lx0, dlx, n_grid, c, inv_sd, a)
-    out = np.empty((n_grid, 5))
+def _scan_brackets(f, n_grid, lx0, dlx, signs_exact, exact, c, inv_sd, a, out):
+    """The zero crossings of grid values f as rows of `out` (la, lb, fa, fb, kind), ascending;
+    returns how many. kind 0 = a sign change between neighbours with exact values fa, fb of
+    opposite signs (polish it), 1 = an exact zero at la, 2 = at lb, 3 = the grid is exactly 0
+    between la and lb (the root is their middle). A crossing is a change of sign between
+    consecutive non-zero grid values; exact zeros are skipped (far from every strike all
+    gammas underflow to 0, which is no crossing). With `signs_exact` (f from
+    `_multilevel_into`) a neighbour change is kind 0 and its fa / fb are NaN unless f holds the
+    exact value there (`exact`); they are evaluated when the bracket is polished
+    (`_bracket_root`). Otherwise both ends are evaluated exactly to decide the kind."""
     m = 0
     prev = -1
     for k in range(n_grid):
@@ -495,15 +544,20 @@ def profile_brackets(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac, fine_only=Fal
             la = lx0 + prev * dlx
             lb = lx0 + k * dlx
             if k == prev + 1:
-                fa, _ = _sum_and_slope(la, c, inv_sd, a)
-                fb, _ = _sum_and_slope(lb, c, inv_sd, a)
-                kind = -1
-                if fa * fb < 0.0:
+                if signs_exact:
+                    fa = f[prev] if exact[prev] else np.nan
+                    fb = f[k] if exact[k] else np.nan
                     kind = 0
-                elif fa == 0.0:
-                    kind = 1
-                elif fb == 0.0:
-                    kind = 2
+                else:
+                    fa, _ = _sum_and_slope(la, c, inv_sd, a)
+                    fb, _ = _sum_and_slope(lb, c, inv_sd, a)
+                    kind = -1
+                    if fa * fb < 0.0:
+                        kind = 0
+                    elif fa == 0.0:
+                        kind = 1
+                    elif fb == 0.0:
+                        kind = 2
                 if kind >= 0:
                     out[m, 0], out[m, 1], out[m, 2], out[m, 3], out[m, 4] = la, lb, fa, fb, kind
                     m += 1
@@ -511,14 +565,50 @@ def profile_brackets(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac, fine_only=Fal
                 out[m, 0], out[m, 1], out[m, 2], out[m, 3], out[m, 4] = la, lb, 0.0, 0.0, 3
                 m += 1
         prev = k
+    return m
+
+
+@nb.njit(cache=True, nogil=True)
+def _exact_ends(row, c, inv_sd, a):
+    """Evaluate a kind-0 bracket's ends exactly where `_scan_brackets` left them NaN."""
+    if row[4] == 0:
+        if row[2] != row[2]:
+            row[2], _ = _sum_and_slope(row[0], c, inv_sd, a)
+        if row[3] != row[3]:
+            row[3], _ = _sum_and_slope(row[1], c, inv_sd, a)
+
+
+@nb.njit(cache=True, nogil=True)
+def profile_brackets(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac, fine_only=False):
+    """The zero crossings of the re-priced profile in [lo_frac*spot, hi_frac*spot], ascending,
+    as brackets in ln(spot): rows (la, lb, fa, fb, kind) (`_scan_brackets`, every fa, fb
+    exact). Bracketed on a grid evenly spaced in ln(spot) (`grid_points`), its values from
+    `_multilevel_into` (fine_only: every contract on the fine grid, the reference the
+    multilevel grid is tested against)."""
+    n_grid = grid_points(inv_sd, n_grid, lo_frac, hi_frac)
+    lx0 = math.log(lo_frac * spot)
+    dlx = (math.log(hi_frac * spot) - lx0) / (n_grid - 1)
+    f = np.empty(n_grid)
+    exact = np.zeros(n_grid, np.bool_)
+    if fine_only:
+        _fine_into(lx0, dlx, n_grid, c, inv_sd, a, f)
+        signs_exact = False
+    else:
+        signs_exact = _multilevel_into(lx0, dlx, n_grid, c, inv_sd, a, interp_weights(), f,
+                                       np.empty(n_grid // 2 + 8), np.empty(c.shape[0], np.int64), exact)
+    out = np.empty((n_grid, 5))
+    m = _scan_brackets(f, n_grid, lx0, dlx, signs_exact, exact, c, inv_sd, a, out)
+    for j in range(m):
+        _exact_ends(out[j], c, inv_sd, a)
     return out[:m]
 
 
 @nb.njit(cache=True, nogil=True)
 def _bracket_root(row, c, inv_sd, a):
-    """The root ($) inside one `profile_brackets` row."""
+    """The root ($) inside one `profile_brackets` row (its ends evaluated if still NaN)."""
     kind = row[4]
     if kind == 0:
+        _exact_ends(row, c, inv_sd, a)
         return math.exp(_polish(row[0], row[1], row[2], row[3], c, inv_sd, a))
     if kind == 1:
         return math.exp(row[0])
@@ -540,49 +630,241 @@ def profile_roots(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac):
 
 
 @nb.njit(cache=True, nogil=True)
-def nearest_profile_root(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac):
-    """(root nearest spot or NaN, number of roots): the same numbers as `profile_roots`
-    followed by a nearest-root search (ties to the lower root), but only brackets that can
-    hold a nearer root than the best found so far are polished, nearest first."""
-    br = profile_brackets(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac)
-    m = br.shape[0]
-    if m == 0:
-        return np.nan, 0
-    # lower bound of |root - spot| per bracket: 0 if it holds spot, else its nearer end
-    bound = np.empty(m)
+def _nearest_of(spot, br, m, c, inv_sd, a, dist):
+    """The root nearest spot among the m brackets of `br` (ties to the lower root), polishing
+    only brackets that can hold a nearer root than the best found so far, nearest first: the
+    nearest of all polished roots, bit for bit. `dist` is scratch (length >= m)."""
     for j in range(m):
         lo_x, hi_x = math.exp(br[j, 0]), math.exp(br[j, 1])
-        bound[j] = 0.0 if lo_x <= spot <= hi_x else min(abs(lo_x - spot), abs(hi_x - spot))
-    order = np.argsort(bound, kind="mergesort")
+        # lower bound of |root - spot|: 0 if the bracket holds spot, else its nearer end
+        dist[j] = 0.0 if lo_x <= spot <= hi_x else min(abs(lo_x - spot), abs(hi_x - spot))
     best_x = np.nan
     best_d = np.inf
-    for jj in range(m):
-        j = order[jj]
-        if bound[j] > best_d:  # no later bracket can hold a nearer (or equally near) root
+    while True:
+        j = -1
+        for k in range(m):  # the unvisited bracket with the smallest bound (first on ties)
+            if dist[k] >= 0.0 and (j < 0 or dist[k] < dist[j]):
+                j = k
+        if j < 0 or dist[j] > best_d:  # no other bracket can hold a nearer (or equally near) root
             break
+        dist[j] = -1.0  # visited
         x = _bracket_root(br[j], c, inv_sd, a)
         d = abs(x - spot)
         if d < best_d or (d == best_d and x < best_x):
             best_d = d
             best_x = x
-    return best_x, m
+    return best_x
 
 
-@nb.njit(cache=True, parallel=True)
-def group_zero_gamma(starts, spot, strike, t, iv, weight, r, q, n_grid, lo_frac, hi_frac):
-    """Per group: the root of the re-priced profile nearest its spot (NaN if none) and the
-    number of roots found."""
-    ng = starts.shape[0] - 1
-    nearest = np.full(ng, np.nan)
-    count = np.zeros(ng)
-    for g in nb.prange(ng):
+@nb.njit(cache=True, nogil=True)
+def nearest_profile_root(spot, c, inv_sd, a, n_grid, lo_frac, hi_frac):
+    """(root nearest spot or NaN, number of roots): the same numbers as `profile_roots`
+    followed by a nearest-root search (ties to the lower root), but only brackets that can
+    hold a nearer root than the best found so far are polished, nearest first."""
+    n_grid = grid_points(inv_sd, n_grid, lo_frac, hi_frac)
+    lx0 = math.log(lo_frac * spot)
+    dlx = (math.log(hi_frac * spot) - lx0) / (n_grid - 1)
+    f = np.empty(n_grid)
+    exact = np.zeros(n_grid, np.bool_)
+    signs_exact = _multilevel_into(lx0, dlx, n_grid, c, inv_sd, a, interp_weights(), f,
+                                   np.empty(n_grid // 2 + 8), np.empty(c.shape[0], np.int64), exact)
+    br = np.empty((n_grid, 5))
+    m = _scan_brackets(f, n_grid, lx0, dlx, signs_exact, exact, c, inv_sd, a, br)
+    if m == 0:
+        return np.nan, 0
+    return _nearest_of(spot, br, m, c, inv_sd, a, np.empty(m)), m
+
+
+# ---------------------------------------------------------------------------------------
+# One pass per group.
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _day_years(tday, eday, is_am, valuation, settle_am, day_lo, seconds_per_year):
+    """T from day numbers: (settlement - valuation) / year from the per-day epoch tables
+    (`years_from_day_tables`' arithmetic: the same bits)."""
+    settle = settle_am[eday - day_lo] if is_am else valuation[eday - day_lo]
+    return (settle - valuation[tday - day_lo]) / seconds_per_year
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _nan_to_num(x):
+    """numpy.nan_to_num of one float: NaN -> 0, +-inf -> the largest finite float."""
+    if x != x:
+        return 0.0
+    if x == np.inf:
+        return 1.7976931348623157e308
+    if x == -np.inf:
+        return -1.7976931348623157e308
+    return x
+
+
+@nb.njit(cache=True, nogil=True)
+def positioning_groups(starts, g_lo, g_hi, spot, strike, iv, oi, mult, volume, dates, tables, flags, iv_rule, rates,
+                       signs, zero_gamma, grid, out):
+    """out[g] = the N_OUT fields (`OUT_FIELDS`) of every group g in [g_lo, g_hi): rows
+    starts[g]:starts[g+1], contiguous. Serial and GIL-free: callers split the groups into
+    blocks and run them on threads.
+
+    dates = (t, tday, eday, days): T per row from `t`, or (t empty) from day numbers and the
+      `tables` (valuation, settle_am, day_lo, seconds_per_year); days to expiry from `days`,
+      or (days empty) eday - tday;
+    flags = (call_code, call_lut, am_code, am_lut): is_call = call_lut[call_code[i]], is_am
+      alike (dictionary codes and a flag per dictionary value, or 0/1 codes);
+    iv_rule = (mode, floor_code, floor_lut, root_code, root_rank): mode IV_GIVEN takes `iv`
+      as it is, IV_OTM applies the `otm` rule per group (vendor floor floor_lut[floor_code[i]],
+      pairs by (root_rank[root_code[i]], expiration, strike));
+    rates = (r, q) per row, empty meaning 0; signs = (call_sign, put_sign);
+    zero_gamma: also solve zero gamma (else NaN, 0 roots); grid = (n_grid, lo_frac, hi_frac).
+
+    Per group: volume sums, then for usable rows (T > 0, IV finite > 0, OI > 0) gamma, vanna,
+    charm, the expiry buckets and per-strike GEX for the walls, and for rows with T > 0, IV
+    finite > 0 and a finite non-zero weight sign * OI * multiplier the profile's Gaussians
+    (`profile_coefficients`' numbers, merged alike), whose zero crossing nearest the group's
+    first spot is bracketed (`_multilevel_into`, `_scan_brackets`) and polished
+    (`_nearest_of`). Scratch is allocated once per call and reused from group to group."""
+    t, tday, eday, days = dates
+    valuation, settle_am, day_lo, spy = tables
+    call_code, call_lut, am_code, am_lut = flags
+    iv_mode, floor_code, floor_lut, root_code, root_rank = iv_rule
+    r, q = rates
+    call_sign, put_sign = signs
+    n_grid, lo_frac, hi_frac = grid
+    has_t = t.shape[0] > 0
+    has_r = r.shape[0] > 0
+    has_q = q.shape[0] > 0
+    otm = iv_mode == IV_OTM
+    # scratch sized by the largest group
+    big = 1
+    for g in range(g_lo, g_hi):
+        big = max(big, starts[g + 1] - starts[g])
+    size = _table_size(big)
+    keys = np.full(size, np.nan)
+    call_sum = np.zeros(size)
+    put_sum = np.zeros(size)
+    has_call = np.zeros(size, np.bool_)
+    has_put = np.zeros(size, np.bool_)
+    touched = np.empty(big, np.int64)
+    is_call_row = np.empty(big, np.bool_)
+    ivs = np.empty(big)
+    own = np.empty(big)
+    order = np.empty(big, np.int64)
+    partner = np.empty(big, np.int64)
+    cc = np.empty(big)
+    ci = np.empty(big)
+    ca = np.empty(big)
+    level = np.empty(big, np.int64)
+    weights = interp_weights()
+    f = np.empty(max(n_grid, 1024))
+    exact = np.empty(f.shape[0], np.bool_)
+    coarse = np.empty(f.shape[0] // 2 + 8)
+    br = np.empty((f.shape[0], 5))
+    dist = np.empty(f.shape[0])
+    for g in range(g_lo, g_hi):
         lo, hi = starts[g], starts[g + 1]
+        o = out[g]
         if hi <= lo:
+            o[:] = np.nan
+            o[12] = 0.0
             continue
+        n = hi - lo
         s = spot[lo]
-        c, inv_sd, a = profile_coefficients(strike[lo:hi], t[lo:hi], iv[lo:hi], weight[lo:hi], r[lo:hi], q[lo:hi])
-        nearest[g], count[g] = nearest_profile_root(s, c, inv_sd, a, n_grid, lo_frac, hi_frac)
-    return nearest, count
+        for k in range(N_OUT):
+            o[k] = 0.0
+        for i in range(n):
+            is_call_row[i] = call_lut[call_code[lo + i]]
+        if otm:
+            _otm_iv(lo, hi, iv, floor_code, floor_lut, root_code, root_rank, eday, strike, spot, is_call_row, order,
+                    partner, own, ivs)
+        mask = _table_size(n) - 1
+        n_touched = 0
+        m = 0  # Gaussians of the profile
+        pk = pt = ps = pr = pq = np.nan
+        for i in range(lo, hi):
+            dte = days[i] if days.shape[0] else eday[i] - tday[i]
+            v = volume[i]
+            if v == v:  # not NaN
+                o[7] += v
+                if dte == 0:
+                    o[6] += v
+            sig = ivs[i - lo] if otm else iv[i]
+            ti = t[i] if has_t else _day_years(tday[i], eday[i], am_lut[am_code[i]], valuation, settle_am, day_lo, spy)
+            if not (ti > 0.0 and sig > 0.0 and math.isfinite(sig)):
+                continue
+            is_call = is_call_row[i - lo]
+            sign = call_sign if is_call else put_sign
+            ri = r[i] if has_r else 0.0
+            qi = q[i] if has_q else 0.0
+            sq = math.sqrt(ti)
+            sd = sig * sq
+            dq = math.exp(-qi * ti) if qi != 0.0 else 1.0  # exp(-0) is 1.0 exactly: same bits
+            o_i = oi[i]
+            if zero_gamma:
+                weight = sign * _nan_to_num(o_i) * mult[i]
+                if weight != 0.0 and math.isfinite(weight):
+                    ai = weight * dq * INV_SQRT_2PI / sd
+                    if strike[i] == pk and ti == pt and sig == ps and ri == pr and qi == pq:
+                        ca[m - 1] += ai
+                    else:
+                        cc[m] = math.log(strike[i]) - (ri - qi + 0.5 * sig * sig) * ti
+                        ci[m] = 1.0 / sd
+                        ca[m] = ai
+                        pk, pt, ps, pr, pq = strike[i], ti, sig, ri, qi
+                        m += 1
+            if not o_i > 0.0:
+                continue
+            d1 = (math.log(s / strike[i]) + (ri - qi + 0.5 * sig * sig) * ti) / sd
+            d2 = d1 - sd
+            pdf = INV_SQRT_2PI * math.exp(-0.5 * d1 * d1)
+            w = sign * o_i * mult[i]
+            gamma = dq * pdf / (s * sd)
+            gx = w * gamma * s * s * 0.01
+            vanna = -dq * pdf * d2 / sig
+            core = dq * pdf * (2.0 * (ri - qi) * ti - d2 * sd) / (2.0 * ti * sd)
+            if qi == 0.0:  # the N(d1) term vanishes: skip the erfc
+                charm = -core
+            elif is_call:
+                charm = qi * dq * _ncdf(d1) - core
+            else:
+                charm = -qi * dq * _ncdf(-d1) - core
+            o[0] += gx
+            o[1] += w * vanna * s * 0.01
+            o[2] += w * charm / 365.0 * s
+            if dte == 0:
+                o[3] += gx
+            elif dte <= 7:
+                o[4] += gx
+            else:
+                o[5] += gx
+            o[8] += 1.0
+            # walls: GEX summed per strike over every expiry (and root), in row order (rows
+            # arrive in strike order only within an expiry; a stable sort would give the
+            # same bits)
+            j, n_touched = _strike_slot(keys, mask, strike[i], touched, n_touched)
+            if is_call:
+                call_sum[j] += gx
+                has_call[j] = True
+            else:
+                put_sum[j] += gx
+                has_put[j] = True
+        _walls(keys, call_sum, put_sum, has_call, has_put, touched, n_touched, o)
+        o[11] = np.nan
+        if not zero_gamma or m == 0:
+            continue
+        cm, im, am = cc[:m], ci[:m], ca[:m]
+        ng = grid_points(im, n_grid, lo_frac, hi_frac)
+        if ng > f.shape[0]:  # a rare narrow chain: grow the grid scratch
+            f = np.empty(ng)
+            exact = np.empty(ng, np.bool_)
+            coarse = np.empty(ng // 2 + 8)
+            br = np.empty((ng, 5))
+            dist = np.empty(ng)
+        lx0 = math.log(lo_frac * s)
+        dlx = (math.log(hi_frac * s) - lx0) / (ng - 1)
+        signs_exact = _multilevel_into(lx0, dlx, ng, cm, im, am, weights, f, coarse, level, exact)
+        nbr = _scan_brackets(f, ng, lx0, dlx, signs_exact, exact, cm, im, am, br)
+        o[12] = nbr
+        if nbr:
+            o[11] = _nearest_of(s, br, nbr, cm, im, am, dist)
 
 
 @nb.njit(cache=True, parallel=True)
@@ -621,13 +903,11 @@ def interp_rates(trade_day, days, curve_days, curve_starts, tenor, rate):
     return out
 
 
-# Serial twins of the parallel kernels (the same code compiled without the thread pool), for a
-# handful of groups or rows: one SPX chain is ~2 ms of work, and waking, synchronizing and
-# joining the pool's threads on a loaded 2-core machine cost more than that (medians 5-20x the
-# serial time were measured). Same operations in the same order: the same bits.
-group_positioning_serial = nb.njit(cache=True)(group_positioning.py_func)
-group_zero_gamma_serial = nb.njit(cache=True)(group_zero_gamma.py_func)
-years_from_day_tables_serial = nb.njit(cache=True)(years_from_day_tables.py_func)
-interp_rates_serial = nb.njit(cache=True)(interp_rates.py_func)
-SERIAL_BELOW_GROUPS = 8
+# Serial twins of the parallel kernels (the same code compiled without the thread pool and
+# without the GIL), for fewer rows and for callers already running on their own threads: one
+# SPX chain is ~2 ms of work, and waking, synchronizing and joining the pool's threads on a
+# loaded 2-core machine cost more than that (medians 5-20x the serial time were measured).
+# Same operations in the same order: the same bits.
+years_from_day_tables_serial = nb.njit(cache=True, nogil=True)(years_from_day_tables.py_func)
+interp_rates_serial = nb.njit(cache=True, nogil=True)(interp_rates.py_func)
 SERIAL_BELOW_ROWS = 200_000

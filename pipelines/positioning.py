@@ -15,8 +15,8 @@ import pyarrow as pa
 from eventvol.data_lake import Lake
 from eventvol.pipelines import gex as gexmod
 from eventvol.pipelines import ivsource
-from eventvol.pipelines.loaders import (GEX_COLUMNS, GEX_SOLVED_COLUMNS, gex_chain_for, group_ids, load_gex_chains,
-                                        load_rates)
+from eventvol.pipelines.loaders import (GEX_COLUMNS, GEX_SOLVED_COLUMNS, GroupedChains, gex_chain_for,
+                                        load_gex_grouped, load_rates)
 from eventvol.pipelines.registry import FACTOR_ROW_COLUMNS, FactorSpec, register
 
 # the IV source of the stored `gex` factors (see docs/gex.md, "Implied volatility source"): it
@@ -63,34 +63,47 @@ GEX_OUTPUTS = ("net_gex_per_1pct", "net_gex_per_point", "contracts_used", "spot"
                "zero_dte_volume_share")
 
 
-def gex_factor_rows(chains: pa.Table, sign_model: str = gexmod.DEFAULT_SIGN_MODEL,
+def gex_factor_rows(chains: pa.Table | GroupedChains, sign_model: str = gexmod.DEFAULT_SIGN_MODEL,
                     rates: pa.Table | None = None, iv_source: str = GEX_IV_SOURCE) -> pd.DataFrame:
     """Long rows (factor, trade_date, entity, value) of net GEX per (underlying, trade_date)
-    from chain rows grouped by (underlying, trade_date) (canonical columns or
-    `loaders.load_gex_chains` output, strings dictionary-encoded); r from `rates` rows (None:
-    r = 0); IVs per `iv_source` (`pipelines.ivsource`). Logs a warning naming the chains
-    without a usable contract."""
-    gid, keys = group_ids(chains)
-    if keys.empty:
+    from chain rows: one table holding each chain's rows contiguously (canonical columns or
+    `loaders.load_gex_chains` output, strings plain or dictionary-encoded; rows per output in
+    the order of its chains), or `loaders.GroupedChains` (`load_gex_grouped`; rows per output
+    in (underlying, trade_date) order, as of its `table()`). r from `rates` rows (None: r = 0);
+    IVs per `iv_source` (`pipelines.ivsource`). Logs a warning naming the chains without a
+    usable contract."""
+    grouped = chains if isinstance(chains, GroupedChains) else GroupedChains.of_table(chains)
+    names, days = grouped.keys()
+    if not len(names):
         return pd.DataFrame(columns=FACTOR_ROW_COLUMNS)
-    res = gexmod.positioning(gexmod.ChainArrays.from_arrow(chains, gid, rates, iv_source), len(keys), sign_model)
+    res = gexmod.positioning_of_tables(grouped.tables, grouped.starts, rates, sign_model, iv_source)
+    # several tables: the chains in key order (each table is sorted and no chain is in two)
+    order = np.lexsort((days, np.unique(names, return_inverse=True)[1])) if len(grouped.tables) > 1 else None
+    if order is not None:
+        names, days = names[order], days[order]
+        res = {name: res[name][order] for name in GEX_OUTPUTS}
+    trade_dates = days.astype("datetime64[D]") if days.dtype.kind in "iu" else days
     empty = np.flatnonzero(res["contracts_used"] == 0)
     if empty.size:
-        names = ", ".join(f"{keys['underlying'].iat[g]} {pd.Timestamp(keys['trade_date'].iat[g]).date()}"
-                          for g in empty[:5])
+        listed = ", ".join(f"{names[g]} {pd.Timestamp(trade_dates[g]).date()}" for g in empty[:5])
         more = f" and {empty.size - 5} more" if empty.size > 5 else ""
-        # a log line, not a Python warning: the refresh runs this per month and prints one line
+        # a log line, not a Python warning: the refresh runs this per batch and prints one line
         LOG.warning("gex: no usable contract (T > 0, open interest > 0, an implied vol under IV source %r) in "
                     "%d chain(s): %s%s (expected on a lake's first session: open interest is the previous "
-                    "session's)", iv_source, empty.size, names, more)
+                    "session's)", iv_source, empty.size, listed, more)
     # NaN (no zero crossing, no wall, no volume) is a real answer: it is stored as a row with a
     # NaN value so that the unit counts as computed.
-    # one frame built from whole arrays (output-major, as a concat of one frame per output was)
-    n, k = len(keys), len(GEX_OUTPUTS)
+    return long_rows(res, names, trade_dates)
+
+
+def long_rows(res: dict[str, np.ndarray], names: np.ndarray, trade_dates: np.ndarray) -> pd.DataFrame:
+    """The long frame (factor, trade_date, entity, value), output-major: every chain's value of
+    the first output, then of the next, from whole arrays."""
+    n, k = len(names), len(GEX_OUTPUTS)
     return pd.DataFrame({
         "factor": np.repeat(np.array(GEX_OUTPUTS, dtype=object), n),
-        "trade_date": np.tile(keys["trade_date"].to_numpy(), k),
-        "entity": np.tile(keys["underlying"].to_numpy(), k),
+        "trade_date": np.tile(trade_dates, k),
+        "entity": np.tile(names, k),
         "value": np.concatenate([np.asarray(res[name], float) for name in GEX_OUTPUTS]),
     })
 
@@ -102,9 +115,9 @@ GEX = register(FactorSpec(
     name="gex",
     inputs=("option_quotes",),
     outputs=GEX_OUTPUTS,
-    # only the columns the family needs, flags and numbers converted in the DuckDB scan; the
-    # rates curves of the same trade dates give r
-    load=lambda lake, start, end: (load_gex_chains(lake, start=start, end=end),
+    # only the columns the family needs, month partitions read on threads and kept apart
+    # (`loaders.GroupedChains`); the rates curves of the same trade dates give r
+    load=lambda lake, start, end: (load_gex_grouped(lake, start=start, end=end),
                                    load_rates(lake, start=start, end=end)),
     compute=lambda data, start, end: gex_factor_rows(data[0], rates=data[1], iv_source=GEX_IV_SOURCE),
     description="dealer gamma/vanna/charm positioning per underlying and session: net GEX, zero gamma, walls, "
