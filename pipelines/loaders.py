@@ -171,25 +171,23 @@ def string_ranks(dictionary: pa.Array) -> np.ndarray:
 @dataclass(frozen=True)
 class Runs:
     """The runs of equal (underlying, trade_date) of one table: row offsets (plus the row
-    count), and each run's underlying name and day number."""
+    count), each run's underlying name and day number, and whether the runs' keys strictly
+    increase (`is_grouped`: sorted by key, each chain contiguous)."""
 
     starts: np.ndarray
     names: np.ndarray  # object array of str
     days: np.ndarray
+    sorted: bool
 
     @classmethod
     def of(cls, tbl: pa.Table) -> "Runs":
         und, day, dictionary = group_key_codes(tbl)
         starts = run_starts(und, day)
+        first = starts[:-1]
         names = np.asarray(dictionary.to_numpy(zero_copy_only=False), dtype=object)
-        return cls(starts, names[und[starts[:-1]]], day[starts[:-1]])
-
-    def sorted(self) -> bool:
-        """The runs' keys strictly increase (`is_grouped`): sorted, each chain contiguous."""
-        if len(self.days) < 2:
-            return True
-        idx = pd.MultiIndex.from_arrays([self.names, self.days])
-        return bool(idx.is_monotonic_increasing and idx.is_unique)
+        # the key compared as is_grouped compares it: the name's rank in string order, then the day
+        key = (string_ranks(dictionary)[und[first]] << 32) | (day[first].astype(np.int64) & 0xFFFFFFFF)
+        return cls(starts, names[und[first]], day[first], bool(np.all(key[1:] > key[:-1])))
 
 
 def load_gex_grouped(lake: Lake, *, underlying: str | None = None, start=None, end=None, as_of=None,
@@ -230,7 +228,7 @@ def load_gex_grouped(lake: Lake, *, underlying: str | None = None, start=None, e
         return GroupedChains((), (), schema)
     tables, runs = [], []
     for tbl, r in parts:
-        if not r.sorted():
+        if not r.sorted:
             tbl = grouped_chains_of([tbl])
             r = Runs.of(tbl)
         tables.append(tbl)

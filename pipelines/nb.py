@@ -368,13 +368,65 @@ def interp_weights():
 
 
 @nb.njit(cache=True, nogil=True)
+def _walk_from(acc, k0, step, k_end, g, r, e2, thr):
+    """Add the terms g r, g r (r e2), ... of a Gaussian's recurrence at k0 + step, k0 + 2 step,
+    ... (stopping before k_end) to acc, until a term's magnitude is <= thr (the terms only
+    shrink along the walk, so every term left out is <= thr). Four interleaved chains, each
+    advancing four points per step (t_{i+4} = t_i Q_i, Q_{i+4} = Q_i e2^16 with
+    Q_i = r_i^4 e2^10), so the multiplications of consecutive points do not wait on each other
+    (one chain is bound by the multiply latency); the products differ from the one-chain
+    recurrence by rounding only."""
+    n = (k_end - k0) * step - 1  # points available in this direction
+    t1 = g * r
+    if n <= 0 or abs(t1) <= thr:
+        return
+    r2 = r * e2
+    t2 = t1 * r2
+    r3 = r2 * e2
+    t3 = t2 * r3
+    t4 = t3 * (r3 * e2)
+    e_2 = e2 * e2
+    e4 = e_2 * e_2  # e2^4
+    q1 = r * r * r * r * (e4 * e4 * e_2)  # t_5 = t_1 r_2 r_3 r_4 r_5 with r_j = r e2^(j-1): r^4 e2^10
+    q2 = q1 * e4
+    q3 = q2 * e4
+    q4 = q3 * e4
+    e16 = e4 * e4 * e4 * e4  # e2^16
+    k = k0
+    done = 0
+    while done + 4 <= n:
+        if abs(t1) <= thr:  # t1 is the largest of the four: every later term is smaller
+            return
+        acc[k + step] += t1
+        acc[k + 2 * step] += t2
+        acc[k + 3 * step] += t3
+        acc[k + 4 * step] += t4
+        t1 *= q1
+        t2 *= q2
+        t3 *= q3
+        t4 *= q4
+        q1 *= e16
+        q2 *= e16
+        q3 *= e16
+        q4 *= e16
+        k += 4 * step
+        done += 4
+    # the last 1-3 points
+    if done < n and abs(t1) > thr:
+        acc[k + step] += t1
+    if done + 1 < n and abs(t2) > thr:
+        acc[k + 2 * step] += t2
+    if done + 2 < n and abs(t3) > thr:
+        acc[k + 3 * step] += t3
+
+
+@nb.njit(cache=True, nogil=True)
 def _walk(lx0, dlx, n_grid, ci, isd, ai, acc, thr):
     """Add one Gaussian a exp(-0.5 z_k^2), z_k = (lx0 + k dlx - c) inv_sd, to acc[k] for
-    k < n_grid, by the recurrence of `log_grid_sums` from the point nearest its peak outwards,
-    each direction stopping at its first term of magnitude <= thr (the terms only shrink
-    outwards, so every dropped term is <= thr). Where the walk goes both ways the backward
-    ratio e^{-d^2} / r_forward costs a division instead of an exp (|z| <= d/2 there, so
-    neither ratio under- or overflows)."""
+    k < n_grid, by the recurrence of `log_grid_sums` from the point nearest its peak outwards
+    (`_walk_from`), each direction stopping at its first term of magnitude <= thr. Where the
+    walk goes both ways the backward ratio e^{-d^2} / r_forward costs a division instead of an
+    exp (|z| <= d/2 there, so neither ratio under- or overflows)."""
     d = dlx * isd
     z0 = (lx0 - ci) * isd
     kp = int(round(-z0 / d))
@@ -388,23 +440,19 @@ def _walk(lx0, dlx, n_grid, ci, isd, ai, acc, thr):
     up = kp + 1 < n_grid
     rf = math.exp(-zk * d - 0.5 * d * d) if up else 0.0
     if up:
-        gk = g
-        r = rf
-        for k in range(kp + 1, n_grid):
-            gk *= r
-            if abs(gk) <= thr:
-                break
-            acc[k] += gk
-            r *= e2
+        _walk_from(acc, kp, 1, n_grid, g, rf, e2, thr)
     if kp > 0:
-        r = e2 / rf if up else math.exp(zk * d - 0.5 * d * d)
-        gk = g
-        for k in range(kp - 1, -1, -1):
-            gk *= r
-            if abs(gk) <= thr:
-                break
-            acc[k] += gk
-            r *= e2
+        _walk_from(acc, kp, -1, -1, g, e2 / rf if up else math.exp(zk * d - 0.5 * d * d), e2, thr)
+
+
+@nb.njit(cache=True, nogil=True)
+def _fine_walks(lx0, dlx, n_grid, c, inv_sd, a, f):
+    """f[:n_grid] = the all-fine grid of `log_grid_sums`, every walk to underflow as there, by
+    the interleaved walks of `_walk` (the same terms up to rounding, ~3x faster)."""
+    for k in range(n_grid):
+        f[k] = 0.0
+    for i in range(c.shape[0]):
+        _walk(lx0, dlx, n_grid, c[i], inv_sd[i], a[i], f, 0.0)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -422,8 +470,8 @@ def _level(inv_sd_i, dlx, n_grid):
 def _multilevel_into(lx0, dlx, n_grid, c, inv_sd, a, weights, f, coarse, level, exact):
     """f[:n_grid]: the `log_grid_sums` grid for a fraction of its cost; returns True when every
     sign in f is the exact profile's (then exact[k] says which f[k] are exact evaluations),
-    False when f is the all-fine recurrence itself (every contract on level 0, or too many
-    ambiguous points: the reference's signs).
+    False when f is the all-fine recurrence (`_fine_walks`: every contract on level 0, or too
+    many ambiguous points), whose signs are the reference's.
 
     A contract whose sigma sqrt(T) spans at least 4m fine steps (m = 2, 4, ..., 64) is smooth
     at step m: its Gaussians are summed by truncated walks (`_walk`) on a grid m times coarser
@@ -446,7 +494,7 @@ def _multilevel_into(lx0, dlx, n_grid, c, inv_sd, a, weights, f, coarse, level, 
     for k in range(n_grid):
         exact[k] = False
     if counts[0] == n:
-        _fine_into(lx0, dlx, n_grid, c, inv_sd, a, f)
+        _fine_walks(lx0, dlx, n_grid, c, inv_sd, a, f)
         return False
     for k in range(n_grid):
         f[k] = 0.0
@@ -490,7 +538,7 @@ def _multilevel_into(lx0, dlx, n_grid, c, inv_sd, a, weights, f, coarse, level, 
         if abs(f[kk]) <= bound:
             n_exact += 1
     if n_exact > MAX_EXACT_POINTS:
-        _fine_into(lx0, dlx, n_grid, c, inv_sd, a, f)
+        _fine_walks(lx0, dlx, n_grid, c, inv_sd, a, f)
         return False
     if n_exact:
         for kk in range(n_grid):

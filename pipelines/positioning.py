@@ -77,10 +77,10 @@ def gex_factor_rows(chains: pa.Table | GroupedChains, sign_model: str = gexmod.D
     if not len(names):
         return pd.DataFrame(columns=FACTOR_ROW_COLUMNS)
     res = gexmod.positioning_of_tables(grouped.tables, grouped.starts, rates, sign_model, iv_source)
-    # several tables: the chains in key order (each table is sorted and no chain is in two)
-    order = np.lexsort((days, np.unique(names, return_inverse=True)[1])) if len(grouped.tables) > 1 else None
-    if order is not None:
-        names, days = names[order], days[order]
+    distinct, code = np.unique(names, return_inverse=True)  # names in string order, a code per chain
+    if len(grouped.tables) > 1:  # the chains in key order (each table is sorted, no chain in two)
+        order = np.lexsort((days, code))
+        names, days, code = names[order], days[order], code[order]
         res = {name: res[name][order] for name in GEX_OUTPUTS}
     trade_dates = days.astype("datetime64[D]") if days.dtype.kind in "iu" else days
     empty = np.flatnonzero(res["contracts_used"] == 0)
@@ -93,17 +93,30 @@ def gex_factor_rows(chains: pa.Table | GroupedChains, sign_model: str = gexmod.D
                     "session's)", iv_source, empty.size, listed, more)
     # NaN (no zero crossing, no wall, no volume) is a real answer: it is stored as a row with a
     # NaN value so that the unit counts as computed.
-    return long_rows(res, names, trade_dates)
+    return long_rows(res, distinct, code, trade_dates)
 
 
-def long_rows(res: dict[str, np.ndarray], names: np.ndarray, trade_dates: np.ndarray) -> pd.DataFrame:
+# pandas' default dtype for a column of str (the Arrow-backed `str` of pandas >= 3, else object)
+_STR_DTYPE = pd.Series(np.array(["x"], dtype=object)).dtype
+
+
+def string_column(codes: np.ndarray, values: np.ndarray) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """values[codes] as the column pandas would build from those strings, without a Python
+    string per row where pandas stores strings in Arrow (a dictionary cast, in C)."""
+    if isinstance(_STR_DTYPE, pd.StringDtype) and _STR_DTYPE.storage == "pyarrow":
+        arr = pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, np.int32)), pa.array(list(values), pa.string()))
+        return pd.array(arr.cast(pa.large_string()), dtype=_STR_DTYPE)
+    return np.asarray(values, dtype=object)[codes]
+
+
+def long_rows(res: dict[str, np.ndarray], names: np.ndarray, code: np.ndarray, trade_dates: np.ndarray) -> pd.DataFrame:
     """The long frame (factor, trade_date, entity, value), output-major: every chain's value of
-    the first output, then of the next, from whole arrays."""
-    n, k = len(names), len(GEX_OUTPUTS)
+    the first output, then of the next, from whole arrays (chain g is underlying names[code[g]])."""
+    n, k = len(code), len(GEX_OUTPUTS)
     return pd.DataFrame({
-        "factor": np.repeat(np.array(GEX_OUTPUTS, dtype=object), n),
+        "factor": string_column(np.repeat(np.arange(k), n), np.array(GEX_OUTPUTS, dtype=object)),
         "trade_date": np.tile(trade_dates, k),
-        "entity": np.tile(names, k),
+        "entity": string_column(np.tile(code, k), names),
         "value": np.concatenate([np.asarray(res[name], float) for name in GEX_OUTPUTS]),
     })
 
