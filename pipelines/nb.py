@@ -116,23 +116,24 @@ def _pair_key_less(root_i, exp_i, strike_i, root_j, exp_j, strike_j):
 
 
 @nb.njit(cache=True, nogil=True)
-def _group_order(lo, hi, root, root_rank, expiry, strike, is_call_row, order):
-    """order[:n] = the group's rows (offsets from lo) sorted by (root, expiration, strike) with
-    the call first: the identity when the rows already are (the lake's order, checked in one
-    pass), else a stable lexsort of the group."""
-    n = hi - lo
-    ok = True
+def _sorted_runs(lo, hi, root, root_rank, expiry, strike, is_call_row, same):
+    """True when the group's rows are sorted by (root, expiration, strike) with the call first
+    (the lake's order); then same[i] says whether row i + 1 (offsets from lo) has row i's key.
+    One comparison per adjacent pair."""
     for i in range(lo, hi - 1):
         c = _pair_key_less(root_rank[root[i]], expiry[i], strike[i], root_rank[root[i + 1]], expiry[i + 1],
                            strike[i + 1])
         if c < 0 or (c == 0 and is_call_row[i + 1 - lo] and not is_call_row[i - lo]):
-            ok = False
-            break
-    for i in range(n):
-        order[i] = i
-    if ok:
-        return
-    # least significant key first, each pass stable: (put after call), strike, expiration, root
+            return False
+        same[i - lo] = c == 0
+    return True
+
+
+@nb.njit(cache=True, nogil=True)
+def _lexsorted(lo, hi, root, root_rank, expiry, strike, is_call_row):
+    """The group's rows (offsets from lo) in (root, expiration, strike, call first) order: a
+    stable lexsort, least significant key first (for rows not in the lake's order)."""
+    n = hi - lo
     key = np.empty(n)
     for i in range(n):
         key[i] = 0.0 if is_call_row[i] else 1.0
@@ -145,36 +146,45 @@ def _group_order(lo, hi, root, root_rank, expiry, strike, is_call_row, order):
     o = o[np.argsort(key, kind="mergesort")]
     for i in range(n):
         key[i] = root_rank[root[lo + o[i]]]
-    o = o[np.argsort(key, kind="mergesort")]
-    for i in range(n):
-        order[i] = o[i]
+    return o[np.argsort(key, kind="mergesort")]
 
 
 @nb.njit(cache=True, nogil=True)
-def _otm_iv(lo, hi, iv, floor_code, floor_lut, root, root_rank, expiry, strike, spot, is_call_row, order,
+def _otm_iv(lo, hi, iv, floor_code, floor_lut, root, root_rank, expiry, strike, spot, is_call_row, same,
             partner, own, out):
     """out[:n]: the `otm` IV of each row of the group (offsets from lo): at each (root,
     expiration, strike) holding exactly one call and one put, the out-of-the-money side's usable
     vendor IV (finite, > 0, above the vendor's floor) for both, else the other side's; a row
-    without such a pair keeps its own usable IV."""
+    without such a pair keeps its own usable IV (`ivsource.pair_partner` + `otm_choice`)."""
     n = hi - lo
     for i in range(n):
         v = iv[lo + i]
         own[i] = v if (math.isfinite(v) and v > 0.0 and v > floor_lut[floor_code[lo + i]]) else np.nan
         partner[i] = -1
-    _group_order(lo, hi, root, root_rank, expiry, strike, is_call_row, order)
-    i = 0
-    while i < n:  # runs of equal key along `order`: a pair is a run of two, the call first
-        a = order[i]
-        j = i + 1
-        while j < n and _pair_key_less(root_rank[root[lo + a]], expiry[lo + a], strike[lo + a],
-                                       root_rank[root[lo + order[j]]], expiry[lo + order[j]],
-                                       strike[lo + order[j]]) == 0:
-            j += 1
-        if j - i == 2 and is_call_row[a] and not is_call_row[order[i + 1]]:
-            partner[a] = order[i + 1]
-            partner[order[i + 1]] = a
-        i = j
+    if _sorted_runs(lo, hi, root, root_rank, expiry, strike, is_call_row, same):
+        i = 0
+        while i < n:  # runs of equal key: a pair is a run of two, the call first
+            j = i + 1
+            while j < n and same[j - 1]:
+                j += 1
+            if j - i == 2 and is_call_row[i] and not is_call_row[i + 1]:
+                partner[i] = i + 1
+                partner[i + 1] = i
+            i = j
+    else:
+        order = _lexsorted(lo, hi, root, root_rank, expiry, strike, is_call_row)
+        i = 0
+        while i < n:
+            a = order[i]
+            j = i + 1
+            while j < n and _pair_key_less(root_rank[root[lo + a]], expiry[lo + a], strike[lo + a],
+                                           root_rank[root[lo + order[j]]], expiry[lo + order[j]],
+                                           strike[lo + order[j]]) == 0:
+                j += 1
+            if j - i == 2 and is_call_row[a] and not is_call_row[order[i + 1]]:
+                partner[a] = order[i + 1]
+                partner[order[i + 1]] = a
+            i = j
     for i in range(n):
         p = partner[i]
         other = own[p] if p >= 0 else np.nan
@@ -456,13 +466,24 @@ def _fine_walks(lx0, dlx, n_grid, c, inv_sd, a, f):
 
 
 @nb.njit(cache=True, nogil=True)
-def _level(inv_sd_i, dlx, n_grid):
-    """The grid level of a contract: the largest j <= MAX_LEVEL with sigma sqrt(T) spanning at
-    least 4 * 2^j fine steps and at least 4 coarse steps in the grid."""
-    w = 1.0 / (inv_sd_i * dlx)  # width in fine steps
+def _top_level(n_grid):
+    """The coarsest level a grid of n_grid points allows: at most MAX_LEVEL, and at least 4
+    coarse steps in the grid."""
     j = 0
-    while j < MAX_LEVEL and w >= COARSE_MIN_WIDTH * (2 ** (j + 1)) * 0.5 and (n_grid - 1) // (2 ** (j + 1)) >= 4:
+    while j < MAX_LEVEL and (n_grid - 1) // (2 ** (j + 1)) >= 4:
         j += 1
+    return j
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _level(width, top):
+    """The grid level of a contract `width` fine steps wide (sigma sqrt(T) / step): the
+    largest j <= top with the width at least 4 * 2^j fine steps."""
+    j = 0
+    need = COARSE_MIN_WIDTH  # 4 * 2^(j+1): the width that level j + 1 needs
+    while j < top and width >= need:
+        j += 1
+        need *= 2.0
     return j
 
 
@@ -487,8 +508,9 @@ def _multilevel_into(lx0, dlx, n_grid, c, inv_sd, a, weights, f, coarse, level, 
     near 0 over a wide span): the fine-only grid."""
     n = c.shape[0]
     counts = np.zeros(MAX_LEVEL + 1, np.int64)
+    top = _top_level(n_grid)
     for i in range(n):
-        j = _level(inv_sd[i], dlx, n_grid)
+        j = _level(1.0 / (inv_sd[i] * dlx), top)
         level[i] = j
         counts[j] += 1
     for k in range(n_grid):
@@ -795,7 +817,7 @@ def positioning_groups(starts, g_lo, g_hi, spot, strike, iv, oi, mult, volume, d
     is_call_row = np.empty(big, np.bool_)
     ivs = np.empty(big)
     own = np.empty(big)
-    order = np.empty(big, np.int64)
+    same = np.empty(big, np.bool_)
     partner = np.empty(big, np.int64)
     cc = np.empty(big)
     ci = np.empty(big)
@@ -821,7 +843,7 @@ def positioning_groups(starts, g_lo, g_hi, spot, strike, iv, oi, mult, volume, d
         for i in range(n):
             is_call_row[i] = call_lut[call_code[lo + i]]
         if otm:
-            _otm_iv(lo, hi, iv, floor_code, floor_lut, root_code, root_rank, eday, strike, spot, is_call_row, order,
+            _otm_iv(lo, hi, iv, floor_code, floor_lut, root_code, root_rank, eday, strike, spot, is_call_row, same,
                     partner, own, ivs)
         mask = _table_size(n) - 1
         n_touched = 0
