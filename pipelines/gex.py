@@ -485,31 +485,48 @@ def positioning_of_tables(tables: Sequence[pa.Table], starts: Sequence[np.ndarra
     """`positioning` of chain rows held in Arrow tables (`loaders.GroupedChains`: table i's
     groups are rows starts[i][g]:starts[i][g+1]), groups in table order, IVs per `iv_source`
     (`pipelines.ivsource`; `otm` applied inside the kernel), r from `rates` rows. The same
-    numbers as `positioning(ChainArrays.from_arrow(...))` of the concatenated rows: the columns
-    of every table are taken on threads, then blocks of groups run on threads, with T from one
-    set of day tables over every table's days."""
+    numbers as `positioning(ChainArrays.from_arrow(...))` of the concatenated rows: tables (or
+    blocks of groups) run on threads, with T from one set of day tables over every table's
+    days."""
     from eventvol.pipelines import nb as kernels
 
     check_source(iv_source)
     call_sign, put_sign = SIGN_MODELS[_check_model(sign_model)]
     curves = rate_curves(rates)
-    rows = run_on_threads(lambda i: KernelRows.from_arrow(tables[i], starts[i], iv_source, curves), range(len(tables)))
-    spans = [r.day_range() for r in rows if len(r.trade_day)]
+    spans = [arrow_day_range(t) for t in tables if t.num_rows]
     lo, hi = (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else (0, 0)
     day_args = day_tables(lo, hi) if hi - lo <= MAX_TABLE_DAYS else None
     outs = [np.empty((len(s) - 1, kernels.N_OUT)) for s in starts]
-    per_table = -(-worker_count() * 4 // max(len(tables), 1))  # about four blocks per thread in all
-    items = [(i, a, b) for i, s in enumerate(starts) for a, b in group_blocks(s, per_table, total=True)]
+    spots: list[np.ndarray] = [np.zeros(0)] * len(tables)
     rest = ((float(call_sign), float(put_sign)), bool(zero_gamma), (int(n_grid), *ROOT_RANGE))
 
-    def run(item: tuple[int, int, int]) -> None:
-        i, a, b = item
-        kernels.positioning_groups(starts[i], a, b, *rows[i].args(day_args), *rest, outs[i])
+    def rows_of(i: int) -> KernelRows:
+        rows = KernelRows.from_arrow(tables[i], starts[i], iv_source, curves)
+        spots[i] = rows.spot[starts[i][:-1]]
+        return rows
 
-    run_on_threads(run, items)
-    spot0 = np.concatenate([r.spot[s[:-1]] for r, s in zip(rows, starts)]) if rows else np.zeros(0)
+    def run(i: int, rows: KernelRows, a: int, b: int) -> None:
+        kernels.positioning_groups(starts[i], a, b, *rows.args(day_args), *rest, outs[i])
+
+    if len(tables) >= worker_count():
+        # a table per item: its columns taken and its groups run on the same thread, so one
+        # thread's Python work overlaps the other's kernel
+        run_on_threads(lambda i: run(i, rows_of(i), 0, len(starts[i]) - 1), range(len(tables)))
+    else:  # few tables: their columns first, then blocks of groups (about four per thread)
+        rows = run_on_threads(rows_of, range(len(tables)))
+        per_table = -(-worker_count() * 4 // max(len(tables), 1))
+        items = [(i, a, b) for i, s in enumerate(starts) for a, b in group_blocks(s, per_table, total=True)]
+        run_on_threads(lambda item: run(item[0], rows[item[0]], item[1], item[2]), items)
+    spot0 = np.concatenate(spots) if spots else np.zeros(0)
     m = np.concatenate(outs) if outs else np.zeros((0, kernels.N_OUT))
     return positioning_fields(m, spot0)
+
+
+def arrow_day_range(tbl: pa.Table) -> tuple[int, int]:
+    """(first, last) day number over a table's trade and expiration days (`day_range` without
+    taking the columns)."""
+    ends = [pc.min_max(tbl.column(c).cast(pa.int32())) for c in ("trade_date", "expiration")]
+    return min(e["min"].as_py() for e in ends), max(e["max"].as_py() for e in ends)
 
 
 def positioning(chain: ChainArrays, n_groups: int, sign_model: str = DEFAULT_SIGN_MODEL, *,
