@@ -18,12 +18,14 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -352,29 +354,48 @@ class Lake:
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A fresh in-memory DuckDB connection with one view per canonical table over the
         table's current, verified parts."""
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
-        con.create_function("__ev_damaged", self._fail_damaged, ["VARCHAR"], "BOOLEAN", side_effects=True)
+        con = self._new_connection()
         for s in TABLES.values():
             files = tuple(self.files(s.name))
             con.execute(f'CREATE OR REPLACE VIEW "{s.name}" AS {self._view_sql(s, files)}')
             self._view_files[s.name] = files
         return con
 
-    @property
-    def con(self) -> duckdb.DuckDBPyConnection:
-        """A cached connection whose views are replaced when their table's files changed
-        (a write by this or another process renames content-addressed files)."""
+    def _new_connection(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        con.create_function("__ev_damaged", self._fail_damaged, ["VARCHAR"], "BOOLEAN", side_effects=True)
+        return con
+
+    def _views(self, tables) -> duckdb.DuckDBPyConnection:
+        """The cached connection with current views of `tables` (names of canonical tables):
+        a view is (re)created when its table's files changed (a write by this or another
+        process renames content-addressed files). Views are made on first use, so a query
+        pays for the tables it names only (a view binds its files' schema: ~10 ms a table)."""
         with self._views_lock:
             if self._con is None:
-                self._con = self.connect()
-            else:
-                for s in TABLES.values():
-                    files = tuple(self.files(s.name))
-                    if files != self._view_files.get(s.name):
-                        self._con.execute(f'CREATE OR REPLACE VIEW "{s.name}" AS {self._view_sql(s, files)}')
-                        self._view_files[s.name] = files
+                self._con = self._new_connection()
+                self._view_files = {}
+            for name in tables:
+                s = TABLES[name]
+                files = tuple(self.files(s.name))
+                if s.name not in self._view_files or files != self._view_files[s.name]:
+                    self._con.execute(f'CREATE OR REPLACE VIEW "{s.name}" AS {self._view_sql(s, files)}')
+                    self._view_files[s.name] = files
             return self._con
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """A cached connection with a current view of every canonical table."""
+        return self._views(TABLES)
+
+    @staticmethod
+    def tables_named(sql: str) -> list[str]:
+        """The canonical tables whose names appear as words in `sql` (DuckDB identifiers are
+        case-insensitive): the views a query needs. A name inside a string literal only costs
+        a view it does not use."""
+        words = {w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql)}
+        return [t for t in TABLES if t in words]
 
     def _corrupt_error(self, exc: Exception) -> CorruptLakeError | None:
         """The one-sentence error for a DuckDB or Arrow failure caused by a damaged lake file
@@ -404,7 +425,7 @@ class Lake:
         """Run parameterized SQL over the lake's views and return an Arrow table. `tables`
         registers in-memory frames (e.g. an event list to join) for this query only.
         A damaged lake file the query needs raises `CorruptLakeError` naming it."""
-        cur = self.con.cursor()
+        cur = self._views(self.tables_named(sql)).cursor()
         try:
             for name, data in (tables or {}).items():
                 cur.register(name, data)
@@ -621,6 +642,93 @@ class Lake:
                 self._con = None
                 self.rebuild_catalog()
             return result
+
+    def replace_rows(self, table: str, data: pd.DataFrame | pa.Table, *, delete: pc.Expression,
+                     months: Iterable[tuple[int, int]] = ()) -> WriteResult:
+        """Validate `data` and, in one atomic transaction, rewrite every month partition it
+        touches and every (year, month) in `months`: the partition's rows matching `delete`
+        (an Arrow expression over key columns, e.g. one family's factors on the recomputed
+        days) are removed, then `data`'s rows are added (a new row wins over an old one with
+        its key). Rows outside `delete` stay as they were; a partition left without rows loses
+        its files. The refresh runner's write: one transaction for a whole batch of months,
+        partitions staged on a few threads (Parquet encoding, hashing and fsync release the
+        GIL), merged in Arrow."""
+        s = spec(table)
+        if s.partition_col is None:
+            raise ValueError(f"table {table!r} is not partitioned by date")
+        with self.writer():
+            was_empty = not self.files(table)
+            con = self._scratch_con()
+            tbl = conform(s, data)
+            in_order = in_lake_order(s, tbl)
+            unique = keys_unique_sorted(s, in_order)
+            tbl = validate(s, tbl, con, keys_unique=unique)  # errors name the caller's row numbers
+            tbl = in_order if unique else in_lake_order(s, tbl)
+            parts = dict(self._partitions(s, tbl))
+            for y, m in months:
+                parts.setdefault(f"year={y:04d}/month={m:02d}", tbl.schema.empty_table())
+            result = WriteResult(table=s.name, rows=tbl.num_rows)
+            txn = self.root / "staging" / f"txn-{uuid.uuid4().hex}"
+            txn.mkdir(parents=True)
+            moves: list[tuple[str, str]] = []
+            deletes: list[str] = []
+            names = sorted(parts)
+            try:
+                with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+                    staged = list(pool.map(lambda i: self._stage_replaced(s, txn, i, names[i], parts[names[i]], delete),
+                                           range(len(names))))
+                for name, (existing, path) in zip(names, staged):
+                    if path is None:  # no rows left: the partition's files go
+                        if existing:
+                            deletes += [str(p.relative_to(self.root)) for p in existing]
+                            result.partitions_written.append(name)
+                        continue
+                    final = self.table_dir(s.name) / name / f"part-{path.stem}.parquet"
+                    if existing == [final]:
+                        path.unlink()
+                        result.partitions_unchanged.append(name)
+                        continue
+                    moves.append((str(path.relative_to(self.root)), str(final.relative_to(self.root))))
+                    deletes += [str(p.relative_to(self.root)) for p in existing if p != final]
+                    result.partitions_written.append(name)
+            except BaseException:
+                shutil.rmtree(txn, ignore_errors=True)
+                raise
+            if not moves and not deletes:
+                shutil.rmtree(txn, ignore_errors=True)
+                return result
+            self._commit(txn, moves, deletes)
+            if was_empty and result.partitions_written or not (self.root / "catalog.duckdb").exists():
+                self._con = None
+                self.rebuild_catalog()
+            return result
+
+    def _stage_replaced(self, s: TableSpec, txn: Path, i: int, part: str, new: pa.Table,
+                        delete: pc.Expression) -> tuple[list[Path], Path | None]:
+        """One partition of `replace_rows`: (its current files, the staged file named
+        `<content hash>.parquet` in `txn/<i>/`, or None when no row is left)."""
+        part_dir = self.table_dir(s.name) / part
+        existing = sorted(part_dir.glob("part-*.parquet")) if part_dir.exists() else []
+        rows = new
+        if existing:
+            kept = self._read_existing(existing, s).filter(~delete)
+            if kept.num_rows:
+                rows = in_lake_order(s, pa.concat_tables([kept, new.cast(s.schema)]).combine_chunks())
+                if not keys_unique_sorted(s, rows):  # an old row shares a key with a new one: the new wins
+                    kept = kept.join(new.select(list(s.key)), keys=list(s.key), join_type="left anti")
+                    rows = in_lake_order(s, pa.concat_tables([kept.select(s.columns).cast(s.schema),
+                                                              new.cast(s.schema)]).combine_chunks())
+        if rows.num_rows == 0:
+            return existing, None
+        out_dir = txn / str(i)
+        out_dir.mkdir()
+        staged = out_dir / "staged.parquet"
+        pq.write_table(rows.cast(s.schema), staged, compression="zstd", row_group_size=ROW_GROUP_ROWS,
+                       write_page_checksum=True)
+        named = out_dir / f"{file_hash(staged)}.parquet"
+        os.replace(staged, named)
+        _fsync(named)
+        return existing, named
 
     def _scratch_con(self) -> duckdb.DuckDBPyConnection:
         """The in-memory DuckDB connection writes validate and merge with (no lake views),
