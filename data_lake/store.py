@@ -810,6 +810,10 @@ class Lake:
             problem = content_problem(path)
             if problem:
                 raise CorruptLakeError(self.damaged_message(path, problem))
+        if len(files) == 1:  # the usual case: one part, read without the dataset layer (~1 ms less)
+            tbl = pq.ParquetFile(files[0]).read()
+            if tbl.schema.equals(s.schema):
+                return tbl
         return pq.read_table(files, schema=s.schema, partitioning=None)
 
     def _commit(self, txn: Path, moves: list[tuple[str, str]], deletes: list[str]) -> None:
@@ -828,12 +832,26 @@ class Lake:
             self._record_verified(self.root / final)
         self._save_integrity_cache()
 
-    def _confined(self, rel: str, under: str) -> Path:
-        """`root/rel` resolved (symlinks followed), refused unless it stays inside `root/under`."""
+    def _confined(self, rel: str, under: str, resolved: dict | None = None) -> Path:
+        """`root/rel` resolved (symlinks followed), refused unless it stays inside `root/under`.
+        `resolved` caches directory resolutions across the calls of one journal (a batch
+        names dozens of parts in the same few folders)."""
         if not isinstance(rel, str) or not rel or os.path.isabs(rel):
             raise ValueError(f"{rel!r} is not a path relative to the lake")
-        path = (self.root / rel).resolve()
-        if not path.is_relative_to((self.root / under).resolve()) or path == (self.root / under).resolve():
+        resolved = {} if resolved is None else resolved
+
+        def real(p: Path) -> Path:
+            if p not in resolved:
+                resolved[p] = p.resolve()
+            return resolved[p]
+
+        full = self.root / rel
+        if full.name in ("", "..") or os.path.islink(full):
+            path = full.resolve()
+        else:  # a plain last component: the resolved folder and the name
+            path = real(full.parent) / full.name
+        base = real(self.root / under)
+        if not path.is_relative_to(base) or path == base:
             raise ValueError(f"{rel!r} leaves {under}/ of the lake")
         return path
 
@@ -845,17 +863,18 @@ class Lake:
         if not isinstance(plan, dict) or not isinstance(plan.get("moves"), list) or not isinstance(plan.get("deletes"), list):
             raise ValueError("the journal is not {moves: [...], deletes: [...]}")
         txn_rel = str(txn.relative_to(self.root))
+        resolved: dict[Path, Path] = {}
         moves = []
         for entry in plan["moves"]:
             if not (isinstance(entry, list) and len(entry) == 2):
                 raise ValueError(f"move {entry!r} is not [staged, final]")
-            src, dst = self._confined(entry[0], txn_rel), self._confined(entry[1], "tables")
+            src, dst = self._confined(entry[0], txn_rel, resolved), self._confined(entry[1], "tables", resolved)
             if not dst.name.startswith("part-") or dst.suffix != ".parquet":
                 raise ValueError(f"move target {entry[1]!r} is not a part file")
             moves.append((src, dst))
         deletes = []
         for rel in plan["deletes"]:
-            path = self._confined(rel, "tables")
+            path = self._confined(rel, "tables", resolved)
             if not path.name.startswith("part-") or path.suffix != ".parquet":
                 raise ValueError(f"delete {rel!r} is not a part file")
             deletes.append(path)
