@@ -57,6 +57,7 @@ from eventvol.data_lake import EventvolError, Lake, NoDataError, calendars
 from eventvol.data_lake import spec as table_spec
 from eventvol.data_lake.store import new_run_id, partition_of, where_sql
 from eventvol.pipelines.executors import ENGINES, Task, make_executor
+from eventvol.pipelines.factors import month_rows, row_blocks
 from eventvol.pipelines.registry import FactorSpec, family_of, load_families
 
 # Tables the refresh itself writes: never part of an input fingerprint, or every refresh
@@ -352,29 +353,6 @@ def plan_refresh(lake: Lake, specs: Sequence[FactorSpec], start: dt.date | None 
 def _block_of(d: dt.date, batch_months: int) -> int:
     """The batch block of a date: its calendar-month index // batch_months (0: one block)."""
     return (d.year * 12 + d.month - 1) // batch_months if batch_months > 0 else 0
-
-
-def month_rows(lake: Lake, table: str) -> dict[int, int]:
-    """Rows per month partition of `table` (month index year*12 + month-1), from the Parquet
-    footers: no data is read."""
-    out: dict[int, int] = defaultdict(int)
-    for f in lake.files(table):
-        y, m = partition_of(f)
-        out[y * 12 + m - 1] += pq.ParquetFile(f).metadata.num_rows
-    return dict(out)
-
-
-def row_blocks(rows_by_month: dict[int, int], batch_rows: int) -> dict[int, int]:
-    """Month index -> batch block: consecutive months share a block while their rows add up
-    to at most `batch_rows` (a month above it is a block of its own)."""
-    out, block, used = {}, 0, 0
-    for m in sorted(rows_by_month):
-        n = rows_by_month[m]
-        if used and used + n > batch_rows:
-            block, used = block + 1, 0
-        out[m] = block
-        used += n
-    return out
 
 
 def _block_fn(spec: FactorSpec, lake: Lake | None) -> Callable[[dt.date], int]:
