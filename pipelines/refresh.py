@@ -335,7 +335,7 @@ def plan_refresh(lake: Lake, specs: Sequence[FactorSpec], start: dt.date | None 
         if (~late).any():
             plan.no_data[spec.name] = int((~late).sum())
         fps = unit_fingerprints(lake, spec, dates)
-        stored = stored_fingerprints(lake, spec.name, lo, hi) if dates else {}
+        stored = stored_fingerprints(lake, spec.name, lo, hi) if dates and not force else {}
         for d in dates:
             old = stored.get(d)
             if force:
@@ -414,7 +414,7 @@ def _month_spans(days: Sequence[dt.date]) -> list[tuple[dt.date, dt.date]]:
 
 
 def _write_rows(lake: Lake, done: dict[str, list[dt.date]], outputs: dict[str, tuple[str, ...]],
-               rows: pd.DataFrame, run_id: str) -> int:
+               rows: pa.Table | pd.DataFrame, run_id: str) -> int:
     """Replace the factor rows of the families in `done` (family -> its computed days) by
     `rows` in one lake transaction (`Lake.replace_rows`), leaving every other factor's rows of
     the month partitions touched as they are. A unit whose entity disappeared loses its row.
@@ -541,7 +541,7 @@ def refresh(lake: Lake, *, factors: Sequence[str] | None = None, start: dt.date 
             ex = executor or make_executor(engine, scheduler)
             try:
                 batch = 0
-                pending: list[tuple[Task, pd.DataFrame]] = []
+                pending: list[tuple[Task, pa.Table]] = []
 
                 def write_key(task: Task) -> tuple:
                     # Families computed over whole ranges share one write (a backfill of every
@@ -562,16 +562,15 @@ def refresh(lake: Lake, *, factors: Sequence[str] | None = None, start: dt.date 
                     done_days: dict[str, list[dt.date]] = defaultdict(list)
                     for t, _ in pending:
                         done_days[t.family].extend(t.dates)
-                    parts = [r for _, r in pending if len(r)]
-                    rows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else (
-                        parts[0] if parts else pending[0][1])
+                    rows = pa.concat_tables([r for _, r in pending])
                     _pause(f"computed:{batch}")
                     rows_written += _write_rows(lake, done_days, {f: reg[f].outputs for f in done_days}, rows, run_id)
                     _pause(f"factors_written:{batch}")
                     counts: dict[tuple[str, dt.date], int] = {}
                     for t, r in pending:
-                        if len(r):
-                            for d, n in r.groupby("trade_date").size().items():
+                        if r.num_rows:
+                            per_day = pc.value_counts(r.column("trade_date")).flatten()
+                            for d, n in zip(per_day[0].to_pylist(), per_day[1].to_pylist()):
                                 counts[(t.family, d)] = counts.get((t.family, d), 0) + int(n)
                     done = [units[(f, d)] for f, ds in done_days.items() for d in ds]
                     _record_units(lake, done, counts, run_id)
