@@ -683,7 +683,7 @@ class Lake:
                             deletes += [str(p.relative_to(self.root)) for p in existing]
                             result.partitions_written.append(name)
                         continue
-                    final = self.table_dir(s.name) / name / f"part-{path.stem}.parquet"
+                    final = self.table_dir(s.name) / name / f"part-{path.stem.split('-', 1)[1]}.parquet"
                     if existing == [final]:
                         path.unlink()
                         result.partitions_unchanged.append(name)
@@ -705,8 +705,8 @@ class Lake:
 
     def _stage_replaced(self, s: TableSpec, txn: Path, i: int, part: str, new: pa.Table,
                         delete: pc.Expression) -> tuple[list[Path], Path | None]:
-        """One partition of `replace_rows`: (its current files, the staged file named
-        `<content hash>.parquet` in `txn/<i>/`, or None when no row is left)."""
+        """One partition of `replace_rows`: (its current files, the staged file
+        `txn/<i>-<content hash>.parquet`, or None when no row is left)."""
         part_dir = self.table_dir(s.name) / part
         existing = sorted(part_dir.glob("part-*.parquet")) if part_dir.exists() else []
         rows = new
@@ -720,12 +720,12 @@ class Lake:
                                                               new.cast(s.schema)]).combine_chunks())
         if rows.num_rows == 0:
             return existing, None
-        out_dir = txn / str(i)
-        out_dir.mkdir()
-        staged = out_dir / "staged.parquet"
+        # flat in the transaction folder (a folder per partition costs a mkdir and an rmdir,
+        # ~2 ms each on some file systems)
+        staged = txn / f"{i}.parquet"
         pq.write_table(rows.cast(s.schema), staged, compression="zstd", row_group_size=ROW_GROUP_ROWS,
                        write_page_checksum=True)
-        named = out_dir / f"{file_hash(staged)}.parquet"
+        named = txn / f"{i}-{file_hash(staged)}.parquet"
         os.replace(staged, named)
         _fsync(named)
         return existing, named
