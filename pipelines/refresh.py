@@ -56,6 +56,7 @@ import pyarrow.parquet as pq
 from eventvol.data_lake import EventvolError, Lake, NoDataError, calendars
 from eventvol.data_lake import spec as table_spec
 from eventvol.data_lake.store import new_run_id, partition_of, where_sql
+from eventvol.data_lake.vendors import stored_vendor_preference
 from eventvol.pipelines.executors import ENGINES, Task, make_executor
 from eventvol.pipelines.factors import month_rows, row_blocks
 from eventvol.pipelines.registry import FactorSpec, family_of, load_families
@@ -243,12 +244,19 @@ def unit_fingerprints(lake: Lake, spec: FactorSpec, dates: Sequence[dt.date]) ->
     outputs and lookback and the file names of every input partition its window
     [date - lookback, date] covers.
 
-    File names are content hashes, so equal names mean equal bytes. Tables partitioned by
+    Families reading option_quotes also hash the lake's stored vendor preference (it decides
+    which vendor's chain they read). File names are content hashes, so equal names mean equal
+    bytes. Tables partitioned by
     trade_date contribute the months the window covers; any other input table (members,
     events, ...) contributes all its files, conservatively. Dates whose windows cover the same
     months share a fingerprint, which is computed once."""
     indexes = {t: _file_index(lake, t) for t in spec.inputs if t not in OWN_TABLES}
     fixed = [f"{spec.name}|v{spec.version}|{','.join(spec.outputs)}|{spec.lookback_sessions}"]
+    stored_pref = stored_vendor_preference(lake)
+    if "option_quotes" in spec.inputs and stored_pref is not None:
+        # option families read one vendor per chain by the lake's preference: a new order makes
+        # their units due (a lake without a stored order keeps the fingerprints it had)
+        fixed.append(f"vendor_preference={','.join(stored_pref)}")
     windowed = []
     for t in sorted(indexes):
         if table_spec(t).partition_col == "trade_date":
