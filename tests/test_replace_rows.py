@@ -106,3 +106,14 @@ def test_same_content_leaves_the_file_in_place(lake):
     jan = old[old.trade_date.isin(JAN) & (old.factor == "mine")]
     res = lake.replace_rows("factors", jan, delete=mine_on(JAN))
     assert res.partitions_unchanged == ["year=2024/month=01"] and lake.files("factors") == files
+
+
+def test_parts_are_the_bytes_a_plain_write_gives(tmp_path):
+    data = pd.concat([rows("mine", JAN + FEB, entities=("B", "A", "C")), rows("other", FEB, value=10.0)])
+    data = data.sample(frac=1.0, random_state=3)  # any input order
+    plain = Lake.open(tmp_path / "plain", create=True)
+    plain.write("factors", data)
+    replaced = Lake.open(tmp_path / "replaced", create=True)
+    replaced.replace_rows("factors", data, delete=pc.scalar(False))
+    names = lambda lake: [f.relative_to(lake.root).as_posix() for f in lake.files("factors")]  # noqa: E731
+    assert names(plain) == names(replaced) and len(names(plain)) == 2  # content-addressed: same bytes
