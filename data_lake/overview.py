@@ -76,6 +76,7 @@ def read_only_sql(lake, query: str, params: list | dict | None = None) -> pd.Dat
     if kind != duckdb.StatementType.SELECT:
         raise ReadOnlyQueryError(f"lake.sql runs read-only SELECT queries only, not a {kind.name} statement")
     try:
+        lake.con  # every view: a notebook may ask the catalog (SHOW TABLES) as well as a table
         return lake.df(query, params)
     except duckdb.Error as exc:
         raise ReadOnlyQueryError(f"the query failed: {str(exc).splitlines()[0]}") from None

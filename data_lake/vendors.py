@@ -80,6 +80,13 @@ def vendor_preference(lake=None, preference: Sequence[str] | None = None) -> tup
     return DEFAULT_VENDOR_PREFERENCE
 
 
+def stored_vendor_preference(lake) -> tuple[str, ...] | None:
+    """The vendor order stored in the lake's settings, None when it has none (the default
+    applies)."""
+    stored = _read_settings(lake).get("vendor_preference")
+    return None if stored is None else _check(stored)
+
+
 def set_vendor_preference(lake, preference: Sequence[str] | None) -> Path:
     """Store the lake's vendor order (None restores the default); atomic, under the writer lock."""
     with lake.writer():

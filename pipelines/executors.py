@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from eventvol.data_lake import EventvolError, Lake
 from eventvol.pipelines.registry import FACTOR_ROW_COLUMNS, load_families
@@ -36,9 +36,15 @@ class Task:
     dates: tuple[dt.date, ...]
 
 
-def run_task(lake: Lake | str, task: Task) -> pd.DataFrame:
+ROW_SCHEMA = pa.schema([("factor", pa.string()), ("trade_date", pa.date32()), ("entity", pa.string()),
+                       ("value", pa.float64())])
+
+
+def run_task(lake: Lake | str, task: Task) -> pa.Table:
     """Load and compute one task; rows (factor, trade_date, entity, value) for `task.dates`
-    only, sorted by (factor, entity, trade_date). Pure apart from reading the lake."""
+    only, sorted by (factor, entity, trade_date), as Arrow (`ROW_SCHEMA`: the factors
+    table's columns, so the runner writes them without a conversion). Pure apart from
+    reading the lake."""
     if not isinstance(lake, Lake):
         # Workers only read: build the handle directly so that opening never tries to
         # recover (write) the staging area the driver may be using at this moment.
@@ -46,20 +52,22 @@ def run_task(lake: Lake | str, task: Task) -> pd.DataFrame:
     spec = load_families()[task.family]
     rows = spec.compute(spec.load(lake, task.start, task.end), task.start, task.end)
     if rows is None or len(rows) == 0:
-        return pd.DataFrame({c: pd.Series(dtype=object if c != "value" else float) for c in FACTOR_ROW_COLUMNS})
-    rows = rows[FACTOR_ROW_COLUMNS].copy()
-    days = pd.to_datetime(rows["trade_date"]).to_numpy().astype("datetime64[D]")
-    keep = np.isin(days, np.array(task.dates, dtype="datetime64[D]"))
-    rows = rows.loc[keep].copy()
-    rows["trade_date"] = days[keep].astype(object)  # datetime64[D] -> datetime.date
-    rows["value"] = rows["value"].astype(float)
-    return rows.sort_values(["factor", "entity", "trade_date"], kind="stable").reset_index(drop=True)
+        return ROW_SCHEMA.empty_table()
+    tbl = pa.Table.from_pandas(rows[FACTOR_ROW_COLUMNS], preserve_index=False)
+    days = tbl.column("trade_date")
+    if not pa.types.is_date32(days.type):
+        days = days.cast(pa.date32())
+    tbl = pa.table([tbl.column("factor").cast(pa.string()), days, tbl.column("entity").cast(pa.string()),
+                    tbl.column("value").cast(pa.float64())], schema=ROW_SCHEMA)
+    tbl = tbl.filter(pc.is_in(days, pa.array(task.dates, pa.date32())))
+    # (factor, entity, trade_date) is the factors key: a total order
+    return tbl.sort_by([("factor", "ascending"), ("entity", "ascending"), ("trade_date", "ascending")])
 
 
 class Executor(Protocol):
     name: str
 
-    def map(self, lake: Lake, tasks: Sequence[Task]) -> Iterator[tuple[Task, pd.DataFrame | BaseException]]:
+    def map(self, lake: Lake, tasks: Sequence[Task]) -> Iterator[tuple[Task, pa.Table | BaseException]]:
         """(task, rows or the exception it raised), in task order."""
         ...
 
@@ -72,7 +80,7 @@ class LocalExecutor:
 
     name = "local"
 
-    def map(self, lake: Lake, tasks: Sequence[Task]) -> Iterator[tuple[Task, pd.DataFrame | BaseException]]:
+    def map(self, lake: Lake, tasks: Sequence[Task]) -> Iterator[tuple[Task, pa.Table | BaseException]]:
         for task in tasks:
             try:
                 yield task, run_task(lake, task)
@@ -106,7 +114,7 @@ class DaskExecutor:
                                          processes=True, dashboard_address=None)
             self.client = Client(self._cluster)
 
-    def map(self, lake: Lake, tasks: Sequence[Task]) -> Iterator[tuple[Task, pd.DataFrame | BaseException]]:
+    def map(self, lake: Lake, tasks: Sequence[Task]) -> Iterator[tuple[Task, pa.Table | BaseException]]:
         root = str(lake.root)
         futures = [self.client.submit(run_task, root, t, pure=False, key=f"refresh-{i}-{t.family}-{t.start}")
                    for i, t in enumerate(tasks)]

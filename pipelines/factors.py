@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timezone
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from eventvol.data_lake import Lake
-from eventvol.data_lake.store import new_run_id, where_sql
+from eventvol.data_lake.store import new_run_id, partition_of, where_sql
 from eventvol.pipelines.loaders import month_ranges
 from eventvol.pipelines.registry import FactorSpec, load_families
 
@@ -19,17 +21,43 @@ def compute_range(lake: Lake, spec: FactorSpec, start, end) -> pd.DataFrame:
     return spec.compute(spec.load(lake, start, end), start, end)
 
 
-def batch_ranges(months: list[tuple[dt.date, dt.date]], batch_months: int) -> list[tuple[dt.date, dt.date]]:
-    """Merge month ranges (ascending) into the family's batch blocks: `batch_months` calendar
-    months per block (0: one range over all of them)."""
+def month_rows(lake: Lake, table: str) -> dict[int, int]:
+    """Rows per month partition of `table` (month index year*12 + month-1), from the Parquet
+    footers: no data is read."""
+    out: dict[int, int] = defaultdict(int)
+    for f in lake.files(table):
+        y, m = partition_of(f)
+        out[y * 12 + m - 1] += pq.ParquetFile(f).metadata.num_rows
+    return dict(out)
+
+
+def row_blocks(rows_by_month: dict[int, int], batch_rows: int) -> dict[int, int]:
+    """Month index -> batch block: consecutive months share a block while their rows add up
+    to at most `batch_rows` (a month above it is a block of its own)."""
+    out, block, used = {}, 0, 0
+    for m in sorted(rows_by_month):
+        n = rows_by_month[m]
+        if used and used + n > batch_rows:
+            block, used = block + 1, 0
+        out[m] = block
+        used += n
+    return out
+
+
+def batch_ranges(months: list[tuple[dt.date, dt.date]], batch_months: int,
+                 blocks: dict[int, int] | None = None) -> list[tuple[dt.date, dt.date]]:
+    """Merge month ranges (ascending) into the family's batch blocks: `blocks` (month index
+    -> block, `row_blocks`) when given, else `batch_months` calendar months per block (0: one
+    range over all of them)."""
     if not months:
         return []
-    if batch_months <= 0:
+    if batch_months <= 0 and blocks is None:
         return [(months[0][0], months[-1][1])]
     out: list[tuple[dt.date, dt.date]] = []
     block = None
     for lo, hi in months:
-        b = (lo.year * 12 + lo.month - 1) // batch_months
+        m = lo.year * 12 + lo.month - 1
+        b = blocks.get(m, -1) if blocks is not None else m // batch_months
         if out and b == block:
             out[-1] = (out[-1][0], hi)
         else:
@@ -41,7 +69,7 @@ def batch_ranges(months: list[tuple[dt.date, dt.date]], batch_months: int) -> li
 def materialize(lake: Lake, spec: FactorSpec | str = "gex", *, start=None, end=None,
                 progress: Callable[[str], None] | None = None) -> tuple[str, int]:
     """Compute a family block by block (`FactorSpec.batch_months` months of inputs at a time,
-    or the whole range) and upsert its rows into `factors` in one transaction. Returns
+    `batch_rows` rows, or the whole range) and upsert its rows into `factors` in one transaction. Returns
     (run_id, rows written)."""
     if isinstance(spec, str):
         spec = load_families()[spec]
@@ -49,7 +77,8 @@ def materialize(lake: Lake, spec: FactorSpec | str = "gex", *, start=None, end=N
     started = datetime.now(timezone.utc)
     parts = []
     with lake.writer():
-        for lo, hi in batch_ranges(month_ranges(lake, spec.driver_table, start, end), spec.batch_months):
+        blocks = row_blocks(month_rows(lake, spec.driver_table), spec.batch_rows) if spec.batch_rows > 0 else None
+        for lo, hi in batch_ranges(month_ranges(lake, spec.driver_table, start, end), spec.batch_months, blocks):
             if progress:
                 progress(f"{spec.name} {lo:%Y-%m}" + (f"..{hi:%Y-%m}" if (hi.year, hi.month) != (lo.year, lo.month) else ""))
             parts.append(compute_range(lake, spec, lo, hi))

@@ -135,6 +135,9 @@ GEX = register(FactorSpec(
     compute=lambda data, start, end: gex_factor_rows(data[0], rates=data[1], iv_source=GEX_IV_SOURCE),
     description="dealer gamma/vanna/charm positioning per underlying and session: net GEX, zero gamma, walls, "
                 f"expiry buckets, 0DTE volume share; implied vols: {GEX_IV_SOURCE!r} source",
+    # months of chains batched up to ~6M rows per task (~1 GB at peak): the demo lake's 3M rows
+    # are one load, one compute and one write
+    batch_rows=6_000_000,
     **_VERSIONED,
 ))
 

@@ -51,11 +51,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from eventvol.data_lake import EventvolError, Lake, NoDataError, calendars
 from eventvol.data_lake import spec as table_spec
 from eventvol.data_lake.store import new_run_id, partition_of, where_sql
+from eventvol.data_lake.vendors import stored_vendor_preference
 from eventvol.pipelines.executors import ENGINES, Task, make_executor
+from eventvol.pipelines.factors import month_rows, row_blocks
 from eventvol.pipelines.registry import FactorSpec, family_of, load_families
 
 # Tables the refresh itself writes: never part of an input fingerprint, or every refresh
@@ -70,6 +73,9 @@ EXIT_COMPUTE_FAILED = 4
 # waits until that file is removed, so a test can SIGKILL it at an exact point.
 PAUSE_AT_ENV = "EVENTVOL_REFRESH_PAUSE_AT"
 PAUSE_FILE_ENV = "EVENTVOL_REFRESH_PAUSE_FILE"
+# Overrides the row budget of every family batched by rows (`FactorSpec.batch_rows`): a small
+# machine bounds memory with it, and crash tests get several batches from a tiny lake.
+BATCH_ROWS_ENV = "EVENTVOL_REFRESH_BATCH_ROWS"
 
 
 class MissingInputsError(EventvolError):
@@ -160,10 +166,15 @@ def _driver_of(family: str) -> str:
 
 # ---------------------------------------------------------------------------- inputs
 def table_has_rows(lake: Lake, table: str) -> bool:
-    """True when `table` holds at least one row."""
-    if not lake.files(table):
+    """True when `table` holds at least one row: a Parquet footer saying so, else (footers
+    unreadable: a damaged part) a query, which names the damaged file if it needs it."""
+    files = lake.files(table)
+    if not files:
         return False
-    return lake.query(f'SELECT 1 FROM "{table}" LIMIT 1').num_rows > 0
+    try:
+        return any(pq.ParquetFile(f).metadata.num_rows > 0 for f in files)
+    except (OSError, pa.ArrowException):
+        return lake.query(f'SELECT 1 FROM "{table}" LIMIT 1').num_rows > 0
 
 
 def absent_inputs(lake: Lake, spec: FactorSpec) -> list[tuple[str, ...]]:
@@ -233,12 +244,19 @@ def unit_fingerprints(lake: Lake, spec: FactorSpec, dates: Sequence[dt.date]) ->
     outputs and lookback and the file names of every input partition its window
     [date - lookback, date] covers.
 
-    File names are content hashes, so equal names mean equal bytes. Tables partitioned by
+    Families reading option_quotes also hash the lake's stored vendor preference (it decides
+    which vendor's chain they read). File names are content hashes, so equal names mean equal
+    bytes. Tables partitioned by
     trade_date contribute the months the window covers; any other input table (members,
     events, ...) contributes all its files, conservatively. Dates whose windows cover the same
     months share a fingerprint, which is computed once."""
     indexes = {t: _file_index(lake, t) for t in spec.inputs if t not in OWN_TABLES}
     fixed = [f"{spec.name}|v{spec.version}|{','.join(spec.outputs)}|{spec.lookback_sessions}"]
+    stored_pref = stored_vendor_preference(lake)
+    if "option_quotes" in spec.inputs and stored_pref is not None:
+        # option families read one vendor per chain by the lake's preference: a new order makes
+        # their units due (a lake without a stored order keeps the fingerprints it had)
+        fixed.append(f"vendor_preference={','.join(stored_pref)}")
     windowed = []
     for t in sorted(indexes):
         if table_spec(t).partition_col == "trade_date":
@@ -272,13 +290,23 @@ def driver_dates(lake: Lake, spec: FactorSpec, start: dt.date | None, end: dt.da
     body, params = where_sql(start=start, end=end)
     where = f" WHERE {body}" if body else ""
     tbl = lake.query(f'SELECT DISTINCT trade_date FROM "{spec.driver_table}"{where} ORDER BY trade_date', params)
-    return [pd.Timestamp(x).date() for x in tbl.column("trade_date").to_numpy(zero_copy_only=False)]
+    return tbl.column("trade_date").to_pylist()
 
 
 def _last_driver_date(lake: Lake, spec: FactorSpec) -> dt.date | None:
     """The last trade date the driver table holds (None when empty): sessions after it have
     not arrived yet, sessions before it without rows are gaps of a sparse lake."""
     return lake.query(f'SELECT max(trade_date) AS d FROM "{spec.driver_table}"').column("d")[0].as_py()
+
+
+def _driver_dates_and_last(lake: Lake, spec: FactorSpec, start: dt.date | None,
+                           end: dt.date | None) -> tuple[list[dt.date], dt.date | None]:
+    """`driver_dates` and `_last_driver_date` in one scan when the range is open-ended at the
+    top (the usual nightly and backfill calls)."""
+    if end is not None:
+        return driver_dates(lake, spec, start, end), _last_driver_date(lake, spec)
+    dates = driver_dates(lake, spec, start, None)
+    return dates, (dates[-1] if dates else _last_driver_date(lake, spec))
 
 
 def stored_fingerprints(lake: Lake, family: str, start: dt.date, end: dt.date) -> dict[dt.date, str]:
@@ -301,12 +329,11 @@ def plan_refresh(lake: Lake, specs: Sequence[FactorSpec], start: dt.date | None 
         if absent:
             plan.absent[spec.name] = absent
             continue
-        dates = driver_dates(lake, spec, start, end)
+        dates, last = _driver_dates_and_last(lake, spec, start, end)
         lo = start or (dates[0] if dates else None)
         hi = end or (dates[-1] if dates else None)
         if lo is None or hi is None:
             continue  # no driver rows and no explicit range: nothing is due yet
-        last = _last_driver_date(lake, spec)
         sess = calendars.sessions(lo, hi).values.astype("datetime64[D]")
         without = sess[~np.isin(sess, np.array(dates, dtype="datetime64[D]"))]
         # after the last recorded session the data has not arrived yet (a nightly job's
@@ -316,7 +343,7 @@ def plan_refresh(lake: Lake, specs: Sequence[FactorSpec], start: dt.date | None 
         if (~late).any():
             plan.no_data[spec.name] = int((~late).sum())
         fps = unit_fingerprints(lake, spec, dates)
-        stored = stored_fingerprints(lake, spec.name, lo, hi) if dates else {}
+        stored = stored_fingerprints(lake, spec.name, lo, hi) if dates and not force else {}
         for d in dates:
             old = stored.get(d)
             if force:
@@ -336,17 +363,29 @@ def _block_of(d: dt.date, batch_months: int) -> int:
     return (d.year * 12 + d.month - 1) // batch_months if batch_months > 0 else 0
 
 
+def _block_fn(spec: FactorSpec, lake: Lake | None) -> Callable[[dt.date], int]:
+    """The family's batch block of a date: by rows (`batch_rows`) or by calendar months."""
+    if spec.batch_rows > 0 and lake is not None:
+        budget = int(os.environ.get(BATCH_ROWS_ENV) or spec.batch_rows)
+        blocks = row_blocks(month_rows(lake, spec.driver_table), budget)
+        return lambda d: blocks.get(d.year * 12 + d.month - 1, -1)
+    return lambda d: _block_of(d, spec.batch_months)
+
+
 def make_tasks(due: Sequence[Unit], all_dates: dict[str, list[dt.date]],
-               batch_months: dict[str, int] | None = None, unit_by_unit: bool = False) -> list[Task]:
+               batch_months: dict[str, int] | None = None, unit_by_unit: bool = False,
+               blocks: dict[str, Callable[[dt.date], int]] | None = None) -> list[Task]:
     """Split due units into tasks: per family, runs of due dates that are consecutive in the
     family's driver dates (so a task never loads a skipped day's data), cut at the family's
-    batch blocks of `batch_months[family]` calendar months (default 1; 0: the whole run).
-    Whole-range families come first. `unit_by_unit`: one task per unit."""
+    batch blocks: `blocks[family](date)` when given (`_block_fn`: row budgets), else
+    `batch_months[family]` calendar months (default 1; 0: the whole run). Whole-range
+    families come first. `unit_by_unit`: one task per unit."""
     by_family: dict[str, list[dt.date]] = defaultdict(list)
     for u in due:
         by_family[u.family].append(u.trade_date)
     tasks = []
     k_of = batch_months or {}
+    blocks = blocks or {}
     # whole-range families first: the runner writes their rows together
     for family, days in sorted(by_family.items(), key=lambda kv: (k_of.get(kv[0], 1) != 0, kv[0])):
         days = sorted(days)
@@ -354,10 +393,11 @@ def make_tasks(due: Sequence[Unit], all_dates: dict[str, list[dt.date]],
             tasks += [Task(family, d, d, (d,)) for d in days]
             continue
         k = k_of.get(family, 1)
+        block = blocks.get(family) or (lambda d, k=k: _block_of(d, k))
         pos = {d: i for i, d in enumerate(all_dates[family])}
         run = [days[0]]
         for d in days[1:]:
-            if pos[d] == pos[run[-1]] + 1 and _block_of(d, k) == _block_of(run[-1], k):
+            if pos[d] == pos[run[-1]] + 1 and block(d) == block(run[-1]):
                 run.append(d)
             else:
                 tasks.append(Task(family, run[0], run[-1], tuple(run)))
@@ -382,46 +422,40 @@ def _month_spans(days: Sequence[dt.date]) -> list[tuple[dt.date, dt.date]]:
 
 
 def _write_rows(lake: Lake, done: dict[str, list[dt.date]], outputs: dict[str, tuple[str, ...]],
-               rows: pd.DataFrame, run_id: str) -> int:
+               rows: pa.Table | pd.DataFrame, run_id: str) -> int:
     """Replace the factor rows of the families in `done` (family -> its computed days) by
-    `rows` in one lake transaction, leaving every other factor's rows of the month partitions
-    touched as they are. Returns rows written."""
-    spans = _month_spans([d for days in done.values() for d in days])
-    where = " OR ".join("(trade_date >= ? AND trade_date <= ?)" for _ in spans)
-    old = lake.read_arrow("factors", where=where, params=[x for s in spans for x in s])
-    drop = None
+    `rows` in one lake transaction (`Lake.replace_rows`), leaving every other factor's rows of
+    the month partitions touched as they are. A unit whose entity disappeared loses its row.
+    Returns rows written."""
+    delete = None
     for family, days in done.items():
-        mine = pc.and_(pc.is_in(old.column("factor"), pa.array(list(outputs[family]), pa.string())),
-                       pc.is_in(old.column("trade_date"), pa.array(days, pa.date32())))
-        drop = mine if drop is None else pc.or_(drop, mine)
-    had_rows = bool(pc.any(drop).as_py()) if old.num_rows else False
-    new = rows.copy()
-    new["run_id"] = run_id
-    if new.empty and not had_rows:
-        return 0
-    if not had_rows:
-        lake.write("factors", new, mode="upsert")  # nothing to remove: a keyed upsert suffices
-        return len(new)
-    keep = old.filter(pc.invert(drop)).to_pandas()
-    merged = pd.concat([keep, new], ignore_index=True) if len(keep) else new
-    if merged.empty:
-        # Every row of these months belonged to the recomputed units and none came back;
-        # the lake has no partition delete, so keep the old rows rather than lose them.
-        return 0
-    lake.write("factors", merged, mode="replace")
-    return len(new)
+        mine = pc.field("factor").isin(pa.array(list(outputs[family]), pa.string())) \
+            & pc.field("trade_date").isin(pa.array(days, pa.date32()))
+        delete = mine if delete is None else delete | mine
+    new = pa.Table.from_pandas(rows, preserve_index=False) if isinstance(rows, pd.DataFrame) else rows
+    new = new.append_column("run_id", pa.array([run_id] * new.num_rows, pa.string()))
+    months = sorted({(d.year, d.month) for days in done.values() for d in days})
+    lake.replace_rows("factors", new, delete=delete, months=months)
+    return new.num_rows
 
 
 def _record_units(lake: Lake, units: list[Unit], rows_by_unit: dict[tuple[str, dt.date], int], run_id: str) -> None:
+    """The units' fingerprints into `refresh_state`, in one transaction after their factor rows."""
     now = pd.Timestamp(datetime.now(dt.UTC))
-    lake.write("refresh_state", pd.DataFrame({
-        "family": [u.family for u in units],
-        "trade_date": [u.trade_date for u in units],
-        "input_fingerprint": [u.fingerprint for u in units],
-        "run_id": run_id,
-        "computed_at": now,
-        "rows_written": [int(rows_by_unit.get((u.family, u.trade_date), 0)) for u in units],
-    }))
+    state = pa.table({
+        "family": pa.array([u.family for u in units], pa.string()),
+        "trade_date": pa.array([u.trade_date for u in units], pa.date32()),
+        "input_fingerprint": pa.array([u.fingerprint for u in units], pa.string()),
+        "run_id": pa.array([run_id] * len(units), pa.string()),
+        "computed_at": pa.array([now] * len(units), pa.timestamp("us", tz="UTC")),
+        "rows_written": pa.array([int(rows_by_unit.get((u.family, u.trade_date), 0)) for u in units], pa.int64()),
+    })
+    delete = None
+    for family in sorted({u.family for u in units}):
+        mine = (pc.field("family") == family) & pc.field("trade_date").isin(
+            pa.array([u.trade_date for u in units if u.family == family], pa.date32()))
+        delete = mine if delete is None else delete | mine
+    lake.replace_rows("refresh_state", state, delete=delete)
 
 
 def _families(names: Sequence[str] | None) -> list[FactorSpec]:
@@ -507,13 +541,15 @@ def refresh(lake: Lake, *, factors: Sequence[str] | None = None, start: dt.date 
             all_dates: dict[str, list[dt.date]] = defaultdict(list)
             for u in sorted(plan.due + plan.skipped, key=lambda u: (u.family, u.trade_date)):
                 all_dates[u.family].append(u.trade_date)
-            tasks = make_tasks(plan.due, all_dates, {s.name: s.batch_months for s in specs}, unit_by_unit)
+            due_families = {u.family for u in plan.due}
+            block_of = {s.name: _block_fn(s, lake) for s in specs if s.name in due_families}
+            tasks = make_tasks(plan.due, all_dates, {s.name: s.batch_months for s in specs}, unit_by_unit, block_of)
             units = {(u.family, u.trade_date): u for u in plan.due}
             own_executor = executor is None
             ex = executor or make_executor(engine, scheduler)
             try:
                 batch = 0
-                pending: list[tuple[Task, pd.DataFrame]] = []
+                pending: list[tuple[Task, pa.Table]] = []
 
                 def write_key(task: Task) -> tuple:
                     # Families computed over whole ranges share one write (a backfill of every
@@ -522,8 +558,10 @@ def refresh(lake: Lake, *, factors: Sequence[str] | None = None, start: dt.date 
                     # partition rewrite).
                     if unit_by_unit:
                         return (task.family, task.start)
-                    k = reg[task.family].batch_months
-                    return ("whole",) if k == 0 else (task.family, _block_of(task.start, k))
+                    spec = reg[task.family]
+                    if spec.batch_months == 0 and spec.batch_rows <= 0:
+                        return ("whole",)
+                    return (task.family, block_of[task.family](task.start))
 
                 def flush() -> None:
                     nonlocal batch, rows_written
@@ -532,16 +570,15 @@ def refresh(lake: Lake, *, factors: Sequence[str] | None = None, start: dt.date 
                     done_days: dict[str, list[dt.date]] = defaultdict(list)
                     for t, _ in pending:
                         done_days[t.family].extend(t.dates)
-                    parts = [r for _, r in pending if len(r)]
-                    rows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else (
-                        parts[0] if parts else pending[0][1])
+                    rows = pa.concat_tables([r for _, r in pending])
                     _pause(f"computed:{batch}")
                     rows_written += _write_rows(lake, done_days, {f: reg[f].outputs for f in done_days}, rows, run_id)
                     _pause(f"factors_written:{batch}")
                     counts: dict[tuple[str, dt.date], int] = {}
                     for t, r in pending:
-                        if len(r):
-                            for d, n in r.groupby("trade_date").size().items():
+                        if r.num_rows:
+                            per_day = pc.value_counts(r.column("trade_date")).flatten()
+                            for d, n in zip(per_day[0].to_pylist(), per_day[1].to_pylist()):
                                 counts[(t.family, d)] = counts.get((t.family, d), 0) + int(n)
                     done = [units[(f, d)] for f, ds in done_days.items() for d in ds]
                     _record_units(lake, done, counts, run_id)

@@ -42,7 +42,11 @@ class FactorSpec:
     otherwise, with one line naming what is missing;
     batch_months: how many months of due units one refresh task loads and computes at once
     (0: a whole contiguous range, e.g. a backfill; families reading option chains use 1 to
-    bound memory).
+    bound memory);
+    batch_rows: when > 0, instead of `batch_months`: a task spans as many consecutive months as
+    hold at most `batch_rows` driver-table rows together (a bigger month is a task of its own),
+    so memory is bounded by rows and a lake of small months is one load, one compute and one
+    write (`gex`: the 24 demo months are one task, not 24).
     """
 
     name: str
@@ -57,6 +61,7 @@ class FactorSpec:
     version: str = "1"
     requires: tuple[tuple[str, ...], ...] | None = None
     batch_months: int = 1
+    batch_rows: int = 0
 
     @property
     def driver_table(self) -> str:

@@ -245,3 +245,25 @@ def test_cli_lake_vendors(two_vendor_lake, eventvol_cli):
     assert code == 2 and "names a vendor twice" in err and len(err.strip().splitlines()) == 1
     code, out, err = eventvol_cli("lake", "vendors", "--lake", root, "--reset")
     assert code == 0 and "vendor order (default)" in out
+
+
+def test_a_new_vendor_order_makes_option_factors_due_and_recomputes_them(two_vendor_lake):
+    from eventvol.pipelines import refresh as rf
+
+    lake = two_vendor_lake
+    first = rf.refresh(lake, factors=["gex"])
+    assert len(first.computed) == 2 and rf.refresh(lake, factors=["gex"]).computed == []
+    contracts = lambda: lake.df("SELECT trade_date, value FROM factors WHERE factor = 'contracts_used' "  # noqa: E731
+                                "ORDER BY trade_date").value.tolist()
+    spot = lambda: lake.df("SELECT value FROM factors WHERE factor = 'spot' ORDER BY trade_date").value.tolist()  # noqa: E731
+    datashop = spot()
+    set_vendor_preference(lake, ["optionmetrics", "cboe-datashop"])
+    again = rf.refresh(lake, factors=["gex"])
+    assert {u.reason for u in again.computed} == {"changed"} and len(again.computed) == 2
+    # IvyDB's chains now: its own underlying prices (secprd) and its contract set
+    assert spot() != datashop
+    assert rf.refresh(lake, factors=["gex"]).computed == []
+    set_vendor_preference(lake, None)  # back to the default: the first fingerprints, due again
+    back = rf.refresh(lake, factors=["gex"])
+    assert [u.fingerprint for u in back.computed] == [u.fingerprint for u in first.computed]
+    assert spot() == datashop and len(contracts()) == 2

@@ -264,7 +264,9 @@ KILL_STAGES = ["planned", "factors_written:0", "state_written:0", "factors_writt
 @pytest.mark.parametrize("stage", KILL_STAGES)
 def test_sigkill_at_any_stage_then_rerun_equals_a_clean_run(history, tmp_path, clean_values, stage):
     pause = tmp_path / "pause"
-    p = run_cli(history.root, env={rf.PAUSE_AT_ENV: stage, rf.PAUSE_FILE_ENV: str(pause)})
+    # a budget of one row per batch: each month is a batch of its own, so a kill can fall
+    # between two committed batches
+    p = run_cli(history.root, env={rf.PAUSE_AT_ENV: stage, rf.PAUSE_FILE_ENV: str(pause), rf.BATCH_ROWS_ENV: "1"})
     _wait_for(pause, p)
     p.send_signal(signal.SIGKILL)
     p.wait(timeout=30)

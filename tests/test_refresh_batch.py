@@ -50,9 +50,13 @@ def test_batched_equals_unit_by_unit_bit_for_bit(tiny_path, tmp_path):
     # whole-range families are one task each; the others one per batch block of months
     months = {f: sorted({(u.trade_date.year, u.trade_date.month) for u in rb.computed if u.family == f})
               for f in families}
-    expect_tasks = sum(1 if s.batch_months == 0 else len({(y * 12 + m - 1) // s.batch_months for y, m in months[f]})
+    # gex batches by rows: the tiny lake's 19 months of chains are far below its budget
+    expect_tasks = sum(1 if s.batch_months == 0 or s.batch_rows else
+                       len({(y * 12 + m - 1) // s.batch_months for y, m in months[f]})
                        for f, s in families.items())
-    assert rb.tasks == expect_tasks == 3 + 1 + 19 + 7  # dispersion, letf, momentum; implied_corr; gex; squeeze
+    assert rb.tasks == expect_tasks == 3 + 1 + 1 + 7  # dispersion, letf, momentum; implied_corr; gex; squeeze
+    assert len(months["gex"]) == 19 and batched.read_arrow("option_quotes", columns=["strike"]).num_rows \
+        <= families["gex"].batch_rows
     got, ref = factor_values(batched), factor_values(one_by_one)
     got = got[got.trade_date >= UNITS_FROM].reset_index(drop=True)
     writers = {f for f, s in families.items() if set(s.outputs) & set(got["factor"])}
@@ -175,3 +179,24 @@ def test_sigkill_inside_a_whole_range_batch_then_rerun_equals_a_clean_run(tiny_p
     assert len(again.computed) == (len(state(clean)) if stage == "factors_written:0" else 0)
     pd.testing.assert_frame_equal(factor_values(Lake.open(lake.root)), factor_values(clean), check_exact=True)
     pd.testing.assert_frame_equal(state(Lake.open(lake.root)), state(clean), check_exact=True)
+
+
+def test_row_blocks_pack_consecutive_months_up_to_the_budget():
+    rows = {100: 40, 101: 50, 102: 5, 103: 200, 104: 1, 105: 99}
+    assert rf.row_blocks(rows, 100) == {100: 0, 101: 0, 102: 0, 103: 1, 104: 2, 105: 2}
+    assert rf.row_blocks(rows, 10**9) == dict.fromkeys(rows, 0)
+    assert rf.row_blocks(rows, 1) == {m: i for i, m in enumerate(sorted(rows))}  # a month never splits
+
+
+def test_gex_row_budget_splits_batches_without_changing_a_value(tiny_path, tmp_path, monkeypatch):
+    whole = copy_lake(tiny_path, tmp_path / "whole")
+    split = copy_lake(tiny_path, tmp_path / "split")
+    rw = rf.refresh(whole, factors=["gex"])
+    per_month = rf.month_rows(split, "option_quotes")
+    assert sum(per_month.values()) == split.read_arrow("option_quotes", columns=["strike"]).num_rows
+    budget = max(per_month.values()) * 2  # about two to four months a batch
+    monkeypatch.setenv(rf.BATCH_ROWS_ENV, str(budget))
+    rs = rf.refresh(split, factors=["gex"])
+    assert rw.tasks == 1 and rs.tasks == len(set(rf.row_blocks(per_month, budget).values())) >= 6
+    pd.testing.assert_frame_equal(factor_values(split), factor_values(whole), check_exact=True)
+    pd.testing.assert_frame_equal(state(split), state(whole), check_exact=True)
