@@ -666,13 +666,8 @@ class Lake:
         with self.writer():
             was_empty = not self.files(table)
             con = self._scratch_con()
-            tbl = conform(s, data)
-            # the rows in file order once: rows sharing a key are then neighbours (a cheap key
-            # check in place of a GROUP BY) and a new partition needs no second sort
-            in_order = in_lake_order(s, tbl)
-            unique = keys_unique_sorted(s, in_order)
-            tbl = validate(s, tbl, con, keys_unique=unique)  # errors name the caller's row numbers
-            result = self._write_partitions(s, in_order if unique else tbl, mode, con, in_order=unique)
+            tbl, unique = self._checked(s, data, con)
+            result = self._write_partitions(s, tbl, mode, con, in_order=unique)
             # views are globs, so only a table's first files change the catalog's SQL
             # (and a table that gained a column: its view may still add the column as NULL)
             if result.partitions_written and (was_empty or s.name in ADDED_COLUMNS
@@ -680,6 +675,19 @@ class Lake:
                 self._con = None
                 self.rebuild_catalog()
             return result
+
+    @staticmethod
+    def _checked(s: TableSpec, data: pd.DataFrame | pa.Table, con) -> tuple[pa.Table, bool]:
+        """(rows conformed and validated, keys known unique): in lake order when the keys are
+        known unique (the rows in file order once: rows sharing a key are then neighbours, a
+        cheap key check in place of a GROUP BY, and a new partition needs no second sort),
+        else in the caller's order, duplicates collapsed. Errors name the caller's row
+        numbers."""
+        tbl = conform(s, data)
+        in_order = in_lake_order(s, tbl)
+        unique = keys_unique_sorted(s, in_order)
+        tbl = validate(s, tbl, con, keys_unique=unique)
+        return (in_order if unique else tbl), unique
 
     def replace_rows(self, table: str, data: pd.DataFrame | pa.Table, *, delete: pc.Expression,
                      months: Iterable[tuple[int, int]] = ()) -> WriteResult:
@@ -696,12 +704,8 @@ class Lake:
             raise ValueError(f"table {table!r} is not partitioned by date")
         with self.writer():
             was_empty = not self.files(table)
-            con = self._scratch_con()
-            tbl = conform(s, data)
-            in_order = in_lake_order(s, tbl)
-            unique = keys_unique_sorted(s, in_order)
-            tbl = validate(s, tbl, con, keys_unique=unique)  # errors name the caller's row numbers
-            tbl = in_order if unique else in_lake_order(s, tbl)
+            tbl, unique = self._checked(s, data, self._scratch_con())
+            tbl = tbl if unique else in_lake_order(s, tbl)
             parts = dict(self._partitions(s, tbl))
             for y, m in months:
                 parts.setdefault(f"year={y:04d}/month={m:02d}", tbl.schema.empty_table())
