@@ -706,9 +706,9 @@ class Lake:
             was_empty = not self.files(table)
             tbl, unique = self._checked(s, data, self._scratch_con())
             tbl = tbl if unique else in_lake_order(s, tbl)
-            parts = dict(self._partitions(s, tbl))
-            for y, m in months:
-                parts.setdefault(f"year={y:04d}/month={m:02d}", tbl.schema.empty_table())
+            yms = pc.unique(_year_month(tbl.column(s.partition_col))).to_pylist() if tbl.num_rows else []
+            parts = {f"year={v // 100:04d}/month={v % 100:02d}" for v in yms}
+            parts |= {f"year={y:04d}/month={m:02d}" for y, m in months}
             result = WriteResult(table=s.name, rows=tbl.num_rows)
             txn = self.root / "staging" / f"txn-{uuid.uuid4().hex}"
             txn.mkdir(parents=True)

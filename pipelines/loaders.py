@@ -222,7 +222,7 @@ def load_gex_grouped(lake: Lake, *, underlying: str | None = None, start=None, e
         if reads:
             # the first part's check loads the lake's integrity record before threads share it
             lake.part_problem(reads[0].path)
-        parts = run_on_threads(lambda r: picked(read_part(lake, r, columns, GEX_DICTIONARY)), reads)
+        parts = run_on_threads(lambda r: picked(read_part(lake, r, columns, GEX_DICTIONARY, len(reads) == 1)), reads)
     parts = [p for p in parts if p[0].num_rows]
     if not parts:
         return GroupedChains((), (), schema)
@@ -251,6 +251,7 @@ class PartRead:
     column: str
     lo: dt.date | None
     hi: dt.date | None
+    equal_values: tuple[tuple[str, object], ...] = ()  # the (column, value) pairs of `equals`
 
     def date_filter(self) -> pc.Expression | None:
         out = []
@@ -263,14 +264,23 @@ class PartRead:
     def within(self, meta: pq.FileMetaData) -> bool:
         """True when the row-group statistics put every day of the part in [lo, hi] (False
         when they cannot tell)."""
-        idx = meta.schema.to_arrow_schema().get_field_index(self.column)
+        return self._stats_hold(meta, self.column, lambda st: not (
+            (self.lo is not None and st.min < self.lo) or (self.hi is not None and st.max > self.hi)))
+
+    def all_equal(self, meta: pq.FileMetaData) -> bool:
+        """True when the row-group statistics show every row holds the `equals` values (a
+        vendor's file of one underlying: the filter would keep every row)."""
+        return all(self._stats_hold(meta, col, lambda st, v=value: st.min == v and st.max == v)
+                   for col, value in self.equal_values)
+
+    @staticmethod
+    def _stats_hold(meta: pq.FileMetaData, column: str, test) -> bool:
+        idx = meta.schema.to_arrow_schema().get_field_index(column)
         if idx < 0:
             return False
         for i in range(meta.num_row_groups):
             st = meta.row_group(i).column(idx).statistics
-            if st is None or not st.has_min_max or not st.has_null_count or st.null_count:
-                return False
-            if (self.lo is not None and st.min < self.lo) or (self.hi is not None and st.max > self.hi):
+            if st is None or not st.has_min_max or not st.has_null_count or st.null_count or not test(st):
                 return False
         return True
 
@@ -295,18 +305,20 @@ def partition_reads(lake: Lake, table: str, *, equals: dict[str, object] | None 
         raise NoDataError(f"table {table!r} has no column {unknown[0]!r}")
     lo = pd.Timestamp(start).date() if start is not None else None
     hi = pd.Timestamp(end).date() if end is not None else None
-    exact = _all_of([pc.field(col) == value for col, value in (equals or {}).items() if value is not None])
+    pairs = tuple((col, value) for col, value in (equals or {}).items() if value is not None)
+    exact = _all_of([pc.field(col) == value for col, value in pairs])
     out = []
     for path in lake.files(table):
         first = dt.date(*partition_of(path), 1)
         last = (pd.Timestamp(first) + pd.offsets.MonthEnd(0)).date()
         if (lo and last < lo) or (hi and first > hi):
             continue
-        out.append(PartRead(path, exact, s.partition_col, lo, hi))
+        out.append(PartRead(path, exact, s.partition_col, lo, hi, pairs))
     return out
 
 
-def read_part(lake: Lake, part: PartRead, columns: list[str], dictionary: tuple[str, ...] = ()) -> pa.Table:
+def read_part(lake: Lake, part: PartRead, columns: list[str], dictionary: tuple[str, ...] = (),
+              single: bool = False) -> pa.Table:
     """One part read by Arrow as `Lake.scan_partitions` reads it: its content hash checked
     (once per file state), its page checksums verified on every read, a damaged part raising
     `CorruptLakeError` naming it before Arrow returns anything from it. When no filter is left
@@ -318,9 +330,12 @@ def read_part(lake: Lake, part: PartRead, columns: list[str], dictionary: tuple[
         try:
             with pq.ParquetFile(part.path, read_dictionary=read_dictionary, page_checksum_verification=True) as f:
                 dates = None if part.within(f.metadata) else part.date_filter()
-                if part.equals is None and dates is None:
-                    return f.read(columns=columns, use_threads=False)
-            return pq.read_table(part.path, columns=columns, filters=_all_of([e for e in (part.equals, dates) if e is not None]),
+                equals = None if part.equals is None or part.all_equal(f.metadata) else part.equals
+                if equals is None and dates is None:
+                    # a single part (one chain's read) may use Arrow's column threads; parts read
+                    # on threads of their own keep to theirs
+                    return f.read(columns=columns, use_threads=single)
+            return pq.read_table(part.path, columns=columns, filters=_all_of([e for e in (equals, dates) if e is not None]),
                                  read_dictionary=read_dictionary, partitioning=None, page_checksum_verification=True)
         except (OSError, pa.ArrowException) as exc:
             if isinstance(exc, OSError) and exc.errno is not None:

@@ -143,6 +143,27 @@ def test_partial_months_and_one_underlying_filter_like_the_sorted_read(small_lak
     assert one.num_rows == pa.compute.sum(pa.compute.equal(full.column("underlying"), und)).as_py()
 
 
+def test_an_underlying_filter_is_dropped_only_where_statistics_prove_every_row_matches(small_lake, tmp_path):
+    from eventvol.pipelines.loaders import partition_reads
+
+    und = load_chains(small_lake, start=LO, end=LO).column("underlying")[0].as_py()
+    mixed = partition_reads(small_lake, "option_quotes", equals={"underlying": und}, start=LO, end=LO)[0]
+    assert not mixed.all_equal(pq.ParquetFile(mixed.path).metadata)  # several underlyings: filter kept
+    one = Lake.open(tmp_path / "one", create=True)
+    one.write("option_quotes", small_lake.read_arrow("option_quotes", where="underlying = ? AND trade_date = ?",
+                                                     params=[und, LO]))
+    alone = partition_reads(one, "option_quotes", equals={"underlying": und}, start=LO, end=LO)[0]
+    assert alone.all_equal(pq.ParquetFile(alone.path).metadata)
+    assert not partition_reads(one, "option_quotes", equals={"underlying": und + "X"})[0].all_equal(
+        pq.ParquetFile(alone.path).metadata)
+    plain = lambda t: t.to_pandas().astype({c: str for c in ("underlying", "root", "settlement",  # noqa: E731
+                                                                "option_type", "vendor")})
+    got = load_gex_chains(one, underlying=und, start=LO, end=LO)
+    pd.testing.assert_frame_equal(plain(got), plain(load_gex_chains(small_lake, underlying=und, start=LO, end=LO)))
+    assert got.num_rows > 100
+    assert load_gex_chains(one, underlying=und + "X", start=LO, end=LO).num_rows == 0
+
+
 def test_a_chain_in_two_parts_falls_back_to_one_sorted_table(lake_copy):
     """A part in February's folder holding rows of a March chain (a file written by something
     else): the chain is in two parts, so the loader returns one table sorted by key, and the
