@@ -5,9 +5,9 @@ into it as the lake stores them (one zstd file per month partition, 128k-row gro
 sorted by underlying, trade date, root, expiration, strike, type), one month at a time (never
 the whole lake in memory). Then, over the same files, streaming month partition by month
 partition:
-  - factor_family: exactly what the refresh runner does per month (`gex` family load +
-    compute: pipelines.loaders.load_gex_chains, every output incl. zero gamma, the long
-    factor rows);
+  - factor_family: exactly what the refresh runner computes (`gex` family load + compute in
+    the runner's batches of months up to `GEX.batch_rows` rows: every output incl. zero
+    gamma, the long factor rows);
   - pipeline_without_zero_gamma: the same loader and pipelines.gex.positioning without the
     zero-gamma solve (net GEX per 1%/point, walls, VEX, CEX, buckets, 0DTE share); and that
     again with r interpolated per contract from a rates curve;
@@ -133,11 +133,15 @@ def run_pipeline(lake: Lake, zero_gamma: bool = True, rates: pa.Table | None = N
 
 
 def run_family(lake: Lake) -> tuple[int, float]:
-    """What the refresh runner computes per month for the `gex` family: load, then compute
-    into long factor rows (every output, zero gamma included)."""
+    """What the refresh runner computes for the `gex` family, in its batches (months packed
+    up to `GEX.batch_rows` rows: the demo lake is one batch): load, then compute into long
+    factor rows (every output, zero gamma included)."""
+    from eventvol.pipelines.factors import batch_ranges, month_rows, row_blocks
+
     t0 = time.perf_counter()
     out = 0
-    for lo, hi in month_ranges(lake, "option_quotes"):
+    blocks = row_blocks(month_rows(lake, "option_quotes"), GEX.batch_rows) if GEX.batch_rows > 0 else None
+    for lo, hi in batch_ranges(month_ranges(lake, "option_quotes"), GEX.batch_months, blocks):
         out += len(GEX.compute(GEX.load(lake, lo, hi), lo, hi))
     return out, time.perf_counter() - t0
 
