@@ -4,8 +4,10 @@ clock conventions of the lake: market times are US/Eastern, stored timestamps ar
 from __future__ import annotations
 
 import datetime as dt
+import os
 import warnings
 from functools import lru_cache
+from pathlib import Path
 
 import exchange_calendars as xcals
 import numpy as np
@@ -25,9 +27,33 @@ def nyse() -> xcals.ExchangeCalendar:
         return xcals.get_calendar("XNYS", start=CAL_START, end=CAL_END)
 
 
+def _sessions_cache_path() -> Path:
+    """Where the session array is kept between processes: beside this module's bytecode,
+    named by the calendar library's version and the range (a new version recomputes it)."""
+    return Path(__file__).parent / "__pycache__" / f"xnys_sessions_{xcals.__version__}_{CAL_START}_{CAL_END}.npy"
+
+
 @lru_cache(maxsize=1)
 def _session_array() -> np.ndarray:
-    return nyse().sessions.values.astype("datetime64[D]")
+    """Every NYSE session in [CAL_START, CAL_END] as datetime64[D]. Building the calendar costs
+    ~0.25 s, most of a short command's time, so the array is cached on disk (best effort: a
+    read-only install computes it every time)."""
+    path = _sessions_cache_path()
+    try:
+        cached = np.load(path, allow_pickle=False)
+        if cached.dtype == np.dtype("datetime64[D]") and cached.ndim == 1 and len(cached) > 10_000:
+            return cached
+    except (OSError, ValueError):
+        pass
+    out = nyse().sessions.values.astype("datetime64[D]")
+    try:
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, out, allow_pickle=False)
+        os.replace(tmp, path)  # whole or not at all, whatever runs beside
+    except OSError:
+        pass
+    return out
 
 
 def _d64(d) -> np.datetime64:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 
 from eventvol.data_lake import calendars
@@ -39,3 +40,24 @@ def test_unknown_timing_is_flagged_and_left_out_by_default():
     both = event_sessions(raw, include_unknown=True).set_index("event_id")
     assert not both.loc[1, "timing_known"] and both.loc[1, "reaction_session"] is None
     assert both.loc[0, "timing_known"]
+
+
+def test_session_cache_on_disk_equals_the_calendar_and_a_bad_file_is_recomputed(tmp_path, monkeypatch):
+    from eventvol.data_lake import calendars
+
+    fresh = calendars.nyse().sessions.values.astype("datetime64[D]")
+    path = tmp_path / "__pycache__" / "sessions.npy"
+    monkeypatch.setattr(calendars, "_sessions_cache_path", lambda: path)
+    calendars._session_array.cache_clear()
+    try:
+        assert (calendars._session_array() == fresh).all() and path.exists()  # computed, then stored
+        calendars._session_array.cache_clear()
+        assert (calendars._session_array() == fresh).all()  # read back
+        path.write_bytes(b"not an array")
+        calendars._session_array.cache_clear()
+        assert (calendars._session_array() == fresh).all()  # a damaged file is recomputed and replaced
+        assert (np.load(path) == fresh).all() and len(fresh) > 11_000
+        assert calendars.sessions("2024-12-23", "2024-12-27").strftime("%m-%d").tolist() == \
+            ["12-23", "12-24", "12-26", "12-27"]
+    finally:
+        calendars._session_array.cache_clear()
