@@ -171,13 +171,14 @@ def test_disk_full_while_writing_leaves_the_lake_as_it_was(prices_lake, tmp_path
     from eventvol.data_lake import store
 
     before = snapshot(prices_lake)
-    real_write = store.pq.write_table
 
-    def full_disk(table, where, **kw):
-        real_write(table.slice(0, 1), where, **kw)  # some bytes made it to disk, then ENOSPC
-        raise OSError(errno.ENOSPC, "No space left on device", str(where))
+    def full_disk(path, data):
+        # parts are encoded in memory and written once: some bytes made it to disk, then ENOSPC
+        with open(path, "wb") as f:
+            f.write(memoryview(data)[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(store.pq, "write_table", full_disk)
+    monkeypatch.setattr(store, "_write_staged", full_disk)
     src = tmp_path / "more.csv"
     src.write_text(PRICES.replace("2024-01", "2024-02"))
     code, out, err = eventvol_cli("ingest", "prices-csv", str(src), "--lake", str(prices_lake))

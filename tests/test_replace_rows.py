@@ -117,3 +117,23 @@ def test_parts_are_the_bytes_a_plain_write_gives(tmp_path):
     replaced.replace_rows("factors", data, delete=pc.scalar(False))
     names = lambda lake: [f.relative_to(lake.root).as_posix() for f in lake.files("factors")]  # noqa: E731
     assert names(plain) == names(replaced) and len(names(plain)) == 2  # content-addressed: same bytes
+
+
+def test_a_failed_write_on_a_staging_thread_leaves_the_lake_as_it_was(lake, monkeypatch):
+    import errno
+
+    from eventvol.data_lake import store
+
+    files, before = lake.files("factors"), values(lake)
+    real = store._write_staged
+
+    def full_disk(path, data):
+        if path.name.startswith("1"):  # the second partition; the first may already be staged
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(store, "_write_staged", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        lake.replace_rows("factors", rows("mine", JAN + FEB, value=50.0), delete=mine_on(JAN + FEB))
+    assert lake.files("factors") == files and not any((lake.root / "staging").iterdir())
+    pd.testing.assert_frame_equal(values(lake), before, check_exact=True)
