@@ -136,11 +136,11 @@ def run_family(lake: Lake) -> tuple[int, float]:
     """What the refresh runner computes for the `gex` family, in its batches (months packed
     up to `GEX.batch_rows` rows: the demo lake is one batch): load, then compute into long
     factor rows (every output, zero gamma included)."""
-    from eventvol.pipelines.factors import batch_ranges, month_rows, row_blocks
+    from eventvol.pipelines.factors import batch_ranges, family_row_blocks
 
     t0 = time.perf_counter()
     out = 0
-    blocks = row_blocks(month_rows(lake, "option_quotes"), GEX.batch_rows) if GEX.batch_rows > 0 else None
+    blocks = family_row_blocks(lake, GEX)
     for lo, hi in batch_ranges(month_ranges(lake, "option_quotes"), GEX.batch_months, blocks):
         out += len(GEX.compute(GEX.load(lake, lo, hi), lo, hi))
     return out, time.perf_counter() - t0

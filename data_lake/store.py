@@ -396,22 +396,6 @@ class Lake:
         branches = [f"SELECT {cols} FROM read_parquet([{names}], {options})"] if good else []
         return " UNION ALL ".join(branches + [self._damaged_branch(s, f, self._damage[f]) for f in damaged])
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """A fresh in-memory DuckDB connection with one view per canonical table over the
-        table's current, verified parts."""
-        con = self._new_connection()
-        for s in TABLES.values():
-            files = tuple(self.files(s.name))
-            con.execute(f'CREATE OR REPLACE VIEW "{s.name}" AS {self._view_sql(s, files)}')
-            self._view_files[s.name] = files
-        return con
-
-    def _new_connection(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
-        con.create_function("__ev_damaged", self._fail_damaged, ["VARCHAR"], "BOOLEAN", side_effects=True)
-        return con
-
     def _views(self, tables) -> duckdb.DuckDBPyConnection:
         """The cached connection with current views of `tables` (names of canonical tables):
         a view is (re)created when its table's files changed (a write by this or another
@@ -419,12 +403,15 @@ class Lake:
         pays for the tables it names only (a view binds its files' schema: ~10 ms a table)."""
         with self._views_lock:
             if self._con is None:
-                self._con = self._new_connection()
+                self._con = duckdb.connect()
+                self._con.execute("SET TimeZone = 'UTC'")
+                self._con.create_function("__ev_damaged", self._fail_damaged, ["VARCHAR"], "BOOLEAN",
+                                          side_effects=True)
                 self._view_files = {}
             for name in tables:
                 s = TABLES[name]
                 files = tuple(self.files(s.name))
-                if s.name not in self._view_files or files != self._view_files[s.name]:
+                if files != self._view_files.get(s.name):
                     self._con.execute(f'CREATE OR REPLACE VIEW "{s.name}" AS {self._view_sql(s, files)}')
                     self._view_files[s.name] = files
             return self._con
@@ -711,8 +698,7 @@ class Lake:
             raise ValueError(f"table {table!r} is not partitioned by date")
         with self.writer():
             was_empty = not self.files(table)
-            tbl, unique = self._checked(s, data, self._scratch_con())
-            tbl = tbl if unique else in_lake_order(s, tbl)
+            tbl, _ = self._checked(s, data, self._scratch_con())  # ordered by the merge below
             yms = pc.unique(_year_month(tbl.column(s.partition_col))).to_pylist() if tbl.num_rows else []
             parts = {f"year={v // 100:04d}/month={v % 100:02d}" for v in yms}
             parts |= {f"year={y:04d}/month={m:02d}" for y, m in months}
@@ -931,12 +917,9 @@ class Lake:
         checked before anything is renamed or deleted (a journal is data read from disk)."""
         moves, deletes = self._plan(txn)
         finals = {dst for _, dst in moves}
-        made: set[Path] = set()  # folders known to exist (a backfill moves ~400 parts into ~400 folders)
         for src, dst in moves:
             if src.exists():
-                if dst.parent not in made:
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    made.add(dst.parent)
+                dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dst)
         for path in deletes:
             if path not in finals:

@@ -44,6 +44,14 @@ def row_blocks(rows_by_month: dict[int, int], batch_rows: int) -> dict[int, int]
     return out
 
 
+def family_row_blocks(lake: Lake, spec: FactorSpec, budget: int | None = None) -> dict[int, int] | None:
+    """The family's batch blocks by rows (`row_blocks` of its driver table's months under
+    `budget`, default `spec.batch_rows`), None for a family batched by calendar months."""
+    if spec.batch_rows <= 0:
+        return None
+    return row_blocks(month_rows(lake, spec.driver_table), budget or spec.batch_rows)
+
+
 def batch_ranges(months: list[tuple[dt.date, dt.date]], batch_months: int,
                  blocks: dict[int, int] | None = None) -> list[tuple[dt.date, dt.date]]:
     """Merge month ranges (ascending) into the family's batch blocks: `blocks` (month index
@@ -77,7 +85,7 @@ def materialize(lake: Lake, spec: FactorSpec | str = "gex", *, start=None, end=N
     started = datetime.now(timezone.utc)
     parts = []
     with lake.writer():
-        blocks = row_blocks(month_rows(lake, spec.driver_table), spec.batch_rows) if spec.batch_rows > 0 else None
+        blocks = family_row_blocks(lake, spec)
         for lo, hi in batch_ranges(month_ranges(lake, spec.driver_table, start, end), spec.batch_months, blocks):
             if progress:
                 progress(f"{spec.name} {lo:%Y-%m}" + (f"..{hi:%Y-%m}" if (hi.year, hi.month) != (lo.year, lo.month) else ""))

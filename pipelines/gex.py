@@ -436,13 +436,12 @@ class KernelRows:
         trade_day, expiry_day = arrow_days(tbl.column("trade_date")), arrow_days(tbl.column("expiration"))
         r = rates_per_row(curves, trade_day, expiry_day.astype(np.int64) - trade_day, serial=True) \
             if curves is not None else None
+        iv_rule = given_iv_rule()
         if iv_source == "solved":
             group = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
             iv = ChainArrays.from_arrow(tbl, group, curves, "solved").iv
-            iv_rule = given_iv_rule()
         else:
             iv = tbl.column("iv").cast(pa.float64()).to_numpy()
-            iv_rule = given_iv_rule()
             if check_source(iv_source) == "otm":
                 root_code, root_rank = ranked_codes(pairing_column(tbl), n)
                 floor_code, floor_lut = floor_codes(tbl.column("vendor") if "vendor" in names else None, n)
@@ -461,9 +460,6 @@ class KernelRows:
             iv_rule=iv_rule,
             r=np.zeros(0) if r is None else r,
         )
-
-    def day_range(self) -> tuple[int, int]:
-        return day_range(self.trade_day, self.expiry_day)
 
     def args(self, tables: tuple | None) -> tuple:
         """`nb.positioning_groups`' row arguments, with T from the day `tables` (None: T per

@@ -243,15 +243,18 @@ def load_gex_grouped(lake: Lake, *, underlying: str | None = None, start=None, e
 
 @dataclass(frozen=True)
 class PartRead:
-    """One part to read: its path, the filter on exact columns (None: none) and the inclusive
-    day bounds on the partition column (None: unbounded)."""
+    """One part to read: its path, the exact column values its rows must hold (none: no
+    filter) and the inclusive day bounds on the partition column (None: unbounded)."""
 
     path: Path
-    equals: pc.Expression | None
+    equal_values: tuple[tuple[str, object], ...]  # (column, value): rows must hold these
     column: str
     lo: dt.date | None
     hi: dt.date | None
-    equal_values: tuple[tuple[str, object], ...] = ()  # the (column, value) pairs of `equals`
+
+    @property
+    def equals(self) -> pc.Expression | None:
+        return _all_of([pc.field(col) == value for col, value in self.equal_values])
 
     def date_filter(self) -> pc.Expression | None:
         out = []
@@ -306,14 +309,13 @@ def partition_reads(lake: Lake, table: str, *, equals: dict[str, object] | None 
     lo = pd.Timestamp(start).date() if start is not None else None
     hi = pd.Timestamp(end).date() if end is not None else None
     pairs = tuple((col, value) for col, value in (equals or {}).items() if value is not None)
-    exact = _all_of([pc.field(col) == value for col, value in pairs])
     out = []
     for path in lake.files(table):
         first = dt.date(*partition_of(path), 1)
         last = (pd.Timestamp(first) + pd.offsets.MonthEnd(0)).date()
         if (lo and last < lo) or (hi and first > hi):
             continue
-        out.append(PartRead(path, exact, s.partition_col, lo, hi, pairs))
+        out.append(PartRead(path, pairs, s.partition_col, lo, hi))
     return out
 
 
@@ -330,7 +332,7 @@ def read_part(lake: Lake, part: PartRead, columns: list[str], dictionary: tuple[
         try:
             with pq.ParquetFile(part.path, read_dictionary=read_dictionary, page_checksum_verification=True) as f:
                 dates = None if part.within(f.metadata) else part.date_filter()
-                equals = None if part.equals is None or part.all_equal(f.metadata) else part.equals
+                equals = None if part.all_equal(f.metadata) else part.equals
                 if equals is None and dates is None:
                     # a single part (one chain's read) may use Arrow's column threads; parts read
                     # on threads of their own keep to theirs

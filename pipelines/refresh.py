@@ -58,7 +58,7 @@ from eventvol.data_lake import spec as table_spec
 from eventvol.data_lake.store import new_run_id, partition_of, where_sql
 from eventvol.data_lake.vendors import stored_vendor_preference
 from eventvol.pipelines.executors import ENGINES, Task, make_executor
-from eventvol.pipelines.factors import month_rows, row_blocks
+from eventvol.pipelines.factors import family_row_blocks
 from eventvol.pipelines.registry import FactorSpec, family_of, load_families
 
 # Tables the refresh itself writes: never part of an input fingerprint, or every refresh
@@ -363,11 +363,11 @@ def _block_of(d: dt.date, batch_months: int) -> int:
     return (d.year * 12 + d.month - 1) // batch_months if batch_months > 0 else 0
 
 
-def _block_fn(spec: FactorSpec, lake: Lake | None) -> Callable[[dt.date], int]:
-    """The family's batch block of a date: by rows (`batch_rows`) or by calendar months."""
-    if spec.batch_rows > 0 and lake is not None:
-        budget = int(os.environ.get(BATCH_ROWS_ENV) or spec.batch_rows)
-        blocks = row_blocks(month_rows(lake, spec.driver_table), budget)
+def _block_fn(spec: FactorSpec, lake: Lake) -> Callable[[dt.date], int]:
+    """The family's batch block of a date: by rows (`batch_rows`, `BATCH_ROWS_ENV` overriding
+    the budget) or by calendar months."""
+    blocks = family_row_blocks(lake, spec, int(os.environ.get(BATCH_ROWS_ENV) or 0))
+    if blocks is not None:
         return lambda d: blocks.get(d.year * 12 + d.month - 1, -1)
     return lambda d: _block_of(d, spec.batch_months)
 
@@ -407,33 +407,24 @@ def make_tasks(due: Sequence[Unit], all_dates: dict[str, list[dt.date]],
 
 
 # ---------------------------------------------------------------------------- writing
-def _month_spans(days: Sequence[dt.date]) -> list[tuple[dt.date, dt.date]]:
-    """[first of month, last of month] spans covering the months of `days`, consecutive
-    months merged."""
-    months = sorted({d.year * 12 + d.month - 1 for d in days})
-    spans, lo = [], months[0]
-    for prev, m in zip(months, months[1:] + [None]):
-        if m is None or m != prev + 1:
-            first = dt.date(lo // 12, lo % 12 + 1, 1)
-            last = (pd.Timestamp(dt.date(prev // 12, prev % 12 + 1, 1)) + pd.offsets.MonthEnd(0)).date()
-            spans.append((first, last))
-            lo = m
-    return spans
+def _rows_of_units(done: dict[str, list[dt.date]], of_family: Callable[[str], pc.Expression]) -> pc.Expression:
+    """The rows of the units in `done` (family -> its days): `of_family(family)` on one of its
+    days, for any family."""
+    out = None
+    for family, days in done.items():
+        mine = of_family(family) & pc.field("trade_date").isin(pa.array(days, pa.date32()))
+        out = mine if out is None else out | mine
+    return out
 
 
 def _write_rows(lake: Lake, done: dict[str, list[dt.date]], outputs: dict[str, tuple[str, ...]],
-               rows: pa.Table | pd.DataFrame, run_id: str) -> int:
+               rows: pa.Table, run_id: str) -> int:
     """Replace the factor rows of the families in `done` (family -> its computed days) by
-    `rows` in one lake transaction (`Lake.replace_rows`), leaving every other factor's rows of
-    the month partitions touched as they are. A unit whose entity disappeared loses its row.
-    Returns rows written."""
-    delete = None
-    for family, days in done.items():
-        mine = pc.field("factor").isin(pa.array(list(outputs[family]), pa.string())) \
-            & pc.field("trade_date").isin(pa.array(days, pa.date32()))
-        delete = mine if delete is None else delete | mine
-    new = pa.Table.from_pandas(rows, preserve_index=False) if isinstance(rows, pd.DataFrame) else rows
-    new = new.append_column("run_id", pa.array([run_id] * new.num_rows, pa.string()))
+    `rows` (`executors.ROW_SCHEMA`) in one lake transaction (`Lake.replace_rows`), leaving
+    every other factor's rows of the month partitions touched as they are. A unit whose entity
+    disappeared loses its row. Returns rows written."""
+    delete = _rows_of_units(done, lambda f: pc.field("factor").isin(pa.array(list(outputs[f]), pa.string())))
+    new = rows.append_column("run_id", pa.array([run_id] * rows.num_rows, pa.string()))
     months = sorted({(d.year, d.month) for days in done.values() for d in days})
     lake.replace_rows("factors", new, delete=delete, months=months)
     return new.num_rows
@@ -450,12 +441,10 @@ def _record_units(lake: Lake, units: list[Unit], rows_by_unit: dict[tuple[str, d
         "computed_at": pa.array([now] * len(units), pa.timestamp("us", tz="UTC")),
         "rows_written": pa.array([int(rows_by_unit.get((u.family, u.trade_date), 0)) for u in units], pa.int64()),
     })
-    delete = None
-    for family in sorted({u.family for u in units}):
-        mine = (pc.field("family") == family) & pc.field("trade_date").isin(
-            pa.array([u.trade_date for u in units if u.family == family], pa.date32()))
-        delete = mine if delete is None else delete | mine
-    lake.replace_rows("refresh_state", state, delete=delete)
+    done: dict[str, list[dt.date]] = defaultdict(list)
+    for u in units:
+        done[u.family].append(u.trade_date)
+    lake.replace_rows("refresh_state", state, delete=_rows_of_units(done, lambda f: pc.field("family") == f))
 
 
 def _families(names: Sequence[str] | None) -> list[FactorSpec]:

@@ -16,6 +16,7 @@ from conftest import copy_lake, factor_values
 from eventvol.data_lake import Lake
 from eventvol.data_lake.synthetic import SyntheticConfig, build
 from eventvol.pipelines import refresh as rf
+from eventvol.pipelines.factors import month_rows, row_blocks
 from eventvol.pipelines.registry import REGISTRY, FactorSpec, RegistryError, load_families, register
 
 # 19 months, so that 12-1 momentum (252 sessions of history) has values; thin chains
@@ -183,20 +184,20 @@ def test_sigkill_inside_a_whole_range_batch_then_rerun_equals_a_clean_run(tiny_p
 
 def test_row_blocks_pack_consecutive_months_up_to_the_budget():
     rows = {100: 40, 101: 50, 102: 5, 103: 200, 104: 1, 105: 99}
-    assert rf.row_blocks(rows, 100) == {100: 0, 101: 0, 102: 0, 103: 1, 104: 2, 105: 2}
-    assert rf.row_blocks(rows, 10**9) == dict.fromkeys(rows, 0)
-    assert rf.row_blocks(rows, 1) == {m: i for i, m in enumerate(sorted(rows))}  # a month never splits
+    assert row_blocks(rows, 100) == {100: 0, 101: 0, 102: 0, 103: 1, 104: 2, 105: 2}
+    assert row_blocks(rows, 10**9) == dict.fromkeys(rows, 0)
+    assert row_blocks(rows, 1) == {m: i for i, m in enumerate(sorted(rows))}  # a month never splits
 
 
 def test_gex_row_budget_splits_batches_without_changing_a_value(tiny_path, tmp_path, monkeypatch):
     whole = copy_lake(tiny_path, tmp_path / "whole")
     split = copy_lake(tiny_path, tmp_path / "split")
     rw = rf.refresh(whole, factors=["gex"])
-    per_month = rf.month_rows(split, "option_quotes")
+    per_month = month_rows(split, "option_quotes")
     assert sum(per_month.values()) == split.read_arrow("option_quotes", columns=["strike"]).num_rows
     budget = max(per_month.values()) * 2  # about two to four months a batch
     monkeypatch.setenv(rf.BATCH_ROWS_ENV, str(budget))
     rs = rf.refresh(split, factors=["gex"])
-    assert rw.tasks == 1 and rs.tasks == len(set(rf.row_blocks(per_month, budget).values())) >= 6
+    assert rw.tasks == 1 and rs.tasks == len(set(row_blocks(per_month, budget).values())) >= 6
     pd.testing.assert_frame_equal(factor_values(split), factor_values(whole), check_exact=True)
     pd.testing.assert_frame_equal(state(split), state(whole), check_exact=True)
