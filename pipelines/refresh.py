@@ -363,10 +363,21 @@ def _block_of(d: dt.date, batch_months: int) -> int:
     return (d.year * 12 + d.month - 1) // batch_months if batch_months > 0 else 0
 
 
+def batch_rows_override() -> int | None:
+    """The row budget `BATCH_ROWS_ENV` sets (None when unset); a value that is not a positive
+    whole number of rows is refused in one sentence, before the lake is touched."""
+    text = os.environ.get(BATCH_ROWS_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) <= 0:
+        raise EventvolError(f"{BATCH_ROWS_ENV} must be a positive whole number of rows, not {text!r}")
+    return int(text)
+
+
 def _block_fn(spec: FactorSpec, lake: Lake) -> Callable[[dt.date], int]:
     """The family's batch block of a date: by rows (`batch_rows`, `BATCH_ROWS_ENV` overriding
     the budget) or by calendar months."""
-    blocks = family_row_blocks(lake, spec, int(os.environ.get(BATCH_ROWS_ENV) or 0))
+    blocks = family_row_blocks(lake, spec, batch_rows_override())
     if blocks is not None:
         return lambda d: blocks.get(d.year * 12 + d.month - 1, -1)
     return lambda d: _block_of(d, spec.batch_months)
@@ -509,6 +520,7 @@ def refresh(lake: Lake, *, factors: Sequence[str] | None = None, start: dt.date 
         raise NoDataError(f"--start {start} is after --end {end}")
     if executor is None and (engine not in ENGINES or (scheduler and engine != "dask")):
         make_executor(engine, scheduler)  # raises the one-sentence error before touching the lake
+    batch_rows_override()  # likewise for a bad row budget
     specs = _families(factors)
     started = datetime.now(dt.UTC)
     with lake.writer():

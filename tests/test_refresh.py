@@ -185,6 +185,20 @@ def run_cli(lake: Path, *args: str, env: dict | None = None, **kw) -> subprocess
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
+@pytest.mark.parametrize("budget", ["abc", "0", "-5", "1e6", "2.5"])
+def test_a_bad_row_budget_is_one_sentence_and_writes_nothing(history, budget):
+    before = {p.relative_to(history.root): p.stat().st_mtime_ns for p in history.root.rglob("*") if p.is_file()}
+    p = run_cli(history.root, env={rf.BATCH_ROWS_ENV: budget})
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 2 and "Traceback" not in err
+    assert err.strip().splitlines() == [f"eventvol: error: {rf.BATCH_ROWS_ENV} must be a positive whole number "
+                                        f"of rows, not {budget!r}"]
+    after = {p.relative_to(history.root): p.stat().st_mtime_ns for p in history.root.rglob("*") if p.is_file()}
+    assert {k: v for k, v in after.items() if k.parts[0] != "locks"} == \
+        {k: v for k, v in before.items() if k.parts[0] != "locks"}
+    assert not Lake.open(history.root).files("factors")
+
+
 def test_missing_inputs_for_a_due_session_exit_3_and_still_write_the_rest(history):
     p = run_cli(history.root, "--end", "2023-02-21", "--json")
     outp, errp = p.communicate(timeout=60)
